@@ -1,0 +1,220 @@
+"""What each ``scrobble`` subcommand does: thin wrappers over the shared core and scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+from uuid import UUID
+
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.db.connect import connect, describe_target
+from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
+from scrobble_shared.db.migrate import apply_migrations
+from scrobble_shared.settings import Settings, load_settings
+
+
+class CommandError(Exception):
+    """A subcommand failed for a reason the operator can act on; the message says which."""
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (the scripts in deploy/ live there)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+# --- migrate -------------------------------------------------------------------------
+
+
+async def _migrate(dsn: str) -> list[str]:
+    conn = await connect(dsn)
+    try:
+        applied = await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return [f"{m.version:04d}_{m.name}" for m in applied]
+
+
+def migrate(args: argparse.Namespace) -> int:
+    settings = _settings(database_url=args.database_url)
+    applied = asyncio.run(_migrate(settings.database_url))
+    target = describe_target(settings.database_url)
+    if applied:
+        print(f"applied {len(applied)} migration(s) to {target}: {', '.join(applied)}")
+    else:
+        print(f"schema of {target} is up to date")
+    return 0
+
+
+# --- sandbox -------------------------------------------------------------------------
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    try:
+        from scrobble_sandbox.main import run
+    except ImportError:
+        print("scrobble sandbox: not available yet (tracked in issue 3)", file=sys.stderr)
+        return 2
+    code: int = run(args.host, args.port)
+    return code
+
+
+# --- publish -------------------------------------------------------------------------
+
+
+def _read_lines(source: TextIO) -> list[tuple[int, str]]:
+    return [(n, line.strip()) for n, line in enumerate(source, start=1) if line.strip()]
+
+
+def _key_of(line: str) -> bytes | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    user = value.get("user_id") if isinstance(value, dict) else None
+    return user.encode("utf-8") if isinstance(user, str) else None
+
+
+def _check_lines(lines: list[tuple[int, str]]) -> list[str]:
+    from scrobble_shared.events import InvalidEvent, parse_playback_event
+
+    problems = []
+    for number, line in lines:
+        try:
+            parse_playback_event(line.encode("utf-8"))
+        except InvalidEvent as exc:
+            problems.append(f"line {number}: {exc}")
+    return problems
+
+
+async def _publish(bootstrap: str, topic: str, lines: list[tuple[int, str]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    try:
+        await asyncio.wait_for(producer.start(), 15)
+    except Exception as exc:
+        await producer.stop()
+        raise CommandError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+    try:
+        sends = [
+            await producer.send(topic, line.encode("utf-8"), key=_key_of(line)) for _, line in lines
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+def publish(args: argparse.Namespace) -> int:
+    settings = _settings()
+    topic = args.topic or settings.playback_topic
+    if args.file == "-":
+        lines = _read_lines(sys.stdin)
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as source:
+                lines = _read_lines(source)
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    if not args.no_validate:
+        problems = _check_lines(lines)
+        if problems:
+            shown = "\n".join(problems[:20])
+            raise CommandError(
+                f"{len(problems)} of {len(lines)} line(s) are not valid playback events; "
+                f"nothing was published (use --no-validate to send them anyway):\n{shown}"
+            )
+    asyncio.run(_publish(settings.kafka_bootstrap_servers, topic, lines))
+    print(f"published {len(lines)} event(s) to {topic}")
+    return 0
+
+
+# --- connection add ------------------------------------------------------------------
+
+
+async def _add_connection(settings: Settings, new: NewConnection) -> UUID:
+    settings.require("token_encryption_key")
+    assert settings.token_encryption_key is not None
+    cipher = TokenCipher(settings.token_encryption_key.get_secret_value())
+    conn = await connect(settings.database_url)
+    try:
+        created = await create_connection(conn, cipher, new)
+    except ConnectionExists as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        await conn.close()
+    return created.id
+
+
+def connection_add(args: argparse.Namespace) -> int:
+    try:
+        user = UUID(args.user)
+    except ValueError:
+        raise CommandError(f"--user must be a uuid, got {args.user!r}") from None
+    if not 1 <= args.threshold <= 100:
+        raise CommandError("--threshold must be between 1 and 100")
+    new = NewConnection(
+        user_id=user,
+        service=args.service,
+        access_token=args.token,
+        refresh_token=args.refresh_token,
+        scrobble_threshold_percent=args.threshold,
+        sync_ratings=args.sync_ratings,
+        sync_watch_status=args.sync_watch_status,
+    )
+    print(asyncio.run(_add_connection(_settings(), new)))
+    return 0
+
+
+# --- up / down -----------------------------------------------------------------------
+
+
+def _infra(action: str) -> str:
+    script = repo_root() / "deploy" / "local" / "infra.sh"
+    if not script.exists():
+        raise CommandError(f"{script} not found: run from a checkout of the repository")
+    result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        ["bash", str(script), action],  # noqa: S607 - bash from PATH, like the Makefile
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CommandError(f"deploy/local/infra.sh {action} failed (exit {result.returncode})")
+    return result.stdout
+
+
+def _exports(text: str) -> dict[str, str]:
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line.removeprefix("export ").partition("=")
+            found[name] = value
+    return found
+
+
+def up(_: argparse.Namespace) -> int:
+    exports = _exports(_infra("up"))
+    dsn = exports["DATABASE_URL"]
+    applied = asyncio.run(_migrate(dsn))
+    print(f"Kafka:    {exports['KAFKA_BOOTSTRAP_SERVERS']}")
+    print(f"Postgres: {describe_target(dsn)} ({len(applied)} migration(s) applied now)")
+    print("The services (ingest, dispatcher, gateway) and the sandbox join `scrobble up` as")
+    print("they land (issues 3-8). To use this infrastructure from a shell:")
+    for name, value in exports.items():
+        print(f"  export {name}={value}")
+    return 0
+
+
+def down(_: argparse.Namespace) -> int:
+    _infra("down")
+    print("stopped local Kafka and Postgres")
+    return 0

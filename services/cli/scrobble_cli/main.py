@@ -1,0 +1,126 @@
+"""Argument parsing and dispatch of ``scrobble`` subcommands.
+
+Each subcommand lives in a function that returns an exit code; errors an operator can act
+on (bad settings, an unreachable database) are printed to stderr in one line, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from scrobble_cli import commands
+from scrobble_shared.crypto import TokenKeyError
+from scrobble_shared.db.connect import DatabaseUnavailable
+from scrobble_shared.db.migrate import MigrationError
+from scrobble_shared.settings import SERVICES, SettingsError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _not_yet(name: str, issue: int) -> Handler:
+    def handler(_: argparse.Namespace) -> int:
+        print(f"scrobble {name}: not available yet (tracked in issue {issue})", file=sys.stderr)
+        return EXIT_USAGE
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scrobble",
+        description="revenge-scrobble: media server plays out to Trakt, Simkl, AniList, "
+        "Last.fm and ListenBrainz.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = sub.add_parser(
+        "migrate", help="apply the database schema; idempotent, safe to run concurrently"
+    )
+    migrate.add_argument("--database-url", help="Postgres DSN (default: DATABASE_URL)")
+    migrate.set_defaults(handler=commands.migrate)
+
+    for name, issue in (("ingest", 4), ("dispatcher", 5), ("gateway", 6)):
+        service = sub.add_parser(name, help=f"run the {name} service in the foreground")
+        service.set_defaults(handler=_not_yet(name, issue))
+
+    sandbox = sub.add_parser("sandbox", help="run fakes of the five services on loopback")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8900, help="port to listen on (0: any)")
+    sandbox.set_defaults(handler=commands.sandbox)
+
+    publish = sub.add_parser(
+        "publish", help="publish playback events (JSON lines) to the playback topic"
+    )
+    publish.add_argument("file", nargs="?", default="-", help="JSON lines file, or - for stdin")
+    publish.add_argument("--topic", help="topic (default: PLAYBACK_TOPIC, playback.events)")
+    publish.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="send lines as they are, even ones that fail the schema",
+    )
+    publish.set_defaults(handler=commands.publish)
+
+    connection = sub.add_parser("connection", help="manage connections directly")
+    connection_sub = connection.add_subparsers(dest="connection_command", required=True)
+    add = connection_sub.add_parser("add", help="create a connection; prints its id")
+    add.add_argument("--user", required=True, help="user id (uuid)")
+    add.add_argument("--service", required=True, choices=SERVICES)
+    add.add_argument("--token", help="access token, session key or user token")
+    add.add_argument("--refresh-token", help="refresh token (Trakt)")
+    add.add_argument("--threshold", type=int, default=80, help="watched threshold percent")
+    add.add_argument("--sync-ratings", action="store_true")
+    add.add_argument("--sync-watch-status", action="store_true")
+    add.set_defaults(handler=commands.connection_add)
+
+    dlq = sub.add_parser("dlq", help="list or replay dead-lettered scrobbles")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="list dead scrobbles")
+    dlq_list.add_argument("--service", choices=SERVICES)
+    dlq_list.set_defaults(handler=_not_yet("dlq list", 5))
+    replay = dlq_sub.add_parser("replay", help="requeue dead scrobbles")
+    replay.add_argument("--service", choices=SERVICES)
+    replay.add_argument("--id", help="one scrobble id")
+    replay.set_defaults(handler=_not_yet("dlq replay", 5))
+
+    up = sub.add_parser("up", help="quick start: local Kafka and Postgres, schema, services")
+    up.set_defaults(handler=commands.up)
+    down = sub.add_parser("down", help="stop what `scrobble up` started")
+    down.set_defaults(handler=commands.down)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (SettingsError, TokenKeyError) as exc:
+        print(f"scrobble: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DatabaseUnavailable, MigrationError, commands.CommandError) as exc:
+        print(f"scrobble: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

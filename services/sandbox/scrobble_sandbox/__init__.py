@@ -1,0 +1,1 @@
+"""Fakes of the five external services, for tests and the quick start."""

@@ -1,0 +1,1 @@
+"""Postgres: connecting with clear errors, and the schema migrations."""

@@ -1,0 +1,58 @@
+"""Opening Postgres connections and pools with a deadline and errors an operator can read."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from scrobble_shared.settings import redact_dsn
+
+CONNECT_TIMEOUT_S = 8.0
+
+
+class DatabaseUnavailable(Exception):
+    """Postgres could not be reached or refused us; the message names the host, not the password."""
+
+
+def describe_target(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    port = parts.port or 5432
+    database = parts.path.lstrip("/") or "(default database)"
+    return f"{host}:{port}/{database}"
+
+
+def _unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        reason = f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
+    # asyncpg messages can quote the DSN; never let a password through.
+    reason = reason.replace(dsn, redact_dsn(dsn))
+    return DatabaseUnavailable(f"cannot connect to Postgres at {describe_target(dsn)}: {reason}")
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection, or :class:`DatabaseUnavailable` within about ``CONNECT_TIMEOUT_S``."""
+    try:
+        return await asyncio.wait_for(
+            asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S + 1
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _unavailable(dsn, exc) from None
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose first connection is made now, so a bad DSN fails at start-up."""
+    try:
+        pool = await asyncio.wait_for(
+            asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S
+            ),
+            CONNECT_TIMEOUT_S + 1,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _unavailable(dsn, exc) from None
+    assert pool is not None
+    return pool

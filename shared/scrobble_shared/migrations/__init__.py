@@ -1,0 +1,1 @@
+"""Schema migration files, applied by scrobble_shared.db.migrate."""

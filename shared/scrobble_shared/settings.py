@@ -1,0 +1,406 @@
+"""Typed settings of every process: a YAML file shaped like the original ``scrobble:`` keys,
+``${VAR}`` expansion inside it, environment variables over it (CONTRACTS section 5).
+
+Precedence, highest first: keyword arguments, environment, the YAML file named by
+``SCROBBLE_CONFIG``, defaults. Field names are the environment variable names in lower
+case; the YAML keys map onto them as follows::
+
+    scrobble:
+      enabled: true                 -> SCROBBLE_ENABLED
+      max_retries: 3                -> SCROBBLE_MAX_RETRIES
+      retry_backoff: 5m             -> SCROBBLE_RETRY_BACKOFF
+      database_url: ...             -> DATABASE_URL  (any section-5 variable, lower case)
+      services:
+        trakt:
+          client_id: ${TRAKT_CLIENT_ID}  -> TRAKT_CLIENT_ID
+          enabled: false                 -> TRAKT_ENABLED
+
+A bad value stops the process with a :class:`SettingsError` naming the setting; an unknown
+YAML key is an error too, because a typo silently ignored is a setting silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+log = logging.getLogger(__name__)
+
+ServiceName = Literal["trakt", "lastfm", "listenbrainz", "simkl", "anilist"]
+SERVICES: Final[tuple[ServiceName, ...]] = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
+
+# Which app credentials each service needs before it can do anything. ListenBrainz has
+# none: every user brings their own token.
+REQUIRED_CREDENTIALS: Final[dict[ServiceName, tuple[str, ...]]] = {
+    "trakt": ("trakt_client_id", "trakt_client_secret"),
+    "lastfm": ("lastfm_api_key", "lastfm_api_secret"),
+    "listenbrainz": (),
+    "simkl": ("simkl_client_id", "simkl_client_secret"),
+    "anilist": ("anilist_client_id", "anilist_client_secret"),
+}
+
+DEFAULT_METRICS_PORTS: Final[dict[str, int]] = {"ingest": 9101, "dispatcher": 9102}
+
+
+class SettingsError(Exception):
+    """A setting is missing or has a bad value; the message names the setting."""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS: Final[dict[str, float]] = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+}
+
+
+def parse_duration(value: object) -> object:
+    """Turn ``"5m"``, ``"1h30m"``, ``"250ms"`` or a number of seconds into a timedelta.
+
+    Anything else is handed on unchanged so pydantic reports it as a bad value.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
+    if not text or _DURATION_PART.sub("", text):
+        raise ValueError("expected a duration such as 30s, 5m, 1h30m or 250ms")
+    seconds = sum(
+        float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text)
+    )
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_variables(text: str, environ: Mapping[str, str]) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable becomes empty, so a
+    credential left out of the environment disables its service instead of crashing."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = environ.get(name, "")
+        return found if found else (default or "")
+
+    return _VAR.sub(replace, text)
+
+
+def _flatten_yaml(document: Any, field_names: set[str], source: str) -> dict[str, Any]:
+    """Map the ``scrobble:`` tree onto flat field names (see the module docstring)."""
+    if document is None:
+        return {}
+    if not isinstance(document, dict) or set(document) - {"scrobble"}:
+        raise SettingsError(f"{source}: expected a single top-level 'scrobble:' mapping")
+    tree = document.get("scrobble") or {}
+    if not isinstance(tree, dict):
+        raise SettingsError(f"{source}: 'scrobble:' must be a mapping")
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key == "services":
+            flat.update(_flatten_services(value, field_names, source))
+        elif f"scrobble_{key}" in field_names:
+            flat[f"scrobble_{key}"] = value
+        elif key in field_names:
+            flat[key] = value
+        else:
+            raise SettingsError(f"{source}: unknown setting scrobble.{key}")
+    return flat
+
+
+def _flatten_services(tree: Any, field_names: set[str], source: str) -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        raise SettingsError(f"{source}: scrobble.services must be a mapping")
+    flat: dict[str, Any] = {}
+    for service, options in tree.items():
+        if service not in SERVICES:
+            raise SettingsError(f"{source}: unknown service scrobble.services.{service}")
+        for key, value in (options or {}).items():
+            name = f"{service}_{key}"
+            if name not in field_names:
+                raise SettingsError(f"{source}: unknown setting scrobble.services.{service}.{key}")
+            flat[name] = value
+    return flat
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``SCROBBLE_CONFIG`` with ``${VAR}`` expansion."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below does the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._environ.get("SCROBBLE_CONFIG")
+        if not path:
+            return {}
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"SCROBBLE_CONFIG={path}: cannot read: {exc.strerror}") from exc
+        try:
+            document = yaml.safe_load(expand_variables(text, self._environ))
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"SCROBBLE_CONFIG={path}: not valid YAML: {exc}") from exc
+        flat = _flatten_yaml(document, set(self.settings_cls.model_fields), path)
+        # Empty strings come from unset ${VAR}s: treat them as "not given".
+        return {key: value for key, value in flat.items() if value not in ("", None)}
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What a client of one external service needs from the settings."""
+
+    name: ServiceName
+    api_url: str
+    auth_url: str | None
+    client_id: str | None
+    client_secret: SecretStr | None
+
+
+class Settings(BaseSettings):
+    """One process's settings; build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str = "postgresql://localhost/scrobble"
+    kafka_bootstrap_servers: str = "localhost:9092"
+    token_encryption_key: SecretStr | None = None
+    gateway_jwt_secret: SecretStr | None = None
+    gateway_jwks_url: str | None = None
+    gateway_host: str = "127.0.0.1"
+    gateway_port: Port = 8080
+    gateway_public_url: str = "http://localhost:8080"
+    metrics_port: Port | None = None
+
+    scrobble_enabled: bool = True
+    scrobble_max_retries: int = Field(default=3, ge=0, le=100)
+    scrobble_retry_backoff: Duration = timedelta(minutes=5)
+    scrobble_queue_process_interval: Duration = timedelta(minutes=5)
+    scrobble_silence_timeout: Duration = timedelta(minutes=30)
+    playback_topic: str = Field(default="playback.events", min_length=1, max_length=249)
+
+    trakt_enabled: bool = True
+    trakt_client_id: str | None = None
+    trakt_client_secret: SecretStr | None = None
+    trakt_redirect_uri: str | None = None
+    trakt_api_url: str = "https://api.trakt.tv"
+    # EXTERNAL_APIS lists a CONFLICT between api.trakt.tv/oauth and auth.trakt.tv/oauth;
+    # the contracts updated in 2026 name auth.trakt.tv, so that is the default.
+    trakt_auth_url: str = "https://auth.trakt.tv"
+
+    lastfm_enabled: bool = True
+    lastfm_api_key: str | None = None
+    lastfm_api_secret: SecretStr | None = None
+    lastfm_api_url: str = "https://ws.audioscrobbler.com/2.0/"
+    lastfm_auth_url: str = "https://www.last.fm/api/auth/"
+
+    listenbrainz_enabled: bool = True
+    listenbrainz_token: SecretStr | None = None
+    listenbrainz_api_url: str = "https://api.listenbrainz.org"
+
+    simkl_enabled: bool = True
+    simkl_client_id: str | None = None
+    simkl_client_secret: SecretStr | None = None
+    simkl_api_url: str = "https://api.simkl.com"
+    simkl_auth_url: str = "https://simkl.com"
+
+    anilist_enabled: bool = True
+    anilist_client_id: str | None = None
+    anilist_client_secret: SecretStr | None = None
+    anilist_api_url: str = "https://graphql.anilist.co"
+    anilist_auth_url: str = "https://anilist.co/api/v2/oauth"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("expected postgresql://[user[:password]@]host[:port]/database")
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_list(cls, value: str) -> str:
+        for server in value.split(","):
+            if not re.fullmatch(r"[^\s:,]+:\d{1,5}", server.strip()):
+                raise ValueError("expected a comma-separated list of host:port")
+        return value
+
+    @field_validator(
+        "gateway_public_url",
+        "gateway_jwks_url",
+        "trakt_api_url",
+        "trakt_auth_url",
+        "lastfm_api_url",
+        "lastfm_auth_url",
+        "listenbrainz_api_url",
+        "simkl_api_url",
+        "simkl_auth_url",
+        "anilist_api_url",
+        "anilist_auth_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            # Imported here so settings stay importable without the crypto stack loaded.
+            from scrobble_shared.crypto import parse_keys
+
+            parse_keys(value.get_secret_value())
+        return value
+
+    @property
+    def max_retries(self) -> int:
+        return self.scrobble_max_retries
+
+    @property
+    def retry_backoff(self) -> timedelta:
+        return self.scrobble_retry_backoff
+
+    def metrics_port_for(self, process: str) -> int:
+        """``METRICS_PORT`` when set, else the contract's default for the process."""
+        return self.metrics_port or DEFAULT_METRICS_PORTS[process]
+
+    def service(self, name: ServiceName) -> ServiceConfig:
+        values = self.model_dump()
+        secret_name = {"lastfm": "lastfm_api_secret"}.get(name, f"{name}_client_secret")
+        id_name = {"lastfm": "lastfm_api_key"}.get(name, f"{name}_client_id")
+        secret = values.get(secret_name)
+        return ServiceConfig(
+            name=name,
+            api_url=values[f"{name}_api_url"],
+            auth_url=values.get(f"{name}_auth_url"),
+            client_id=values.get(id_name),
+            client_secret=secret if isinstance(secret, SecretStr) else None,
+        )
+
+    def missing_credentials(self, name: ServiceName) -> list[str]:
+        values = self.model_dump()
+        return [f.upper() for f in REQUIRED_CREDENTIALS[name] if not values.get(f)]
+
+    def enabled_services(self) -> list[ServiceName]:
+        """The services this install can talk to; one log line for each one that is off."""
+        enabled: list[ServiceName] = []
+        for name in SERVICES:
+            missing = self.missing_credentials(name)
+            if not self.scrobble_enabled:
+                log.info("%s disabled: scrobbling is off (SCROBBLE_ENABLED=false)", name)
+            elif not getattr(self, f"{name}_enabled"):
+                log.info("%s disabled by configuration (%s_ENABLED=false)", name, name.upper())
+            elif missing:
+                log.info("%s disabled: %s not set", name, " and ".join(missing))
+            else:
+                enabled.append(name)
+        return enabled
+
+    def require(self, *names: str) -> None:
+        """Refuse to start a process that needs a setting the operator did not give."""
+        missing = [n.upper() for n in names if getattr(self, n.lower()) in (None, "")]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)} must be set for this process")
+
+
+_SECRET_FIELDS: Final = frozenset(
+    name for name, info in Settings.model_fields.items() if "SecretStr" in repr(info.annotation)
+)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password replaced, fit for logs and error messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    where = field.upper()
+    message = str(error["msg"])
+    if field in _SECRET_FIELDS:
+        return f"{where}: {message}"
+    if field == "database_url" and isinstance(error["input"], str):
+        return f"{where}: {message} (got {redact_dsn(error['input'])!r})"
+    return f"{where}: {message} (got {error['input']!r})"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings or raise :class:`SettingsError` naming every bad setting."""
+    env = dict(os.environ if environ is None else environ)
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, _EnvSource(settings_cls, env), _YamlSource(settings_cls, env))
+
+    try:
+        loaded = _Loaded(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from None
+    return loaded
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """Environment variables named after the fields; empty values count as unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = {k.lower(): v for k, v in environ.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below reads all fields at once
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            name: self._environ[name]
+            for name in self.settings_cls.model_fields
+            if self._environ.get(name, "") != ""
+        }

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: infrastructure discovery, per-test databases and topics."""

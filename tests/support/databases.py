@@ -1,0 +1,47 @@
+"""One Postgres database per test, cloned from a migrated template so each starts clean."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from scrobble_shared.db.migrate import apply_migrations
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlsplit(dsn)._replace(path=f"/{name}").geturl()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def create_database(admin_dsn: str, name: str, template: str | None = None) -> str:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        clause = f" TEMPLATE {template}" if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await conn.close()
+    return with_database(admin_dsn, name)
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def create_migrated_template(admin_dsn: str) -> str:
+    name = unique_name("tpl")
+    dsn = await create_database(admin_dsn, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return name
