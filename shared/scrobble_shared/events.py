@@ -1,0 +1,436 @@
+"""The playback event (CONTRACTS section 1) as a pydantic model, and its parser.
+
+``contracts/playback-event.v1.schema.json`` is the contract; :class:`PlaybackEvent` accepts
+exactly the JSON values that schema accepts, as judged by ``jsonschema``'s
+``Draft202012Validator`` with its format checker (the reference the unit tests compare against
+with generated valid and invalid events). Pydantic's own coercions are switched off where they
+would disagree: integers take ``1`` and ``1.0`` (2020-12 counts a zero fraction as an integer)
+but not ``true`` or ``"1"``; numbers take no booleans or strings; ``null`` is never a value;
+date-times must carry an offset; lengths count code points.
+
+Deliberate divergences from that reference, all stricter, all on values no media server sends:
+
+- ``format: uuid``: the reference runs the text through :class:`uuid.UUID` and then only checks
+  the four hyphen positions, so it also takes e.g. ``...-123456789abc-`` (extra hyphens), a
+  trailing ``}``, ``0x``/``+`` prefixes or ``_`` inside. Those are not RFC 4122 text, which is
+  what the format means, and they would fail later as database keys, so only the canonical
+  8-4-4-4-12 hex spelling (either case) passes here.
+- Strings holding a lone UTF-16 surrogate (JSON ``"\\ud800"``): the reference accepts them;
+  they cannot be encoded as UTF-8 for Kafka, Postgres or an HTTP body, so they are rejected.
+- ``NaN`` and ``Infinity`` are not JSON; :func:`parse_playback_event` refuses them as "not JSON"
+  although Python's ``json`` module would read them.
+
+Kept on purpose to agree with the reference: a single trailing newline after a date-time or an
+IMDb id (``re.search``/``re.match`` with ``$``, which matches before a final ``\\n``), and
+lower-case ``t``/``z`` in date-times.
+
+Rules that the schema only states in descriptions (``position_ms`` for play actions, ``rating``
+for ``rate``) are not validation here, so the model never rejects what the schema allows;
+:func:`semantic_problems` reports them for ingest to decide on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from enum import StrEnum
+from importlib import resources
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+"""Largest accepted Kafka value, in bytes of UTF-8 (CONTRACTS section 1)."""
+
+SCHEMA_RESOURCE: Final = "contracts/playback-event.v1.schema.json"
+"""Where the JSON Schema lives inside this package."""
+
+# Keeps a dead letter's error.message header and log lines short whatever the input.
+_MESSAGE_BUDGET: Final = 900
+
+_PLAY_ACTIONS_NEEDING_POSITION: Final = frozenset({"start", "pause", "resume", "progress", "stop"})
+
+
+def playback_event_schema() -> dict[str, Any]:
+    """The JSON Schema the model mirrors, read from the copy shipped in this package."""
+    text = resources.files("scrobble_shared").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+class Action(StrEnum):
+    """What happened: five play actions, a rating, or a manual 'watched' mark."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    PROGRESS = "progress"
+    STOP = "stop"
+    RATE = "rate"
+    MARK_WATCHED = "mark_watched"
+
+
+class ContentType(StrEnum):
+    """The kind of item; it decides which services can take the event (CONTRACTS section 2)."""
+
+    MOVIE = "movie"
+    EPISODE = "episode"
+    TRACK = "track"
+    ANIME_EPISODE = "anime_episode"
+
+
+class InvalidEvent(Exception):
+    """A Kafka value that is not a usable playback event; ingest dead-letters it.
+
+    ``reason`` is a short stable word for metrics and the ``error.class`` header
+    (``too_large``, ``not_utf8``, ``not_json``, ``not_object``, ``schema``); ``problems``
+    lists every schema problem as ``path.to.field: message``.
+    """
+
+    def __init__(self, reason: str, problems: list[str]) -> None:
+        self.reason = reason
+        self.problems = problems
+        super().__init__(_summarise(problems))
+
+
+def _summarise(problems: list[str]) -> str:
+    # Stop listing before the budget runs out rather than cutting a problem in half.
+    shown: list[str] = []
+    used = len("invalid playback event: ")
+    for problem in problems:
+        if shown and used + len(problem) + 2 > _MESSAGE_BUDGET:
+            break
+        shown.append(problem[:_MESSAGE_BUDGET])
+        used += len(shown[-1]) + 2
+    text = "invalid playback event: " + "; ".join(shown)
+    if len(shown) < len(problems):
+        text += f"; and {len(problems) - len(shown)} more"
+    return text
+
+
+# --- JSON Schema value types -------------------------------------------------------------
+
+
+def _json_integer(value: object) -> object:
+    # Draft 2020-12 (and jsonschema from draft 6 on) call 5.0 an integer; bool is an int
+    # subclass in Python but never a JSON integer.
+    if isinstance(value, bool):
+        raise PydanticCustomError("json_integer", "must be an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    raise PydanticCustomError("json_integer", "must be an integer")
+
+
+def _json_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("json_number", "must be a number")
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            # The reference compares big ints exactly; any that overflow a float are far
+            # outside every bound in the schema.
+            raise PydanticCustomError("json_number", "is out of range") from None
+    return value
+
+
+_UUID_TEXT: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def _uuid_text(value: str) -> str:
+    if _UUID_TEXT.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "uuid_format", "must be a UUID like 0b6c1f0e-6a47-4a8e-9d8e-1c1b7e3f9a01"
+        )
+    return value
+
+
+# Same expression as rfc3339-validator, which the reference uses after upper-casing the text;
+# its ``$`` lets one trailing newline through and we keep that to agree with it.
+_RFC3339: Final = re.compile(
+    r"(\d{4})-(0[1-9]|1[0-2])-(\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$",
+    re.ASCII,
+)
+
+
+def _rfc3339(value: object) -> object:
+    # An aware datetime built in Python is welcome; AwareDatetime refuses naive ones.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("date_time_type", "must be a string")
+    text = value.upper()
+    match = _RFC3339.match(text)
+    if match is None or int(match[1]) == 0:
+        raise PydanticCustomError(
+            "date_time_format",
+            "must be an RFC 3339 date-time with an offset, like 2026-11-20T21:04:05Z",
+        )
+    try:
+        # fromisoformat (3.11) takes Z and any number of fraction digits (keeps microseconds).
+        return datetime.fromisoformat(text.rstrip("\n"))
+    except ValueError:
+        # The expression lets through day numbers the month does not have (Feb 30).
+        raise PydanticCustomError(
+            "date_time_format", "must be a real calendar date and time"
+        ) from None
+
+
+_IMDB: Final = "^tt[0-9]+$"
+
+
+def _imdb_id(value: str) -> str:
+    # re.search with the schema's pattern as written, exactly as the reference does.
+    if re.search(_IMDB, value) is None:
+        raise PydanticCustomError("imdb_format", "must be an IMDb id like tt0133093")
+    return value
+
+
+def _one_of(enum: type[StrEnum]) -> BeforeValidator:
+    allowed = [member.value for member in enum]
+    listed = ", ".join(allowed)
+
+    def check(value: object) -> object:
+        # Only str: JSON Schema's enum compares by JSON equality, so 1 never equals "1".
+        if not isinstance(value, str) or value not in allowed:
+            raise PydanticCustomError("enum", "must be one of {allowed}", {"allowed": listed})
+        return enum(value)
+
+    return BeforeValidator(check)
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer), Strict()]
+JsonNumber = Annotated[float, BeforeValidator(_json_number), Strict(), AllowInfNan(False)]
+Text = Annotated[str, Strict()]
+UuidText = Annotated[str, Strict(), AfterValidator(_uuid_text)]
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+Title = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=1024)]
+LongText = Annotated[str, Strict(), StringConstraints(max_length=1024)]
+PositiveId = Annotated[JsonInt, Field(ge=1)]
+Count = Annotated[JsonInt, Field(ge=0)]
+
+
+class _EventPart(BaseModel):
+    """Shared configuration of the event's objects."""
+
+    # Unknown properties are allowed and ignored (forward compatibility, schema description).
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        # Optional here means "may be left out"; the schema gives no property a null type, so
+        # an explicit null must fail. Defaults are not validated, so absence still works.
+        if value is None:
+            raise PydanticCustomError("null", "must not be null (leave the property out)")
+        return value
+
+
+class ExternalIds(_EventPart):
+    """Identifiers of the item at other databases; all optional."""
+
+    imdb: Annotated[str, Strict(), AfterValidator(_imdb_id)] | None = None
+    tmdb: PositiveId | None = None
+    tvdb: PositiveId | None = None
+    trakt: PositiveId | None = None
+    trakt_slug: Text | None = None
+    simkl: PositiveId | None = None
+    anilist: PositiveId | None = None
+    mal: PositiveId | None = None
+    anidb: PositiveId | None = None
+    musicbrainz_recording: UuidText | None = None
+    musicbrainz_release: UuidText | None = None
+    musicbrainz_release_group: UuidText | None = None
+    musicbrainz_artists: Annotated[list[UuidText], Strict()] | None = None
+    isrc: Text | None = None
+
+
+class Show(_EventPart):
+    """The series of an episode or anime episode."""
+
+    title: Title
+    year: JsonInt | None = None
+    external_ids: ExternalIds | None = None
+
+
+class Content(_EventPart):
+    """The item that was played, rated or marked."""
+
+    type: Annotated[ContentType, _one_of(ContentType)]
+    id: UuidText
+    title: Title
+    duration_ms: PositiveId | None = None
+    year: Annotated[JsonInt, Field(ge=1800, le=2200)] | None = None
+    show: Show | None = None
+    season: Count | None = None
+    number: Count | None = None
+    episode_count: PositiveId | None = None
+    artists: Annotated[list[Title], Strict(), Field(min_length=1)] | None = None
+    album: LongText | None = None
+    album_artist: LongText | None = None
+    track_number: Count | None = None
+    external_ids: ExternalIds | None = None
+
+
+class ClientInfo(_EventPart):
+    """The player that produced the event."""
+
+    name: Annotated[str, Strict(), StringConstraints(max_length=256)] | None = None
+    version: Annotated[str, Strict(), StringConstraints(max_length=64)] | None = None
+    device: Annotated[str, Strict(), StringConstraints(max_length=256)] | None = None
+
+
+class PlaybackEvent(_EventPart):
+    """One playback event from a media server (schema v1). ``None`` means "not sent"."""
+
+    schema_version: Annotated[Literal[1], BeforeValidator(_json_integer)] = 1
+    event_id: UuidText
+    user_id: UuidText
+    session_id: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=128)] | None = (
+        None
+    )
+    action: Annotated[Action, _one_of(Action)]
+    occurred_at: DateTime
+    position_ms: Count | None = None
+    progress_percent: Annotated[JsonNumber, Field(ge=0, le=100)] | None = None
+    rating: Annotated[JsonNumber, Field(ge=1, le=10)] | None = None
+    watched_at: DateTime | None = None
+    content: Content
+    client: ClientInfo | None = None
+
+    def progress_percent_effective(self) -> float | None:
+        """The sent ``progress_percent``, else position over duration (at most 100), else None."""
+        if self.progress_percent is not None:
+            return self.progress_percent
+        if self.position_ms is None or self.content.duration_ms is None:
+            return None
+        # Players report positions past the end (credits, rounding); 100 is "all of it".
+        return min(self.position_ms / self.content.duration_ms * 100, 100.0)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready values; parsing it again gives an equal event.
+
+        Properties that were not sent stay out (the schema has no nulls). Integers sent as
+        ``5.0`` come back as ``5`` and fractions beyond microseconds are dropped; neither
+        changes what the event means.
+        """
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def semantic_problems(event: PlaybackEvent) -> list[str]:
+    """Rules the schema states only in descriptions, as ``path: message``; empty when none.
+
+    They are kept out of validation so the model agrees with the schema; ingest decides what a
+    violation costs.
+    """
+    problems: list[str] = []
+    if event.action in _PLAY_ACTIONS_NEEDING_POSITION and event.position_ms is None:
+        problems.append(f"position_ms: required for action {event.action.value}")
+    if event.action is Action.RATE and event.rating is None:
+        problems.append("rating: required for action rate")
+    return problems
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_playback_event(raw: bytes) -> PlaybackEvent:
+    """Turn a Kafka value into an event, or raise :class:`InvalidEvent` saying why not."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent("too_large", [f"value is {len(raw)} bytes, at most {MAX_EVENT_BYTES}"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidEvent(
+            "not_utf8", [f"not UTF-8: {error.reason} at byte {error.start}"]
+        ) from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise InvalidEvent(
+            "not_json", [f"not JSON: {error.msg} at {error.lineno}:{error.colno}"]
+        ) from None
+    except (ValueError, RecursionError) as error:
+        # ValueError: NaN/Infinity, or an integer longer than Python's digit limit;
+        # RecursionError: arrays or objects nested deeper than the parser's stack.
+        raise InvalidEvent(
+            "not_json", [f"not JSON: {str(error)[:200] or 'nested too deeply'}"]
+        ) from None
+    if not isinstance(document, dict):
+        raise InvalidEvent("not_object", [f"not a JSON object but {_json_type(document)}"])
+    try:
+        return PlaybackEvent.model_validate(document)
+    except ValidationError as error:
+        raise InvalidEvent("schema", [_describe(detail) for detail in error.errors()]) from None
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+# Pydantic's own error types, reworded in the schema's terms.
+_MESSAGES: Final[dict[str, str]] = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "string_unicode": "must be valid Unicode text (no lone surrogates)",
+    "string_too_short": "must be at least {min_length} characters",
+    "string_too_long": "must be at most {max_length} characters",
+    "list_type": "must be an array",
+    "too_short": "must have at least {min_length} item",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "finite_number": "must be a finite number",
+    "literal_error": "must be {expected}",
+    "timezone_aware": "must have a UTC offset",
+}
+
+
+def _describe(detail: ErrorDetails) -> str:
+    path = _path(detail["loc"])
+    template = _MESSAGES.get(detail["type"])
+    context = detail.get("ctx", {})
+    if detail["type"] == "string_too_short" and context.get("min_length") == 1:
+        message = "must not be empty"
+    elif template is None:
+        message = detail["msg"]
+    else:
+        message = template.format(**context)
+    return f"{path}: {message}"
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "(event)"
