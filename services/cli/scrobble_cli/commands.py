@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import subprocess
 import sys
@@ -59,11 +60,11 @@ def migrate(args: argparse.Namespace) -> int:
 
 def sandbox(args: argparse.Namespace) -> int:
     try:
-        from scrobble_sandbox.main import run
+        sandbox_main = importlib.import_module("scrobble_sandbox.main")
     except ImportError:
         print("scrobble sandbox: not available yet (tracked in issue 3)", file=sys.stderr)
         return 2
-    code: int = run(args.host, args.port)
+    code: int = sandbox_main.run(args.host, args.port)
     return code
 
 
