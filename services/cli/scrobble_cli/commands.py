@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
 
+from scrobble_sandbox.main import run as run_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect, describe_target
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
@@ -60,12 +60,9 @@ def migrate(args: argparse.Namespace) -> int:
 
 def sandbox(args: argparse.Namespace) -> int:
     try:
-        sandbox_main = importlib.import_module("scrobble_sandbox.main")
-    except ImportError:
-        print("scrobble sandbox: not available yet (tracked in issue 3)", file=sys.stderr)
-        return 2
-    code: int = sandbox_main.run(args.host, args.port)
-    return code
+        return run_sandbox(args.host, args.port)
+    except OSError as exc:
+        raise CommandError(f"sandbox cannot listen on {args.host}:{args.port}: {exc}") from None
 
 
 # --- publish -------------------------------------------------------------------------

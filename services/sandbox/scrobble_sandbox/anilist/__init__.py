@@ -1,0 +1,1 @@
+"""Fake of the AniList GraphQL API and its OAuth pages."""

@@ -1,0 +1,1 @@
+"""Data files the sandbox ships: the AniList GraphQL schema (SDL)."""

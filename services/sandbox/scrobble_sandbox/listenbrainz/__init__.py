@@ -1,0 +1,1 @@
+"""Fake of the ListenBrainz API (/1)."""

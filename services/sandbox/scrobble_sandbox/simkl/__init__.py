@@ -1,0 +1,1 @@
+"""Fake of the Simkl API and its OAuth / PIN pages."""

@@ -1,0 +1,400 @@
+"""Simkl API routes: app id and token checks, scrobble, sync history/ratings, activities,
+all-items."""
+
+import zlib
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
+from scrobble_sandbox.core.fake import USER_KEY
+from scrobble_sandbox.core.http import bearer_token, json_response, read_json
+from scrobble_sandbox.core.items import id_keys, is_int, is_number, media_key
+from scrobble_sandbox.credentials import SIMKL_CLIENT_ID
+from scrobble_sandbox.simkl.state import GROUPS, Kind, SimklRating, SimklState, WatchEvent
+
+if TYPE_CHECKING:
+    from scrobble_sandbox.simkl.fake import SimklFake
+
+ALL_ITEMS_TYPES: dict[str, Kind] = {"movies": "movie", "shows": "show", "anime": "anime"}
+
+
+def simkl_error(status: int, error: str, message: str) -> web.Response:
+    return json_response({"error": error, "code": status, "message": message}, status=status)
+
+
+def client_id_of(request: web.Request) -> str | None:
+    return request.headers.get("simkl-api-key") or request.query.get("client_id")
+
+
+def check_client(request: web.Request) -> web.Response | None:
+    if client_id_of(request) != SIMKL_CLIENT_ID:
+        return simkl_error(401, "client_id_failed", "The client_id is missing or invalid")
+    return None
+
+
+class SimklApi:
+    def __init__(self, fake: "SimklFake") -> None:
+        self.fake = fake
+
+    @property
+    def state(self) -> SimklState:
+        return self.fake.state
+
+    def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
+        for action in ("start", "pause", "stop"):
+            router.add_post(f"{prefix}/scrobble/{action}", self._scrobble_handler(action))
+        router.add_post(f"{prefix}/sync/history", self.add_history)
+        router.add_post(f"{prefix}/sync/ratings", self.add_ratings)
+        router.add_get(f"{prefix}/sync/activities", self.activities)
+        router.add_post(f"{prefix}/sync/activities", self.activities)
+        router.add_get(f"{prefix}/sync/all-items", self.all_items)
+        router.add_get(f"{prefix}/sync/all-items/{{type}}", self.all_items)
+        router.add_get(f"{prefix}/sync/all-items/{{type}}/{{status}}", self.all_items)
+        router.add_get(f"{prefix}/users/settings", self.settings)
+        router.add_post(f"{prefix}/users/settings", self.settings)
+
+    def _guard(self, request: web.Request) -> str | web.Response:
+        bad = check_client(request)
+        if bad is not None:
+            return bad
+        user = self.state.tokens.user_for(bearer_token(request))
+        if user is None:
+            return simkl_error(401, "user_token_failed", "The user token is missing or invalid")
+        request[USER_KEY] = user
+        return user
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            body = await read_json(request)
+        except ValueError:
+            return simkl_error(400, "bad_request", "The request body is not valid JSON")
+        if not isinstance(body, dict):
+            return simkl_error(400, "bad_request", "The request body must be an object")
+        return body
+
+    def _known(self, key: str | None, *objs: Any) -> str | None:
+        if key is None:
+            return None
+        for obj in objs:
+            if any(k in self.state.unknown_ids for k in id_keys(obj)):
+                return None
+        return key
+
+    # --- scrobble --------------------------------------------------------------------------
+    def _scrobble_handler(self, action: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return await self.scrobble(request, action)
+
+        return handler
+
+    def _scrobble_item(
+        self, body: dict[str, Any]
+    ) -> tuple[Kind, str | None, dict[str, Any], int | None, int | None] | web.Response:
+        movie = body.get("movie")
+        if isinstance(movie, dict):
+            return "movie", self._known(media_key(movie), movie), {"movie": movie}, None, None
+        episode = body.get("episode")
+        for kind in ("show", "anime"):
+            parent = body.get(kind)
+            if not isinstance(parent, dict):
+                continue
+            if not isinstance(episode, dict) or not is_int(episode.get("number")):
+                return simkl_error(400, "bad_request", f"{kind} needs episode.number")
+            season = episode.get("season", 1)
+            if not is_int(season):
+                return simkl_error(400, "bad_request", "episode.season must be an integer")
+            base = self._known(media_key(parent), parent)
+            key = None if base is None else f"{kind}:{base}:s{season}e{episode['number']}"
+            typed: Kind = "show" if kind == "show" else "anime"
+            return typed, key, {kind: parent, "episode": episode}, season, episode["number"]
+        return simkl_error(400, "bad_request", "A movie, or a show or anime with an episode")
+
+    async def scrobble(self, request: web.Request, action: str) -> web.Response:
+        user = self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        progress = body.get("progress")
+        if not is_number(progress) or not 0 <= progress <= 100:
+            return simkl_error(400, "bad_request", "progress must be a number from 0 to 100")
+        resolved = self._scrobble_item(body)
+        if isinstance(resolved, web.Response):
+            return resolved
+        kind, key, echo, season, number = resolved
+        if key is None:
+            return simkl_error(404, "id_err", "The item was not found")
+        at, result_id, result_action = now(), 0, action
+        if action == "stop" and progress >= 80:
+            recent = self.state.recent.get((user, key))
+            if recent is not None and recent[1] > at:
+                return json_response(
+                    {"watched_at": iso_utc(recent[0]), "expires_at": iso_utc(recent[1])},
+                    status=409,
+                )
+            item = echo.get(kind) or {}
+            event = self.state.add_watch(
+                user, kind, _group_key(kind, item, key), item, at, season, number
+            )
+            self.state.recent[(user, key)] = (at, at + self.state.duplicate_window)
+            self.state.playback.pop((user, key), None)
+            result_id, result_action = event.id, "scrobble"
+        else:
+            # Below 80% a stop is saved as a pause, like Trakt.
+            result_action = "pause" if action == "stop" else action
+            self.state.playback[(user, key)] = float(progress)
+            self.state.touch(user, kind, "playback")
+        self.state.scrobbles.append(
+            {
+                "user": user,
+                "requested": action,
+                "action": result_action,
+                "progress": progress,
+                "item": key,
+                "at": at,
+            }
+        )
+        return json_response(
+            {"id": result_id, "action": result_action, "progress": progress} | echo, status=201
+        )
+
+    # --- history and ratings ---------------------------------------------------------------
+    def _when(self, obj: dict[str, Any], default: float) -> float:
+        raw = obj.get("watched_at")
+        if raw is None:
+            return default
+        if not isinstance(raw, str):
+            raise ValueError("watched_at must be an ISO 8601 string")
+        return parse_iso(raw)
+
+    async def add_history(self, request: web.Request) -> web.Response:
+        user = self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            result = self._store_history(user, body)
+        except ValueError as exc:
+            return simkl_error(400, "bad_request", str(exc))
+        return json_response(result, status=201)
+
+    def _store_history(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        at = now()
+        added = {"movies": 0, "shows": 0, "episodes": 0}
+        not_found: dict[str, list[Any]] = {"movies": [], "shows": [], "episodes": []}
+        for movie in _objects(body, "movies"):
+            key = self._known(media_key(movie), movie)
+            if key is None:
+                not_found["movies"].append(movie)
+                continue
+            item = {k: v for k, v in movie.items() if k != "watched_at"}
+            self.state.add_watch(user, "movie", key, item, self._when(movie, at))
+            added["movies"] += 1
+        for plural, kind in (("shows", "show"), ("anime", "anime")):
+            typed: Kind = "show" if kind == "show" else "anime"
+            for show in _objects(body, plural):
+                key = self._known(media_key(show), show)
+                if key is None:
+                    not_found["shows"].append(show)
+                    continue
+                item = {
+                    k: v for k, v in show.items() if k not in ("watched_at", "seasons", "episodes")
+                }
+                show_when = self._when(show, at)
+                episodes = [
+                    (s, e) for s in _objects(show, "seasons") for e in _objects(s, "episodes")
+                ]
+                episodes += [({"number": 1}, e) for e in _objects(show, "episodes")]
+                added["shows"] += 1
+                for season, ep in episodes:
+                    if not is_int(season.get("number")) or not is_int(ep.get("number")):
+                        not_found["episodes"].append(ep)
+                        continue
+                    when = self._when(ep, self._when(season, show_when))
+                    self.state.add_watch(
+                        user, typed, key, item, when, season["number"], ep["number"]
+                    )
+                    added["episodes"] += 1
+        for ep in _objects(body, "episodes"):
+            keys = id_keys(ep)
+            if not keys or self._known(keys[0], ep) is None:
+                not_found["episodes"].append(ep)
+                continue
+            item = {k: v for k, v in ep.items() if k != "watched_at"}
+            self.state.add_watch(user, "show", f"episode:{keys[0]}", item, self._when(ep, at))
+            added["episodes"] += 1
+        return {"added": added, "not_found": not_found}
+
+    async def add_ratings(self, request: web.Request) -> web.Response:
+        user = self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        at = now()
+        added = {"movies": 0, "shows": 0}
+        not_found: dict[str, list[Any]] = {"movies": [], "shows": []}
+        ratings: list[SimklRating] = []
+        try:
+            groups = [
+                (p, k, o)
+                for p, k in (("movies", "movie"), ("shows", "show"), ("anime", "anime"))
+                for o in _objects(body, p)
+            ]
+            for plural, kind, obj in groups:
+                rating = obj.get("rating")
+                if not is_int(rating) or not 1 <= rating <= 10:
+                    return simkl_error(400, "bad_request", "rating must be an integer 1-10")
+                bucket = "movies" if plural == "movies" else "shows"
+                key = self._known(media_key(obj), obj)
+                if key is None:
+                    not_found[bucket].append(obj)
+                    continue
+                rated_at = parse_iso(obj["rated_at"]) if "rated_at" in obj else at
+                typed: Kind = (
+                    "movie" if kind == "movie" else ("show" if kind == "show" else "anime")
+                )
+                item = {k: v for k, v in obj.items() if k not in ("rating", "rated_at")}
+                ratings.append(SimklRating(user, typed, key, item, rating, rated_at))
+                added[bucket] += 1
+        except (ValueError, TypeError) as exc:
+            return simkl_error(400, "bad_request", str(exc))
+        for r in ratings:
+            self.state.ratings[(user, f"{r.kind}:{r.key}")] = r
+            self.state.touch(user, r.kind, "rated_at")
+        return json_response({"added": added, "not_found": not_found}, status=201)
+
+    # --- reads -----------------------------------------------------------------------------
+    async def activities(self, request: web.Request) -> web.Response:
+        user = self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        base = self.state.created_at
+
+        def stamp(group: str, what: str) -> str:
+            return iso_utc(self.state.activity.get((user, group, what), base), millis=False)
+
+        show_fields = (
+            "rated_at",
+            "playback",
+            "plantowatch",
+            "watching",
+            "completed",
+            "hold",
+            "dropped",
+            "removed_from_list",
+        )
+        movie_fields = (
+            "rated_at",
+            "playback",
+            "plantowatch",
+            "completed",
+            "dropped",
+            "removed_from_list",
+        )
+        out: dict[str, Any] = {"settings": {"all": iso_utc(base, millis=False)}}
+        latest = base
+        for group, names in (
+            ("tv_shows", show_fields),
+            ("anime", show_fields),
+            ("movies", movie_fields),
+        ):
+            stamps = {n: stamp(group, n) for n in names}
+            group_latest = max(
+                [self.state.activity.get((user, group, n), base) for n in names] + [base]
+            )
+            latest = max(latest, group_latest)
+            out[group] = {"all": iso_utc(group_latest, millis=False)} | stamps
+        out["all"] = iso_utc(latest, millis=False)
+        return json_response(out)
+
+    async def all_items(self, request: web.Request) -> web.Response:
+        user = self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        type_name = request.match_info.get("type")
+        if type_name is not None and type_name not in ALL_ITEMS_TYPES:
+            return simkl_error(404, "not_found", "Unknown type")
+        date_from: float | None = None
+        if request.query.get("date_from"):
+            try:
+                date_from = parse_iso(request.query["date_from"])
+            except ValueError:
+                return simkl_error(400, "bad_request", "date_from must be an ISO 8601 date")
+        else:
+            # Simkl warns that polling without date_from risks suspension: count it.
+            self.state.full_syncs += 1
+        wanted = [type_name] if type_name else list(ALL_ITEMS_TYPES)
+        out: dict[str, Any] = {}
+        for plural in wanted:
+            items = self._library(user, ALL_ITEMS_TYPES[plural], date_from)
+            if items:
+                out[plural] = items
+        # An empty library answers a bare JSON null.
+        return json_response(out or None)
+
+    def _library(self, user: str, kind: Kind, date_from: float | None) -> list[dict[str, Any]]:
+        grouped: dict[str, list[WatchEvent]] = defaultdict(list)
+        for event in self.state.history:
+            if event.user == user and event.kind == kind:
+                grouped[event.key].append(event)
+        out = []
+        for key, events in grouped.items():
+            last = max(e.watched_at for e in events)
+            rating = self.state.ratings.get((user, f"{kind}:{key}"))
+            changed = max(last, rating.rated_at if rating else 0)
+            if date_from is not None and changed < date_from:
+                continue
+            entry: dict[str, Any] = {
+                "last_watched_at": iso_utc(last, millis=False),
+                "user_rating": rating.rating if rating else None,
+                "user_rated_at": iso_utc(rating.rated_at, millis=False) if rating else None,
+                "status": "completed" if kind == "movie" else "watching",
+            }
+            if kind == "movie":
+                entry["movie"] = events[-1].item
+            else:
+                seasons: dict[int, list[dict[str, Any]]] = defaultdict(list)
+                for e in events:
+                    if e.number is not None:
+                        seasons[e.season or 1].append(
+                            {"number": e.number, "watched_at": iso_utc(e.watched_at, millis=False)}
+                        )
+                entry["show"] = events[-1].item
+                entry["watched_episodes_count"] = sum(len(v) for v in seasons.values())
+                entry["seasons"] = [
+                    {"number": n, "episodes": eps} for n, eps in sorted(seasons.items())
+                ]
+            out.append(entry)
+        return out
+
+    async def settings(self, request: web.Request) -> web.Response:
+        user = self._guard(request)
+        if isinstance(user, web.Response):
+            return user
+        return json_response(
+            {"user": {"name": user}, "account": {"id": zlib.crc32(user.encode()) % 10**7}}
+        )
+
+
+def _group_key(kind: Kind, item: dict[str, Any], fallback: str) -> str:
+    """Episodes of one show group under the show's key; a movie is its own group."""
+    return media_key(item) or fallback
+
+
+def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{key} must be a list of objects")
+    return value
+
+
+__all__ = ["GROUPS", "SimklApi", "check_client", "simkl_error"]

@@ -1,0 +1,129 @@
+"""The Simkl fake: wiring of state, API, OAuth, limits and test helpers."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from scrobble_sandbox.core.clock import now, parse_iso
+from scrobble_sandbox.core.fake import Action, Fake, Surface
+from scrobble_sandbox.core.http import bearer_token
+from scrobble_sandbox.core.items import id_keys, media_key
+from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.credentials import SANDBOX_USER
+from scrobble_sandbox.simkl.api import SimklApi, client_id_of, simkl_error
+from scrobble_sandbox.simkl.oauth import SimklOAuth
+from scrobble_sandbox.simkl.state import Kind, SimklRating, SimklState
+
+
+@dataclass
+class SimklRateLimits(RateLimitConfig):
+    """Published: 1 POST per second and 10 GET per second, per token and per client id."""
+
+    post: Limit = field(default_factory=lambda: Limit(1, 1.0))
+    get: Limit = field(default_factory=lambda: Limit(10, 1.0))
+
+
+class SimklFake(Fake):
+    name = "simkl"
+    rate_limits: SimklRateLimits
+
+    def __init__(self) -> None:
+        self.state = SimklState()
+        super().__init__()
+        self.api = SimklApi(self)
+        self.oauth = SimklOAuth(self)
+
+    def surfaces(self) -> dict[str, str]:
+        return {"api": "/simkl-api", "auth": "/simkl-www"}
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        prefixes = self.surfaces()
+        self.api.add_routes(router, prefixes["api"])
+        self.oauth.add_routes(router, prefixes["api"], prefixes["auth"])
+
+    def default_rate_limits(self) -> SimklRateLimits:
+        return SimklRateLimits()
+
+    def reset_state(self) -> None:
+        self.state = SimklState()
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.state.snapshot()
+
+    async def rate_limit_key(
+        self, request: web.Request, surface: Surface
+    ) -> tuple[str, str] | None:
+        if surface.name != "api":
+            return None
+        token = bearer_token(request)
+        key = f"token:{token}" if token else f"client:{client_id_of(request)}"
+        return ("get", key) if request.method in ("GET", "HEAD") else ("post", key)
+
+    def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
+        response = simkl_error(429, "rate_limit", "Too many requests, slow down")
+        response.headers["Retry-After"] = str(verdict.retry_after)
+        return response
+
+    def server_error_response(self, request: web.Request, status: int) -> web.StreamResponse:
+        return simkl_error(status, "server_error", "Something went wrong")
+
+    def seed(self, kind: str, items: list[dict[str, Any]], user: str | None = None) -> int:
+        """history items: {"type": movie|show|anime, "<type>": {...}, "watched_at"?,
+        "episode"?: {"season", "number"}}; ratings: {"type", "<type>", "rating"}."""
+        owner = user or SANDBOX_USER
+        if kind == "history":
+            for item in items:
+                typed = _kind(item.get("type", "movie"))
+                obj = item[typed]
+                key = media_key(obj) or str(obj)
+                when = parse_iso(item["watched_at"]) if "watched_at" in item else now()
+                episode = item.get("episode")
+                season = episode.get("season", 1) if episode else None
+                number = episode.get("number") if episode else None
+                self.state.add_watch(owner, typed, key, obj, when, season, number)
+            return len(items)
+        if kind == "ratings":
+            for item in items:
+                typed = _kind(item.get("type", "movie"))
+                obj = item[typed]
+                key = media_key(obj) or str(obj)
+                rated = parse_iso(item["rated_at"]) if "rated_at" in item else now()
+                self.state.ratings[(owner, f"{typed}:{key}")] = SimklRating(
+                    owner, typed, key, obj, int(item["rating"]), rated
+                )
+            return len(items)
+        if kind == "unknown_ids":
+            for ids in items:
+                self.state.unknown_ids.update(id_keys({"ids": ids}))
+            return len(items)
+        if kind == "users":
+            for entry in items:
+                self.state.tokens.add(entry["token"], entry["name"])
+            return len(items)
+        raise ValueError(f"simkl seeds history, ratings, unknown_ids or users, not {kind!r}")
+
+    def approve_pin(self, user_code: str, user: str = SANDBOX_USER) -> bool:
+        grant = self.state.pins.get(user_code.upper())
+        if grant is None:
+            return False
+        grant.status, grant.user = "approved", user
+        return True
+
+    def actions(self) -> dict[str, Action]:
+        return {
+            "approve_pin": lambda b: {
+                "ok": self.approve_pin(str(b["user_code"]), str(b.get("user", SANDBOX_USER)))
+            },
+            "revoke_token": lambda b: {"ok": self.state.tokens.revoke(str(b["token"]))},
+        }
+
+
+def _kind(value: str) -> Kind:
+    if value == "movie":
+        return "movie"
+    if value == "show":
+        return "show"
+    if value == "anime":
+        return "anime"
+    raise ValueError("type is movie, show or anime")

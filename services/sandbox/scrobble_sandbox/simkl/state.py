@@ -1,0 +1,133 @@
+"""What the Simkl fake remembers: tokens, grants, watch events, ratings, activities."""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from scrobble_sandbox.core.clock import iso_utc, now
+from scrobble_sandbox.core.tokens import TokenStore
+from scrobble_sandbox.credentials import SANDBOX_TOKEN, SANDBOX_USER
+
+CODE_TTL = 600
+PIN_TTL = 900
+DUPLICATE_WINDOW = 3600.0
+Kind = Literal["movie", "show", "anime"]
+# Activities groups, as Simkl names them.
+GROUPS: dict[str, str] = {"movie": "movies", "show": "tv_shows", "anime": "anime"}
+
+
+@dataclass
+class CodeGrant:
+    user: str
+    redirect_uri: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class PinGrant:
+    user_code: str
+    device_code: str
+    expires_at: float
+    interval: int
+    status: Literal["pending", "approved", "used"] = "pending"
+    user: str | None = None
+    last_poll: float | None = None
+
+
+@dataclass
+class WatchEvent:
+    """One watched movie or episode; shows and anime group episodes by `key`."""
+
+    id: int
+    user: str
+    kind: Kind
+    key: str
+    item: dict[str, Any]
+    watched_at: float
+    season: int | None = None
+    number: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "user": self.user,
+            "type": self.kind,
+            self.kind: self.item,
+            "watched_at": iso_utc(self.watched_at),
+        }
+        if self.number is not None:
+            out["episode"] = {"season": self.season, "number": self.number}
+        return out
+
+
+@dataclass
+class SimklRating:
+    user: str
+    kind: Kind
+    key: str
+    item: dict[str, Any]
+    rating: int
+    rated_at: float
+
+
+@dataclass
+class SimklState:
+    tokens: TokenStore = field(default_factory=TokenStore)
+    codes: dict[str, CodeGrant] = field(default_factory=dict)
+    pins: dict[str, PinGrant] = field(default_factory=dict)
+    history: list[WatchEvent] = field(default_factory=list)
+    ratings: dict[tuple[str, str], SimklRating] = field(default_factory=dict)
+    scrobbles: list[dict[str, Any]] = field(default_factory=list)
+    recent: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    playback: dict[tuple[str, str], float] = field(default_factory=dict)
+    unknown_ids: set[str] = field(default_factory=set)
+    # (user, activities group, field) -> when it last changed.
+    activity: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    full_syncs: int = 0
+    duplicate_window: float = DUPLICATE_WINDOW
+    pin_interval: int = 5
+    created_at: float = field(default_factory=now)
+    next_id: int = 1
+
+    def __post_init__(self) -> None:
+        self.tokens.add(SANDBOX_TOKEN, SANDBOX_USER)
+
+    def touch(self, user: str, kind: Kind, what: str, at: float | None = None) -> None:
+        self.activity[(user, GROUPS[kind], what)] = now() if at is None else at
+
+    def add_watch(
+        self,
+        user: str,
+        kind: Kind,
+        key: str,
+        item: dict[str, Any],
+        watched_at: float,
+        season: int | None = None,
+        number: int | None = None,
+    ) -> WatchEvent:
+        event = WatchEvent(self.next_id, user, kind, key, item, watched_at, season, number)
+        self.next_id += 1
+        self.history.append(event)
+        self.touch(user, kind, "completed" if kind == "movie" else "watching")
+        return event
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "history": [e.to_json() for e in self.history],
+            "ratings": [
+                {
+                    "user": r.user,
+                    "type": r.kind,
+                    r.kind: r.item,
+                    "rating": r.rating,
+                    "rated_at": iso_utc(r.rated_at),
+                }
+                for r in self.ratings.values()
+            ],
+            "scrobbles": list(self.scrobbles),
+            "playback": [
+                {"user": u, "item": k, "progress": p} for (u, k), p in self.playback.items()
+            ],
+            "full_syncs": self.full_syncs,
+            "live_tokens": self.tokens.count_live(),
+        }

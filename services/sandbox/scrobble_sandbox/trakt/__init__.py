@@ -1,0 +1,1 @@
+"""Fake of the Trakt API v2 and its OAuth host."""

@@ -1,0 +1,359 @@
+"""Trakt API routes: header rules, scrobble, sync history and ratings, user settings."""
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
+from scrobble_sandbox.core.fake import USER_KEY
+from scrobble_sandbox.core.http import bearer_token, int_arg, json_response, read_json
+from scrobble_sandbox.core.items import episode_key, id_keys, is_int, is_number, media_key
+from scrobble_sandbox.credentials import TRAKT_CLIENT_ID
+from scrobble_sandbox.trakt.state import Rating, TraktState
+
+if TYPE_CHECKING:
+    from scrobble_sandbox.trakt.fake import TraktFake
+
+SHARING = {"twitter": False, "mastodon": False, "tumblr": False}
+HISTORY_TYPES = {"movies": "movie", "shows": "episode", "seasons": "episode", "episodes": "episode"}
+
+
+def error(status: int, code: str, description: str) -> web.Response:
+    return json_response({"error": code, "error_description": description}, status=status)
+
+
+def unauthorized() -> web.Response:
+    response = error(401, "invalid_token", "The access token is missing, invalid or expired")
+    response.headers["WWW-Authenticate"] = (
+        'Bearer realm="Trakt API", error="invalid_token", '
+        'error_description="The access token is invalid"'
+    )
+    return response
+
+
+def check_headers(request: web.Request) -> web.Response | None:
+    """The headers every Trakt API call must carry; None when they are all right."""
+    if request.headers.get("trakt-api-key") != TRAKT_CLIENT_ID:
+        return error(403, "forbidden", "Invalid API key or unapproved app")
+    if request.headers.get("trakt-api-version") != "2":
+        return error(400, "bad_request", "trakt-api-version header must be 2")
+    if not request.headers.get("User-Agent", "").strip():
+        return error(403, "forbidden", "A User-Agent header is required")
+    if request.method in ("POST", "PUT") and request.content_type != "application/json":
+        return error(400, "bad_request", "Content-Type must be application/json")
+    return None
+
+
+class TraktApi:
+    """Handlers of the API host; `fake` holds the state."""
+
+    def __init__(self, fake: "TraktFake") -> None:
+        self.fake = fake
+
+    @property
+    def state(self) -> TraktState:
+        return self.fake.state
+
+    def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
+        for action in ("start", "pause", "stop"):
+            router.add_post(f"{prefix}/scrobble/{action}", self._scrobble_handler(action))
+        router.add_post(f"{prefix}/sync/history", self.add_history)
+        router.add_get(f"{prefix}/sync/history", self.get_history)
+        router.add_get(f"{prefix}/sync/history/{{type}}", self.get_history)
+        router.add_post(f"{prefix}/sync/ratings", self.add_ratings)
+        router.add_get(f"{prefix}/sync/ratings", self.get_ratings)
+        router.add_get(f"{prefix}/sync/ratings/{{type}}", self.get_ratings)
+        router.add_get(f"{prefix}/users/settings", self.user_settings)
+
+    def authed_user(self, request: web.Request) -> str | None:
+        user = self.state.access.user_for(bearer_token(request))
+        if user is not None:
+            request[USER_KEY] = user
+        return user
+
+    async def _guard(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+        bad = check_headers(request)
+        if bad is not None:
+            return None, bad
+        user = self.authed_user(request)
+        if user is None:
+            return None, unauthorized()
+        return user, None
+
+    # --- scrobble --------------------------------------------------------------------------
+    def _scrobble_handler(self, action: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return await self.scrobble(request, action)
+
+        return handler
+
+    def resolve_item(
+        self, body: dict[str, Any]
+    ) -> tuple[str, str | None, dict[str, Any]] | web.Response:
+        """(type, key, echo) of the item a scrobble names; key None means not found."""
+        movie, show, episode = body.get("movie"), body.get("show"), body.get("episode")
+        if isinstance(movie, dict):
+            return "movie", self._known(media_key(movie), movie), {"movie": movie}
+        if isinstance(episode, dict):
+            if isinstance(show, dict):
+                key = episode_key(show, episode)
+                return (
+                    "episode",
+                    self._known(key, show, episode),
+                    {"episode": episode, "show": show},
+                )
+            return "episode", self._known(episode_key(None, episode), episode), {"episode": episode}
+        return error(400, "bad_request", "A movie or an episode is required")
+
+    def _known(self, key: str | None, *objs: dict[str, Any]) -> str | None:
+        if key is None:
+            return None
+        for obj in objs:
+            if any(k in self.state.unknown_ids for k in id_keys(obj)):
+                return None
+        return key
+
+    async def scrobble(self, request: web.Request, action: str) -> web.Response:
+        user, bad = await self._guard(request)
+        if bad is not None or user is None:
+            return bad or unauthorized()
+        try:
+            body = await read_json(request)
+        except ValueError:
+            return error(400, "bad_request", "Request body could not be parsed")
+        if not isinstance(body, dict):
+            return error(400, "bad_request", "Request body must be an object")
+        progress = body.get("progress")
+        if not is_number(progress) or not 0 <= progress <= 100:
+            return error(422, "unprocessable_entity", "progress must be a number from 0 to 100")
+        resolved = self.resolve_item(body)
+        if isinstance(resolved, web.Response):
+            return resolved
+        kind, key, echo = resolved
+        if key is None:
+            return error(404, "not_found", "Item not found")
+        progress = float(progress)
+        at = now()
+        result_id, result_action = 0, action
+        if action == "stop":
+            if progress < 1:
+                return error(422, "unprocessable_entity", "progress below 1% cannot be stopped")
+            if progress >= 80:
+                recent = self.state.recent.get((user, key))
+                if recent is not None and recent[1] > at:
+                    return json_response(
+                        {"watched_at": iso_utc(recent[0]), "expires_at": iso_utc(recent[1])},
+                        status=409,
+                    )
+                item = self.state.add_history(
+                    user,
+                    "movie" if kind == "movie" else "episode",
+                    at,
+                    "scrobble",
+                    movie=echo.get("movie"),
+                    show=echo.get("show"),
+                    episode=echo.get("episode"),
+                )
+                self.state.recent[(user, key)] = (at, at + self.state.duplicate_window)
+                self.state.playback.pop((user, key), None)
+                result_id, result_action = item.id, "scrobble"
+            else:
+                # Trakt keeps an early stop as a paused playback, not as watched.
+                self.state.playback[(user, key)] = progress
+                result_action = "pause"
+        else:
+            self.state.playback[(user, key)] = progress
+        self.state.scrobbles.append(
+            {
+                "user": user,
+                "requested": action,
+                "action": result_action,
+                "progress": progress,
+                "item": key,
+                "at": at,
+            }
+        )
+        return json_response(
+            {"id": result_id, "action": result_action, "progress": progress, "sharing": SHARING}
+            | echo,
+            status=201,
+        )
+
+    # --- history ---------------------------------------------------------------------------
+    async def add_history(self, request: web.Request) -> web.Response:
+        user, bad = await self._guard(request)
+        if bad is not None or user is None:
+            return bad or unauthorized()
+        try:
+            body = await read_json(request)
+        except ValueError:
+            return error(400, "bad_request", "Request body could not be parsed")
+        if not isinstance(body, dict):
+            return error(400, "bad_request", "Request body must be an object")
+        try:
+            return json_response(self._store_history(user, body), status=201)
+        except ValueError as exc:
+            return error(400, "bad_request", str(exc))
+
+    def _watched_at(self, obj: dict[str, Any], default: float) -> float:
+        raw = obj.get("watched_at")
+        if raw is None or raw == "released":
+            return default
+        if not isinstance(raw, str):
+            raise ValueError("watched_at must be an ISO 8601 string")
+        return parse_iso(raw)
+
+    def _store_history(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        at = now()
+        added = {"movies": 0, "episodes": 0}
+        not_found: dict[str, list[Any]] = {
+            "movies": [],
+            "shows": [],
+            "seasons": [],
+            "episodes": [],
+            "people": [],
+        }
+        for movie in _list(body, "movies"):
+            if self._known(media_key(movie), movie) is None:
+                not_found["movies"].append(movie)
+                continue
+            when = self._watched_at(movie, at)
+            echo = {k: v for k, v in movie.items() if k != "watched_at"}
+            self.state.add_history(user, "movie", when, "watch", movie=echo)
+            added["movies"] += 1
+        for show in _list(body, "shows"):
+            if self._known(media_key(show), show) is None:
+                not_found["shows"].append(show)
+                continue
+            show_when = self._watched_at(show, at)
+            echo_show = {k: v for k, v in show.items() if k not in ("watched_at", "seasons")}
+            for season in _list(show, "seasons"):
+                season_when = self._watched_at(season, show_when)
+                for ep in _list(season, "episodes"):
+                    episode = {"season": season.get("number"), "number": ep.get("number")}
+                    if not is_int(episode["season"]) or not is_int(episode["number"]):
+                        not_found["episodes"].append(ep)
+                        continue
+                    when = self._watched_at(ep, season_when)
+                    self.state.add_history(
+                        user, "episode", when, "watch", show=echo_show, episode=episode
+                    )
+                    added["episodes"] += 1
+        for ep in _list(body, "episodes"):
+            if self._known(episode_key(None, ep), ep) is None:
+                not_found["episodes"].append(ep)
+                continue
+            when = self._watched_at(ep, at)
+            echo = {k: v for k, v in ep.items() if k != "watched_at"}
+            self.state.add_history(user, "episode", when, "watch", episode=echo)
+            added["episodes"] += 1
+        return {"added": added, "not_found": not_found}
+
+    async def get_history(self, request: web.Request) -> web.Response:
+        user, bad = await self._guard(request)
+        if bad is not None or user is None:
+            return bad or unauthorized()
+        type_name = request.match_info.get("type")
+        if type_name is not None and type_name not in HISTORY_TYPES:
+            return error(404, "not_found", "Unknown history type")
+        try:
+            page = max(1, int_arg(request, "page", 1))
+            limit = min(max(1, int_arg(request, "limit", 10)), self.state.max_page_limit)
+            start_at = _time_arg(request, "start_at")
+            end_at = _time_arg(request, "end_at")
+        except ValueError as exc:
+            return error(400, "bad_request", f"Invalid query parameter: {exc}")
+        items = self.state.user_history(user, HISTORY_TYPES.get(type_name or ""))
+        if start_at is not None:
+            items = [h for h in items if h.watched_at >= start_at]
+        if end_at is not None:
+            items = [h for h in items if h.watched_at <= end_at]
+        total = len(items)
+        chunk = items[(page - 1) * limit : page * limit]
+        headers = pagination_headers(page, limit, total)
+        return json_response([h.to_json() for h in chunk], headers=headers)
+
+    # --- ratings ---------------------------------------------------------------------------
+    async def add_ratings(self, request: web.Request) -> web.Response:
+        user, bad = await self._guard(request)
+        if bad is not None or user is None:
+            return bad or unauthorized()
+        try:
+            body = await read_json(request)
+        except ValueError:
+            return error(400, "bad_request", "Request body could not be parsed")
+        if not isinstance(body, dict):
+            return error(400, "bad_request", "Request body must be an object")
+        at = now()
+        added = {"movies": 0, "shows": 0, "seasons": 0, "episodes": 0}
+        not_found: dict[str, list[Any]] = {k: [] for k in added}
+        pending: list[tuple[str, str, int, float, dict[str, Any]]] = []
+        try:
+            items = [(plural, item) for plural in added for item in _list(body, plural)]
+        except ValueError as exc:
+            return error(400, "bad_request", str(exc))
+        for plural, item in items:
+            rating = item.get("rating")
+            if not is_int(rating) or not 1 <= rating <= 10:
+                return error(422, "unprocessable_entity", "rating must be an integer 1-10")
+            key = self._known(media_key(item), item)
+            if key is None:
+                not_found[plural].append(item)
+                continue
+            try:
+                rated_at = parse_iso(item["rated_at"]) if "rated_at" in item else at
+            except (ValueError, TypeError):
+                return error(400, "bad_request", "rated_at must be an ISO 8601 string")
+            echo = {k: v for k, v in item.items() if k not in ("rating", "rated_at")}
+            pending.append((plural, key, rating, rated_at, echo))
+        for plural, key, rating, rated_at, echo in pending:
+            kind = plural[:-1]
+            self.state.ratings[(user, f"{kind}:{key}")] = Rating(
+                user, kind, key, rating, rated_at, echo
+            )
+            added[plural] += 1
+        return json_response({"added": added, "not_found": not_found}, status=201)
+
+    async def get_ratings(self, request: web.Request) -> web.Response:
+        user, bad = await self._guard(request)
+        if bad is not None or user is None:
+            return bad or unauthorized()
+        kind = (request.match_info.get("type") or "").rstrip("s") or None
+        items = [
+            r.to_json()
+            for (owner, _), r in self.state.ratings.items()
+            if owner == user and (kind is None or r.type == kind)
+        ]
+        return json_response(items)
+
+    async def user_settings(self, request: web.Request) -> web.Response:
+        user, bad = await self._guard(request)
+        if bad is not None or user is None:
+            return bad or unauthorized()
+        return json_response(
+            {"user": {"username": user, "private": False, "vip": False, "ids": {"slug": user}}}
+        )
+
+
+def _list(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{key} must be a list of objects")
+    return value
+
+
+def _time_arg(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    return None if raw is None else parse_iso(raw)
+
+
+def pagination_headers(page: int, limit: int, total: int) -> dict[str, str]:
+    return {
+        "X-Pagination-Page": str(page),
+        "X-Pagination-Limit": str(limit),
+        "X-Pagination-Page-Count": str(max(1, math.ceil(total / limit))),
+        "X-Pagination-Item-Count": str(total),
+    }

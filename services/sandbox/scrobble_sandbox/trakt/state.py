@@ -1,0 +1,146 @@
+"""What the Trakt fake remembers: users' tokens, grants, history, ratings and scrobbles."""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from scrobble_sandbox.core.clock import iso_utc, now
+from scrobble_sandbox.core.tokens import TokenStore
+from scrobble_sandbox.credentials import SANDBOX_TOKEN, SANDBOX_USER
+
+ACCESS_TTL = 7 * 24 * 3600
+CODE_TTL = 600
+DEVICE_TTL = 600
+# How long a finished scrobble blocks a repeat of the same item (409).
+DUPLICATE_WINDOW = 3600.0
+
+DeviceStatus = Literal["pending", "approved", "denied", "used"]
+
+
+@dataclass
+class CodeGrant:
+    user: str
+    redirect_uri: str
+    challenge: str | None
+    challenge_method: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class DeviceGrant:
+    device_code: str
+    user_code: str
+    expires_at: float
+    interval: int
+    status: DeviceStatus = "pending"
+    user: str | None = None
+    last_poll: float | None = None
+
+
+@dataclass
+class HistoryItem:
+    id: int
+    user: str
+    type: Literal["movie", "episode"]
+    watched_at: float
+    action: str
+    movie: dict[str, Any] | None = None
+    show: dict[str, Any] | None = None
+    episode: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "watched_at": iso_utc(self.watched_at),
+            "action": self.action,
+            "type": self.type,
+        }
+        if self.type == "movie":
+            out["movie"] = self.movie
+        else:
+            out["episode"] = self.episode
+            if self.show is not None:
+                out["show"] = self.show
+        return out
+
+
+@dataclass
+class Rating:
+    user: str
+    type: str
+    key: str
+    rating: int
+    rated_at: float
+    item: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rated_at": iso_utc(self.rated_at),
+            "rating": self.rating,
+            "type": self.type,
+            self.type: self.item,
+        }
+
+
+@dataclass
+class TraktState:
+    access: TokenStore = field(default_factory=TokenStore)
+    # refresh token -> (access token, user); dropped once used: refresh tokens are single-use.
+    refresh: dict[str, tuple[str, str]] = field(default_factory=dict)
+    codes: dict[str, CodeGrant] = field(default_factory=dict)
+    devices: dict[str, DeviceGrant] = field(default_factory=dict)
+    history: list[HistoryItem] = field(default_factory=list)
+    ratings: dict[tuple[str, str], Rating] = field(default_factory=dict)
+    scrobbles: list[dict[str, Any]] = field(default_factory=list)
+    # (user, item key) -> (watched_at, expires_at) of the last finished scrobble.
+    recent: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    playback: dict[tuple[str, str], float] = field(default_factory=dict)
+    unknown_ids: set[str] = field(default_factory=set)
+    duplicate_window: float = DUPLICATE_WINDOW
+    max_page_limit: int = 100
+    device_interval: int = 5
+    next_id: int = 1
+
+    def __post_init__(self) -> None:
+        self.access.add(SANDBOX_TOKEN, SANDBOX_USER)
+
+    def new_id(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+    def add_history(
+        self,
+        user: str,
+        kind: Literal["movie", "episode"],
+        watched_at: float,
+        action: str,
+        *,
+        movie: dict[str, Any] | None = None,
+        show: dict[str, Any] | None = None,
+        episode: dict[str, Any] | None = None,
+    ) -> HistoryItem:
+        item = HistoryItem(self.new_id(), user, kind, watched_at, action, movie, show, episode)
+        self.history.append(item)
+        return item
+
+    def user_history(self, user: str, kind: str | None) -> list[HistoryItem]:
+        items = [h for h in self.history if h.user == user and (kind is None or h.type == kind)]
+        items.sort(key=lambda h: (h.watched_at, h.id), reverse=True)
+        return items
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "history": [dict(h.to_json(), user=h.user) for h in self.history],
+            "ratings": [dict(r.to_json(), user=r.user) for r in self.ratings.values()],
+            "scrobbles": list(self.scrobbles),
+            "playback": [
+                {"user": u, "item": k, "progress": p} for (u, k), p in self.playback.items()
+            ],
+            "live_tokens": self.access.count_live(),
+            "devices": [
+                {"user_code": d.user_code, "status": d.status, "user": d.user}
+                for d in self.devices.values()
+            ],
+            "at": now(),
+        }

@@ -1,0 +1,422 @@
+"""Trakt fake: each rule of EXTERNAL_APIS.md, the bad request refused as Trakt refuses it and
+the good one accepted."""
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from scrobble_sandbox import Sandbox
+from scrobble_sandbox.core.pkce import s256
+
+MOVIE = {"title": "Heat", "year": 1995, "ids": {"imdb": "tt0113277", "tmdb": 949}}
+SHOW = {"title": "The Wire", "year": 2002, "ids": {"tvdb": 79126}}
+
+
+def headers(sb: Sandbox, token: str | None, **override: str | None) -> dict[str, str]:
+    base: dict[str, str | None] = {
+        "trakt-api-key": sb.env["TRAKT_CLIENT_ID"],
+        "trakt-api-version": "2",
+        "Content-Type": "application/json",
+        "User-Agent": "scrobble-tests/1.0",
+        "Authorization": f"Bearer {token}" if token else None,
+    }
+    base.update(override)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+HEADER_CASES = [
+    ("good", {}, 201),
+    ("missing api key", {"trakt-api-key": None}, 403),
+    ("wrong api key", {"trakt-api-key": "nope"}, 403),
+    ("missing version", {"trakt-api-version": None}, 400),
+    ("version 1", {"trakt-api-version": "1"}, 400),
+    ("missing bearer", {"Authorization": None}, 401),
+    ("unknown bearer", {"Authorization": "Bearer not-a-token"}, 401),
+    ("basic scheme", {"Authorization": "Basic abc"}, 401),
+    ("form content type", {"Content-Type": "application/x-www-form-urlencoded"}, 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "override", "status"), HEADER_CASES, ids=[c[0] for c in HEADER_CASES]
+)
+async def test_required_headers(sb, client, token, case, override, status):
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/scrobble/start",
+        json={"progress": 5.0, "movie": MOVIE},
+        headers=headers(sb, token, **override),
+    )
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert "invalid_token" in response.headers["WWW-Authenticate"]
+
+
+SCROBBLE_CASES = [
+    ("start at 0", "start", {"progress": 0, "movie": MOVIE}, 201, "start"),
+    ("pause", "pause", {"progress": 40.5, "movie": MOVIE}, 201, "pause"),
+    ("stop at 80 is watched", "stop", {"progress": 80, "movie": MOVIE}, 201, "scrobble"),
+    ("stop at 79.9 kept as pause", "stop", {"progress": 79.9, "movie": MOVIE}, 201, "pause"),
+    ("stop at 1 kept as pause", "stop", {"progress": 1, "movie": MOVIE}, 201, "pause"),
+    ("stop below 1% refused", "stop", {"progress": 0.5, "movie": MOVIE}, 422, None),
+    ("progress over 100", "start", {"progress": 101, "movie": MOVIE}, 422, None),
+    ("progress as string", "start", {"progress": "50", "movie": MOVIE}, 422, None),
+    ("no item", "start", {"progress": 10}, 400, None),
+    ("movie without ids or year", "start", {"progress": 10, "movie": {"title": "X"}}, 404, None),
+    (
+        "movie by title and year",
+        "stop",
+        {"progress": 95, "movie": {"title": "X", "year": 1990}},
+        201,
+        "scrobble",
+    ),
+    (
+        "episode by ids",
+        "stop",
+        {"progress": 90, "episode": {"ids": {"tvdb": 123}}},
+        201,
+        "scrobble",
+    ),
+    (
+        "show + episode",
+        "stop",
+        {"progress": 90, "show": SHOW, "episode": {"season": 1, "number": 2}},
+        201,
+        "scrobble",
+    ),
+    (
+        "show + episode without number",
+        "stop",
+        {"progress": 90, "show": SHOW, "episode": {"season": 1}},
+        404,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "action", "body", "status", "result"),
+    SCROBBLE_CASES,
+    ids=[c[0] for c in SCROBBLE_CASES],
+)
+async def test_scrobble_semantics(sb, client, token, case, action, body, status, result):
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/scrobble/{action}", json=body, headers=headers(sb, token)
+    )
+    assert response.status_code == status, response.text
+    if result is not None:
+        data = response.json()
+        assert data["action"] == result
+        assert (data["id"] > 0) == (result == "scrobble")
+    watched = [h for h in sb.trakt.snapshot()["history"]]
+    assert len(watched) == (1 if result == "scrobble" else 0)
+
+
+async def test_repeat_stop_is_409_with_watched_and_expires(sb, client, token):
+    url = f"{sb.env['TRAKT_API_URL']}/scrobble/stop"
+    first = await client.post(
+        url, json={"progress": 99, "movie": MOVIE}, headers=headers(sb, token)
+    )
+    again = await client.post(
+        url, json={"progress": 99, "movie": MOVIE}, headers=headers(sb, token)
+    )
+    assert first.status_code == 201
+    assert again.status_code == 409
+    assert set(again.json()) == {"watched_at", "expires_at"}
+    assert len(sb.trakt.snapshot()["history"]) == 1
+
+
+async def test_unknown_ids_answer_404(sb, client, token):
+    sb.trakt.seed("unknown_ids", [{"imdb": "tt0000000"}])
+    body = {"progress": 90, "movie": {"title": "Nope", "year": 2000, "ids": {"imdb": "tt0000000"}}}
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/scrobble/stop", json=body, headers=headers(sb, token)
+    )
+    assert response.status_code == 404
+
+
+HISTORY_CASES = [
+    (
+        "movies",
+        {"movies": [MOVIE | {"watched_at": "2026-01-02T03:04:05.000Z"}]},
+        201,
+        {"movies": 1, "episodes": 0},
+    ),
+    (
+        "show seasons episodes",
+        {
+            "shows": [
+                SHOW | {"seasons": [{"number": 1, "episodes": [{"number": 1}, {"number": 2}]}]}
+            ]
+        },
+        201,
+        {"movies": 0, "episodes": 2},
+    ),
+    (
+        "episodes by ids",
+        {"episodes": [{"ids": {"trakt": 73640}, "watched_at": "2026-01-01T00:00:00Z"}]},
+        201,
+        {"movies": 0, "episodes": 1},
+    ),
+    ("bad watched_at", {"movies": [MOVIE | {"watched_at": "yesterday"}]}, 400, None),
+    ("movies not a list", {"movies": MOVIE}, 400, None),
+    ("not an object", [MOVIE], 400, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "added"), HISTORY_CASES, ids=[c[0] for c in HISTORY_CASES]
+)
+async def test_sync_history_bodies(sb, client, token, case, body, status, added):
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/sync/history", json=body, headers=headers(sb, token)
+    )
+    assert response.status_code == status, response.text
+    if added is not None:
+        assert response.json()["added"] == added
+
+
+async def test_history_is_not_deduplicated_and_not_found_reported(sb, client, token):
+    url = f"{sb.env['TRAKT_API_URL']}/sync/history"
+    body = {"movies": [MOVIE | {"watched_at": "2026-01-02T03:04:05Z"}, {"title": "?"}]}
+    for _ in range(2):
+        response = await client.post(url, json=body, headers=headers(sb, token))
+        assert response.status_code == 201
+        assert response.json()["not_found"]["movies"] == [{"title": "?"}]
+    assert len(sb.trakt.snapshot()["history"]) == 2
+
+
+RATING_CASES = [
+    ("rating 10", 10, 201),
+    ("rating 1", 1, 201),
+    ("rating 0", 0, 422),
+    ("rating 11", 11, 422),
+    ("rating 7.5", 7.5, 422),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "rating", "status"), RATING_CASES, ids=[c[0] for c in RATING_CASES]
+)
+async def test_sync_ratings(sb, client, token, case, rating, status):
+    body = {"movies": [MOVIE | {"rating": rating, "rated_at": "2026-01-02T03:04:05Z"}]}
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/sync/ratings", json=body, headers=headers(sb, token)
+    )
+    assert response.status_code == status, response.text
+    assert len(sb.trakt.snapshot()["ratings"]) == (1 if status == 201 else 0)
+
+
+async def test_history_pagination_headers_and_clamped_limit(sb, client, token):
+    items = [
+        {
+            "type": "movie",
+            "watched_at": f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+            "movie": {"title": f"M{i}", "year": 2000, "ids": {"trakt": i + 1}},
+        }
+        for i in range(250)
+    ]
+    sb.trakt.seed_history(items)
+    url = f"{sb.env['TRAKT_API_URL']}/sync/history/movies"
+    response = await client.get(url, params={"page": 2, "limit": 1000}, headers=headers(sb, token))
+    assert response.status_code == 200
+    assert response.headers["X-Pagination-Page"] == "2"
+    assert response.headers["X-Pagination-Limit"] == "100"  # clamped
+    assert response.headers["X-Pagination-Page-Count"] == "3"
+    assert response.headers["X-Pagination-Item-Count"] == "250"
+    body = response.json()
+    assert len(body) == 100
+    # Newest first: page 2 starts with the 101st newest item.
+    assert body[0]["movie"]["title"] == "M149"
+
+
+async def test_history_read_needs_token(sb, client):
+    response = await client.get(
+        f"{sb.env['TRAKT_API_URL']}/sync/history/movies", headers=headers(sb, None)
+    )
+    assert response.status_code == 401
+
+
+# --- OAuth -----------------------------------------------------------------------------------
+async def authorize_code(sb: Sandbox, client: httpx.AsyncClient, **extra: str) -> str:
+    sb.trakt.auto_approve = True
+    params = {
+        "response_type": "code",
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "state": "xyz",
+    } | extra
+    response = await client.get(f"{sb.env['TRAKT_AUTH_URL']}/oauth/authorize", params=params)
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["state"] == ["xyz"]
+    return query["code"][0]
+
+
+def token_body(sb: Sandbox, **fields: Any) -> dict[str, Any]:
+    return {
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "client_secret": sb.env["TRAKT_CLIENT_SECRET"],
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "grant_type": "authorization_code",
+    } | fields
+
+
+TOKEN_CASES = [
+    ("good", {}, 200, None),
+    ("wrong secret", {"client_secret": "x"}, 401, "invalid_client"),
+    ("other redirect", {"redirect_uri": "http://evil/cb"}, 400, "invalid_grant"),
+    ("bad grant type", {"grant_type": "password"}, 400, "unsupported_grant_type"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "status", "error"), TOKEN_CASES, ids=[c[0] for c in TOKEN_CASES]
+)
+async def test_code_exchange(sb, client, case, fields, status, error):
+    code = await authorize_code(sb, client)
+    response = await client.post(
+        f"{sb.env['TRAKT_AUTH_URL']}/oauth/token", json=token_body(sb, code=code, **fields)
+    )
+    assert response.status_code == status, response.text
+    if error:
+        assert response.json()["error"] == error
+    else:
+        data = response.json()
+        assert {
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "scope",
+            "created_at",
+        } <= set(data)
+        assert data["expires_in"] == 7 * 24 * 3600
+
+
+async def test_code_is_single_use(sb, client):
+    code = await authorize_code(sb, client)
+    url = f"{sb.env['TRAKT_AUTH_URL']}/oauth/token"
+    assert (await client.post(url, json=token_body(sb, code=code))).status_code == 200
+    again = await client.post(url, json=token_body(sb, code=code))
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(("verifier", "status"), [("v" * 50, 200), ("w" * 50, 400), (None, 400)])
+async def test_pkce_s256(sb, client, verifier, status):
+    code = await authorize_code(
+        sb, client, code_challenge=s256("v" * 50), code_challenge_method="S256"
+    )
+    fields: dict[str, Any] = {"code": code}
+    if verifier is not None:
+        fields["code_verifier"] = verifier
+    response = await client.post(
+        f"{sb.env['TRAKT_AUTH_URL']}/oauth/token", json=token_body(sb, **fields)
+    )
+    assert response.status_code == status
+
+
+async def test_refresh_tokens_are_single_use_and_kill_the_old_pair(sb, client):
+    code = await authorize_code(sb, client)
+    url = f"{sb.env['TRAKT_AUTH_URL']}/oauth/token"
+    first = (await client.post(url, json=token_body(sb, code=code))).json()
+    refresh = token_body(sb, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    second = await client.post(url, json=refresh)
+    assert second.status_code == 200
+    assert second.json()["refresh_token"] != first["refresh_token"]
+    reused = await client.post(url, json=refresh)
+    assert reused.status_code == 400
+    assert reused.json()["error"] == "invalid_grant"
+    api = f"{sb.env['TRAKT_API_URL']}/sync/history"
+    old = await client.get(api, headers=headers(sb, first["access_token"]))
+    new = await client.get(api, headers=headers(sb, second.json()["access_token"]))
+    assert (old.status_code, new.status_code) == (401, 200)
+
+
+async def test_revoke(sb, client):
+    code = await authorize_code(sb, client)
+    pair = (
+        await client.post(f"{sb.env['TRAKT_AUTH_URL']}/oauth/token", json=token_body(sb, code=code))
+    ).json()
+    revoke = {
+        "token": pair["access_token"],
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "client_secret": sb.env["TRAKT_CLIENT_SECRET"],
+    }
+    response = await client.post(f"{sb.env['TRAKT_AUTH_URL']}/oauth/revoke", json=revoke)
+    assert response.status_code == 200
+    after = await client.get(
+        f"{sb.env['TRAKT_API_URL']}/sync/history", headers=headers(sb, pair["access_token"])
+    )
+    assert after.status_code == 401
+
+
+async def test_expired_access_token_answers_401(sb, client):
+    code = await authorize_code(sb, client)
+    pair = (
+        await client.post(f"{sb.env['TRAKT_AUTH_URL']}/oauth/token", json=token_body(sb, code=code))
+    ).json()
+    assert sb.trakt.expire_token(pair["access_token"])
+    after = await client.get(
+        f"{sb.env['TRAKT_API_URL']}/sync/history", headers=headers(sb, pair["access_token"])
+    )
+    assert after.status_code == 401
+
+
+DEVICE_CASES = [
+    ("pending", None, 400),
+    ("approved", "approve", 200),
+    ("denied", "deny", 418),
+    ("expired", "expire", 410),
+]
+
+
+@pytest.mark.parametrize(("case", "step", "status"), DEVICE_CASES, ids=[c[0] for c in DEVICE_CASES])
+async def test_device_flow_poll_statuses(sb, client, case, step, status):
+    sb.trakt.state.device_interval = 0
+    auth = sb.env["TRAKT_AUTH_URL"]
+    created = (
+        await client.post(
+            f"{auth}/oauth/device/code", json={"client_id": sb.env["TRAKT_CLIENT_ID"]}
+        )
+    ).json()
+    assert {"device_code", "user_code", "verification_url", "expires_in", "interval"} <= set(
+        created
+    )
+    if step == "approve":
+        sb.trakt.approve_device(created["user_code"])
+    elif step == "deny":
+        sb.trakt.set_device_status(created["user_code"], "denied")
+    elif step == "expire":
+        sb.trakt.set_device_status(created["user_code"], "expired")
+    poll = {
+        "code": created["device_code"],
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "client_secret": sb.env["TRAKT_CLIENT_SECRET"],
+    }
+    response = await client.post(f"{auth}/oauth/device/token", json=poll)
+    assert response.status_code == status
+    if status == 200:
+        assert "access_token" in response.json()
+        used = await client.post(f"{auth}/oauth/device/token", json=poll)
+        assert used.status_code == 409
+
+
+async def test_device_flow_bad_code_and_slow_down(sb, client):
+    auth = sb.env["TRAKT_AUTH_URL"]
+    created = (
+        await client.post(
+            f"{auth}/oauth/device/code", json={"client_id": sb.env["TRAKT_CLIENT_ID"]}
+        )
+    ).json()
+    poll = {
+        "code": created["device_code"],
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "client_secret": sb.env["TRAKT_CLIENT_SECRET"],
+    }
+    assert (await client.post(f"{auth}/oauth/device/token", json=poll)).status_code == 400
+    assert (await client.post(f"{auth}/oauth/device/token", json=poll)).status_code == 429
+    bad = poll | {"code": "nope"}
+    assert (await client.post(f"{auth}/oauth/device/token", json=bad)).status_code == 404
