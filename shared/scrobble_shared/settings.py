@@ -226,7 +226,7 @@ class Settings(BaseSettings):
 
     listenbrainz_enabled: bool = True
     listenbrainz_token: SecretStr | None = None
-    listenbrainz_api_url: str = "https://api.listenbrainz.org"
+    listenbrainz_api_url: str = "https://api.listenbrainz.org/1"
 
     simkl_enabled: bool = True
     simkl_client_id: str | None = None

@@ -1,0 +1,205 @@
+"""What one play is, and how each playback event moves it along. Pure: no I/O.
+
+**One play** is what one user does with one content item in one player session: from its
+first event until a ``stop``, or until the item falls silent for longer than the silence
+timeout (30 minutes by default). The session is the event's ``session_id`` (no id: one
+shared session per user and item). After a play has ended, the next ``start`` or
+``resume`` is a new play; so is a ``progress`` whose position went back to the beginning
+after the previous play counted (a player that loops a track and only sends progress).
+A ``start`` inside a running play that has already counted, or whose position is clearly
+behind what was played, also begins a new play: the user started the item over.
+Anything else that arrives after a play ended (a duplicate ``stop``, a late ``pause``)
+belongs to that ended play and changes nothing.
+
+A play is *counted* (music: the listen rule of CONTRACTS section 2) at most once; that one
+moment, whatever event shows it, is what becomes a scrobble. Video is judged per
+connection against its own threshold, from the highest progress the play reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Final
+from uuid import UUID
+
+from scrobble_shared.events import Action, PlaybackEvent
+
+# Music listen rule (CONTRACTS section 2, the Last.fm rule).
+MIN_TRACK_MS: Final = 30_000
+LISTEN_CAP_MS: Final = 240_000
+
+# A start at or below this position (or percent) is "from the beginning".
+BEGINNING_MS: Final = 15_000
+BEGINNING_PERCENT: Final = 10.0
+
+DEFAULT_SILENCE: Final = timedelta(minutes=30)
+
+_PLAYING_ACTIONS: Final = frozenset({Action.START, Action.RESUME, Action.PROGRESS, Action.PAUSE})
+_OPENING_ACTIONS: Final = frozenset({Action.START, Action.RESUME})
+
+
+@dataclass(frozen=True)
+class Play:
+    """The state of one play, as the ``play_sessions`` table keeps it."""
+
+    id: UUID
+    user_id: UUID
+    content_id: UUID
+    session_id: str
+    play_number: int
+    started_at: datetime
+    last_event_at: datetime
+    last_action: Action
+    start_position_ms: int
+    last_position_ms: int
+    max_position_ms: int
+    max_progress: float
+    duration_ms: int | None
+    counted_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    @property
+    def played_ms(self) -> int:
+        """How far the play got past where it began."""
+        return max(0, self.max_position_ms - self.start_position_ms)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one event did to the plays of its item."""
+
+    play: Play
+    # The play this event belongs to counted as a listen with this very event.
+    counted_now: bool
+    # The play ended with this event (a stop).
+    finished_now: bool
+    # The previous play, when this event ended it by starting a new one (its end is
+    # "silence" or "started over", not a stop, so video there may still be due as watched).
+    superseded: Play | None = None
+    # The event arrived after its play had ended and changed nothing.
+    late: bool = False
+
+
+def listen_threshold_ms(duration_ms: int | None) -> int | None:
+    """Played time after which a track counts; ``None`` when it can never count."""
+    if duration_ms is None:
+        return LISTEN_CAP_MS
+    if duration_ms <= MIN_TRACK_MS:
+        return None
+    return min(duration_ms // 2, LISTEN_CAP_MS)
+
+
+def _position(event: PlaybackEvent) -> int:
+    return event.position_ms or 0
+
+
+def _progress(event: PlaybackEvent) -> float:
+    return event.progress_percent_effective() or 0.0
+
+
+def _at_beginning(event: PlaybackEvent) -> bool:
+    progress = event.progress_percent_effective()
+    if progress is not None:
+        return progress <= BEGINNING_PERCENT
+    return _position(event) <= BEGINNING_MS
+
+
+def _new_play(event: PlaybackEvent, play_id: UUID, number: int) -> Play:
+    position = _position(event)
+    started = event.occurred_at
+    if event.action not in _OPENING_ACTIONS and position:
+        # We joined a play already under way (a player that only sends progress): it
+        # started this long before.
+        started = event.occurred_at - timedelta(milliseconds=position)
+    return Play(
+        id=play_id,
+        user_id=UUID(event.user_id),
+        content_id=UUID(event.content.id),
+        session_id=event.session_id or "",
+        play_number=number,
+        started_at=started,
+        last_event_at=event.occurred_at,
+        last_action=event.action,
+        start_position_ms=position if event.action in _OPENING_ACTIONS else 0,
+        last_position_ms=position,
+        max_position_ms=position,
+        max_progress=_progress(event),
+        duration_ms=event.content.duration_ms,
+    )
+
+
+def _begins_new_play(play: Play, event: PlaybackEvent, silence: timedelta) -> bool:
+    if event.occurred_at - play.last_event_at > silence:
+        return event.action is not Action.STOP or play.finished
+    if play.finished:
+        if event.action in _OPENING_ACTIONS:
+            return True
+        return event.action is Action.PROGRESS and _at_beginning(event)
+    if event.action is Action.START:
+        rewound = _position(event) + BEGINNING_MS < play.max_position_ms
+        return (play.counted_at is not None and _at_beginning(event)) or rewound
+    if event.action is Action.PROGRESS and play.counted_at is not None:
+        return _at_beginning(event) and _position(event) + BEGINNING_MS < play.last_position_ms
+    return False
+
+
+def _counts(play: Play, content_is_track: bool) -> bool:
+    if not content_is_track or play.counted_at is not None:
+        return False
+    needed = listen_threshold_ms(play.duration_ms)
+    return needed is not None and play.played_ms >= needed
+
+
+def advance(
+    current: Play | None,
+    event: PlaybackEvent,
+    new_play_id: UUID,
+    silence: timedelta = DEFAULT_SILENCE,
+) -> Step:
+    """Apply one play event (start, resume, pause, progress, stop) to the item's latest play.
+
+    ``new_play_id`` is used only when the event begins a new play.
+    """
+    superseded: Play | None = None
+    if current is None or _begins_new_play(current, event, silence):
+        if current is not None and not current.finished:
+            superseded = replace(current, finished_at=current.last_event_at)
+        number = 1 if current is None else current.play_number + 1
+        play = _new_play(event, new_play_id, number)
+    elif current.finished:
+        return Step(play=current, counted_now=False, finished_now=False, late=True)
+    else:
+        position = _position(event)
+        play = replace(
+            current,
+            last_event_at=max(current.last_event_at, event.occurred_at),
+            last_action=event.action,
+            last_position_ms=position,
+            max_position_ms=max(current.max_position_ms, position),
+            max_progress=max(current.max_progress, _progress(event)),
+            duration_ms=current.duration_ms or event.content.duration_ms,
+        )
+    is_track = event.content.type == "track"
+    counted_now = _counts(play, is_track)
+    if counted_now:
+        play = replace(play, counted_at=event.occurred_at)
+    finished_now = event.action is Action.STOP
+    if finished_now:
+        play = replace(play, finished_at=event.occurred_at)
+    return Step(
+        play=play, counted_now=counted_now, finished_now=finished_now, superseded=superseded
+    )
+
+
+def silent_since(play: Play, now: datetime, silence: timedelta = DEFAULT_SILENCE) -> bool:
+    """A play nobody finished that has had no event for longer than the silence timeout."""
+    return not play.finished and now - play.last_event_at > silence
+
+
+def is_play_action(action: Action) -> bool:
+    return action in _PLAYING_ACTIONS or action is Action.STOP
