@@ -207,7 +207,11 @@ class Settings(BaseSettings):
     scrobble_retry_backoff: Duration = timedelta(minutes=5)
     scrobble_queue_process_interval: Duration = timedelta(minutes=5)
     scrobble_silence_timeout: Duration = timedelta(minutes=30)
-    playback_topic: str = Field(default="playback.events", min_length=1, max_length=249)
+    playback_topic: str = Field(default="playback.events", min_length=1, max_length=240)
+    # Work topics are <prefix><service>: scrobble.trakt, scrobble.lastfm, ...
+    scrobble_topic_prefix: str = Field(default="scrobble.", min_length=1, max_length=200)
+    ingest_group_id: str = Field(default="scrobble-ingest", min_length=1)
+    ingest_batch_size: int = Field(default=2000, ge=1, le=50_000)
 
     trakt_enabled: bool = True
     trakt_client_id: str | None = None
@@ -295,6 +299,13 @@ class Settings(BaseSettings):
     @property
     def retry_backoff(self) -> timedelta:
         return self.scrobble_retry_backoff
+
+    @property
+    def playback_dlq_topic(self) -> str:
+        return f"{self.playback_topic}.dlq"
+
+    def service_topic(self, service: ServiceName) -> str:
+        return f"{self.scrobble_topic_prefix}{service}"
 
     def metrics_port_for(self, process: str) -> int:
         """``METRICS_PORT`` when set, else the contract's default for the process."""

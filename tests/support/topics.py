@@ -18,13 +18,22 @@ class Topics:
     def name(self, base: str) -> str:
         return f"{self.prefix}.{base}"
 
-    async def create(self, base: str, partitions: int = 3) -> str:
+    async def create(
+        self, base: str, partitions: int = 3, config: dict[str, str] | None = None
+    ) -> str:
         topic = self.name(base)
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
             await admin.create_topics(
-                [NewTopic(name=topic, num_partitions=partitions, replication_factor=1)]
+                [
+                    NewTopic(
+                        name=topic,
+                        num_partitions=partitions,
+                        replication_factor=1,
+                        topic_configs=config or {},
+                    )
+                ]
             )
         finally:
             await admin.close()

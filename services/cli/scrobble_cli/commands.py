@@ -55,6 +55,15 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- services ------------------------------------------------------------------------
+
+
+def ingest(_: argparse.Namespace) -> int:
+    from scrobble_ingest.main import run
+
+    return run(_settings())
+
+
 # --- sandbox -------------------------------------------------------------------------
 
 

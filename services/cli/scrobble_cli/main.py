@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database-url", help="Postgres DSN (default: DATABASE_URL)")
     migrate.set_defaults(handler=commands.migrate)
 
-    for name, issue in (("ingest", 4), ("dispatcher", 5), ("gateway", 6)):
+    ingest = sub.add_parser("ingest", help="run the ingest service in the foreground")
+    ingest.set_defaults(handler=commands.ingest)
+    for name, issue in (("dispatcher", 5), ("gateway", 6)):
         service = sub.add_parser(name, help=f"run the {name} service in the foreground")
         service.set_defaults(handler=_not_yet(name, issue))
 

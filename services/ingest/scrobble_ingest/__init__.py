@@ -1,1 +1,1 @@
-"""Package marker."""
+"""The ingest service: playback events in, exactly one scrobble per play out."""

@@ -55,10 +55,12 @@ CREATE TABLE play_sessions (
     started_at        timestamptz NOT NULL,
     last_event_at     timestamptz NOT NULL,
     last_action       text NOT NULL,
+    -- Where the play began inside the item (a play resumed at 3:00 has played nothing yet).
+    start_position_ms bigint NOT NULL DEFAULT 0 CHECK (start_position_ms >= 0),
     last_position_ms  bigint NOT NULL DEFAULT 0 CHECK (last_position_ms >= 0),
+    max_position_ms   bigint NOT NULL DEFAULT 0 CHECK (max_position_ms >= 0),
     max_progress      double precision NOT NULL DEFAULT 0
         CHECK (max_progress BETWEEN 0 AND 100),
-    played_ms         bigint NOT NULL DEFAULT 0 CHECK (played_ms >= 0),
     duration_ms       bigint CHECK (duration_ms IS NULL OR duration_ms > 0),
     counted_at        timestamptz,
     finished_at       timestamptz,

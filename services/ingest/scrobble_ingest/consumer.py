@@ -1,0 +1,97 @@
+"""The playback-topic subscriber: batches in, Postgres and the outbox, offsets out.
+
+Failure policy:
+
+- A record that cannot be used (not JSON, fails the schema, too large, unknown user,
+  content no connection takes) is dead-lettered through the outbox in the same
+  transaction as the rest of its batch, then its offset is committed with the batch:
+  bad data never blocks a partition.
+- Postgres or Kafka unavailable (or any other failure while writing the batch): nothing
+  is committed; the batch is rewound (``nack`` seeks each partition back to the batch's
+  first offset) and the consumer waits with growing backoff (1 s .. 30 s, far below
+  ``max_poll_interval_ms``) before reading again. Every write is idempotent, so the
+  batch's second reading has exactly the effect of the first.
+- Offsets are committed only after the database commit and after the batch's messages
+  were published. A crash in between leaves the outbox rows to the relay's recovery and
+  the records to redelivery, which finds them already processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+
+import asyncpg
+from faststream.kafka import KafkaMessage
+
+from scrobble_ingest import metrics
+from scrobble_ingest.batch import Topics, process_batch
+from scrobble_ingest.connections_cache import ConnectionCache
+from scrobble_ingest.outbox import OutboxRelay
+from scrobble_ingest.plan import Record
+
+log = logging.getLogger(__name__)
+
+MIN_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+
+
+class Ingestor:
+    """Handles one batch at a time for the subscriber."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cache: ConnectionCache,
+        relay: OutboxRelay,
+        topics: Topics,
+        silence: timedelta,
+    ) -> None:
+        self._pool = pool
+        self._cache = cache
+        self._relay = relay
+        self._topics = topics
+        self._silence = silence
+        self._backoff = 0.0
+
+    async def handle(self, message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records = [
+            Record(r.topic, r.partition, r.offset, r.key, r.value)
+            for r in (raw if isinstance(raw, tuple) else (raw,))
+        ]
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as conn:
+                result = await process_batch(
+                    conn, records, self._cache.lookup, self._topics, self._silence
+                )
+            await self._relay.publish(result.outbox_ids)
+        except Exception as exc:
+            await self._rewind(message, exc)
+            return
+        await message.ack()
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        for outcome, count in result.outcomes.items():
+            if count:
+                metrics.EVENTS.labels(outcome).inc(count)
+        for service, count in result.queued.items():
+            metrics.QUEUED.labels(service).inc(count)
+        if self._backoff:
+            log.info("ingest: writing again after the outage")
+            metrics.PAUSED.set(0)
+        self._backoff = 0.0
+
+    async def _rewind(self, message: KafkaMessage, exc: Exception) -> None:
+        reason = type(exc).__name__
+        metrics.BATCH_FAILURES.labels(reason).inc()
+        metrics.PAUSED.set(1)
+        self._backoff = min(max(self._backoff * 2, MIN_BACKOFF_S), MAX_BACKOFF_S)
+        if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+            log.warning("ingest: %s (%s); pausing %.0f s", reason, exc, self._backoff)
+        else:
+            log.exception("ingest: batch failed; pausing %.0f s", self._backoff)
+        await message.nack()
+        await asyncio.sleep(self._backoff)

@@ -1,0 +1,212 @@
+"""The transactional outbox: messages written with the work they announce, published after.
+
+Failure policy: a message is published by whoever holds its row lock, and its row is
+deleted in the same transaction, after the broker acknowledged it. A process that dies
+while publishing releases its locks with its connection; the rows stay, and
+:meth:`OutboxRelay.recover` (at start-up and then periodically, in any replica) takes
+them over. Because the dead process may have published some of them before it died,
+recovery first reads the tail of each target partition for the ``message-id`` headers
+already there and publishes only the rest: nothing is lost and nothing goes out twice.
+A publish that fails (broker down) rolls the transaction back, so the rows wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+
+from scrobble_shared.db import Conn
+
+log = logging.getLogger(__name__)
+
+MESSAGE_ID_HEADER = "message-id"
+VALUE_OMITTED_HEADER = "value.omitted"
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+async def await_sent(future: asyncio.Future[Any]) -> None:
+    await future
+
+
+# How far before a leftover row's creation its message may sit in the log (clock skew
+# between Postgres and the broker, and the time a send spends in flight).
+RECOVERY_LOOKBACK = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+    message_id: str
+
+
+async def insert_outbox(conn: Conn, messages: Sequence[OutboxMessage]) -> list[int]:
+    if not messages:
+        return []
+    rows = await conn.fetch(
+        """
+        INSERT INTO outbox (topic, key, value, headers, message_id)
+        SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::text[])
+        RETURNING id
+        """,
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [json.dumps(m.headers) for m in messages],
+        [m.message_id for m in messages],
+    )
+    return [row["id"] for row in rows]
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+    message_id: str
+    created_at: datetime
+
+
+def _row(record: asyncpg.Record) -> _Row:
+    return _Row(
+        id=record["id"],
+        topic=record["topic"],
+        key=record["key"],
+        value=record["value"],
+        headers=json.loads(record["headers"]),
+        message_id=record["message_id"],
+        created_at=record["created_at"],
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka; see the module docstring for the failure policy."""
+
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, bootstrap: str) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._bootstrap = bootstrap
+
+    async def publish(self, ids: Sequence[int]) -> int:
+        """Publish the given rows (those nobody else took over); returns how many."""
+        if not ids:
+            return 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT * FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id "
+                "FOR UPDATE SKIP LOCKED",
+                list(ids),
+            )
+            return await self._send_and_delete(conn, [_row(r) for r in rows])
+
+    async def recover(self, older_than: timedelta = timedelta(seconds=0), limit: int = 5000) -> int:
+        """Publish leftover rows of any process, skipping messages already in the log."""
+        total = 0
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                records = await conn.fetch(
+                    "SELECT * FROM outbox WHERE created_at <= now() - $1::interval "
+                    "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    older_than,
+                    limit,
+                )
+                if not records:
+                    return total
+                rows = [_row(r) for r in records]
+                present = await self._already_published(rows)
+                missing = [r for r in rows if r.message_id not in present]
+                if present:
+                    log.info("outbox recovery: %d message(s) were already published", len(present))
+                await self._send_and_delete(conn, missing)
+                await conn.execute(
+                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
+                )
+                total += len(missing)
+            if len(records) < limit:
+                return total
+
+    async def _send(self, row: _Row, value: bytes, extra: dict[str, str]) -> asyncio.Future[Any]:
+        headers = {**row.headers, **extra, MESSAGE_ID_HEADER: row.message_id}
+        future: asyncio.Future[Any] = await self._producer.send(
+            row.topic, value, key=row.key, headers=[(k, v.encode()) for k, v in headers.items()]
+        )
+        return future
+
+    async def _send_and_delete(self, conn: Conn, rows: Sequence[_Row]) -> int:
+        if not rows:
+            return 0
+        sends = []
+        for row in rows:
+            try:
+                sends.append(await self._send(row, row.value, {}))
+            except TOO_LARGE:
+                sends.append(await self._send_without_value(row))
+        for row, outcome in zip(
+            rows, await asyncio.gather(*sends, return_exceptions=True), strict=True
+        ):
+            if isinstance(outcome, TOO_LARGE):
+                await await_sent(await self._send_without_value(row))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows])
+        return len(rows)
+
+    async def _send_without_value(self, row: _Row) -> asyncio.Future[Any]:
+        # A dead letter larger than its topic takes would block the partition forever;
+        # it goes out without its value instead, saying so, rather than not at all.
+        log.warning(
+            "outbox: %s is too large for %s; sent without its value", row.message_id, row.topic
+        )
+        note = {VALUE_OMITTED_HEADER: f"{len(row.value)} bytes, too large for {row.topic}"}
+        return await self._send(row, b"", note)
+
+    async def _already_published(self, rows: Sequence[_Row]) -> set[str]:
+        """Message ids of ``rows`` found in the tail of the partitions they map to."""
+        partitioner = DefaultPartitioner()
+        since: dict[TopicPartition, datetime] = {}
+        wanted = {r.message_id for r in rows}
+        for row in rows:
+            available = sorted(await self._producer.partitions_for(row.topic))
+            # The producer's own partitioner: the same key lands on the same partition.
+            partition = partitioner(row.key, available, available)
+            tp = TopicPartition(row.topic, partition)
+            since[tp] = min(since.get(tp, row.created_at), row.created_at)
+        found: set[str] = set()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            consumer.assign(list(since))
+            starts = await consumer.offsets_for_times(
+                {tp: int((at - RECOVERY_LOOKBACK).timestamp() * 1000) for tp, at in since.items()}
+            )
+            ends = await consumer.end_offsets(list(since))
+            for tp in since:
+                start = starts.get(tp)
+                if start is None or start.offset >= ends[tp]:
+                    continue
+                consumer.seek(tp, start.offset)
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    for record in batch.get(tp, []):
+                        for name, value in record.headers:
+                            if name == MESSAGE_ID_HEADER and value.decode() in wanted:
+                                found.add(value.decode())
+        finally:
+            await consumer.stop()
+        return found

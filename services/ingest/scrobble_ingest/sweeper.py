@@ -1,0 +1,88 @@
+"""Plays that fell silent: players that never send stop still get their watched entry.
+
+Every ``interval`` the sweeper takes unfinished plays whose last event is older than the
+silence timeout (row locks with SKIP LOCKED, so replicas share the work), closes them, and
+queues a watched entry for each video connection whose threshold the play crossed. The
+work goes through the same outbox as the consumer's, so a crash mid-sweep loses nothing:
+the transaction rolls back and the next sweep finds the same plays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from scrobble_ingest import metrics, store
+from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
+from scrobble_ingest.connections_cache import ConnectionCache
+from scrobble_ingest.outbox import OutboxRelay, insert_outbox
+from scrobble_shared.db import Conn
+from scrobble_shared.plays import Play
+from scrobble_shared.work import finished_play_work
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(
+    conn: Conn,
+    cache: ConnectionCache,
+    topics: Topics,
+    silence: timedelta,
+    limit: int = 1000,
+) -> list[int]:
+    """Close silent plays and queue what they mean; returns the outbox ids to publish."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            f"""
+            SELECT {store.PLAY_COLUMNS}, content FROM play_sessions
+            WHERE finished_at IS NULL AND last_event_at < now() - $1::interval
+            ORDER BY last_event_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            """,  # noqa: S608 - only the constant column list is formatted in
+            silence,
+            limit,
+        )
+        if not rows:
+            return []
+        plays: Sequence[Play] = [store.play_from_row(r) for r in rows]
+        contents: list[dict[str, Any]] = [store.json_value(r["content"]) for r in rows]
+        await conn.execute(
+            "UPDATE play_sessions SET finished_at = last_event_at WHERE id = ANY($1::uuid[])",
+            [p.id for p in plays],
+        )
+        connections = await cache.lookup(conn, sorted({p.user_id for p in plays}))
+        scrobbles = [
+            new_scrobble(work, play.user_id, content, None)
+            for play, content in zip(plays, contents, strict=True)
+            for rules in connections.get(play.user_id, [])
+            for work in finished_play_work(rules, play)
+        ]
+        messages, queued = await queue_scrobbles(conn, scrobbles, topics)
+        ids = await insert_outbox(conn, messages)
+    metrics.PLAYS_FINISHED_BY_SILENCE.inc(len(plays))
+    for service, count in queued.items():
+        metrics.QUEUED.labels(service).inc(count)
+    return ids
+
+
+async def run_sweeper(
+    pool: asyncpg.Pool,
+    cache: ConnectionCache,
+    relay: OutboxRelay,
+    topics: Topics,
+    silence: timedelta,
+    interval_s: float = 60.0,
+) -> None:
+    """Sweep until cancelled; a failed sweep is logged and tried again next time."""
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                ids = await sweep_once(conn, cache, topics, silence)
+            await relay.publish(ids)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("silence sweep failed (%s); next try in %.0f s", exc, interval_s)
+        await asyncio.sleep(interval_s)

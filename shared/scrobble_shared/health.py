@@ -1,0 +1,56 @@
+"""The small HTTP server every background service runs on ``METRICS_PORT``:
+``/metrics`` (Prometheus), ``/healthz`` (the process answers) and ``/readyz`` (its
+dependencies answer; each check is an async callable that raises or returns False)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+CHECK_TIMEOUT_S = 3.0
+
+
+def build_health_app(
+    checks: Mapping[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY
+) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                ok = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+            except Exception as exc:
+                log.debug("readiness check %s failed: %r", name, exc)
+                ok = False
+            results[name] = "ok" if ok else "unavailable"
+        ready = all(v == "ok" for v in results.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status=200 if ready else 503,
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def start_health_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
