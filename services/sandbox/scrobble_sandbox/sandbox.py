@@ -40,7 +40,7 @@ class Sandbox:
         self.base_url = ""
         self._surfaces: list[Surface] = sorted(
             (
-                Surface(f, name, prefix)
+                Surface(f, name, prefix, f.bases()[name])
                 for f in self.fakes.values()
                 for name, prefix in f.surfaces().items()
             ),

@@ -182,3 +182,65 @@ async def test_code_flow_and_token_works(sb, client):
     assert (
         await client.post(f"{auth}/token", json=body | {"client_secret": "x"})
     ).status_code == 401
+
+
+# A valid document asking for a root field the fake does not implement gets that field null
+# and an error naming it, HTTP 200: never a silent null. The status of a served field's own
+# error still wins when every root field failed.
+UNIMPLEMENTED_CASES: list[tuple[str, str, bool, int, dict[str, Any], list[str]]] = [
+    (
+        "query field alone",
+        "{ GenreCollection }",
+        True,
+        200,
+        {"GenreCollection": None},
+        ["GenreCollection"],
+    ),
+    (
+        "beside a served field",
+        "{ Viewer { name } Page { pageInfo { total } } }",
+        True,
+        200,
+        {"Viewer": {"name": "sandbox"}, "Page": None},
+        ["Page"],
+    ),
+    (
+        "mutation",
+        'mutation { UpdateUser(about: "hi") { id } }',
+        True,
+        200,
+        {"UpdateUser": None},
+        ["UpdateUser"],
+    ),
+    (
+        "with a served field that failed",
+        "{ Viewer { id } SiteStatistics { users { nodes { count } } } }",
+        False,
+        401,
+        {"Viewer": None, "SiteStatistics": None},
+        ["SiteStatistics"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "query", "authed", "status", "data", "missing"),
+    UNIMPLEMENTED_CASES,
+    ids=[c[0] for c in UNIMPLEMENTED_CASES],
+)
+async def test_unimplemented_root_field_is_an_error_not_null(
+    sb, client, token, case, query, authed, status, data, missing
+):
+    response = await client.post(
+        sb.env["ANILIST_API_URL"],
+        json={"query": query},
+        headers={"Authorization": f"Bearer {token}"} if authed else {},
+    )
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["data"] == data
+    sandbox_errors = [e for e in body["errors"] if e["message"].startswith("sandbox:")]
+    assert [e["message"] for e in sandbox_errors] == [
+        f"sandbox: field {name} not implemented" for name in missing
+    ]
+    assert [e["path"] for e in sandbox_errors] == [[name] for name in missing]

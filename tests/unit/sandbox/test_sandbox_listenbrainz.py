@@ -163,6 +163,37 @@ async def test_submit_listens_validation(sb, client, token, case, body, status, 
     assert "X-RateLimit-Remaining" in response.headers
 
 
+# The server: listened_at >= int(time.time()) + 3600 is too high, < 1033430400 too low.
+FROZEN = 1_800_000_000.75  # a clock between two seconds: bounds use its whole second
+BOUND_CASES = [
+    ("now + 3600", int(FROZEN) + 3600, 400, "too high"),
+    ("now + 3599", int(FROZEN) + 3599, 200, None),
+    ("1033430400", 1033430400, 200, None),
+    ("1033430399", 1033430399, 400, "too low"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "listened_at", "status", "message"), BOUND_CASES, ids=[c[0] for c in BOUND_CASES]
+)
+async def test_listened_at_bounds_exactly(
+    sb, client, token, monkeypatch, case, listened_at, status, message
+):
+    monkeypatch.setattr("scrobble_sandbox.listenbrainz.api.now", lambda: FROZEN)
+    response = await client.post(
+        f"{sb.env['LISTENBRAINZ_API_URL']}/submit-listens",
+        json=single(listen() | {"listened_at": listened_at}),
+        headers={"Authorization": f"Token {token}"},
+    )
+    assert response.status_code == status, response.text
+    if message is None:
+        stored = sb.listenbrainz.snapshot()["listens"]
+        assert [x["listened_at"] for x in stored] == [listened_at]
+    else:
+        assert response.json() == {"code": 400, "error": response.json()["error"]}
+        assert message in response.json()["error"]
+
+
 async def test_body_size_limits(sb, client, token):
     url = f"{sb.env['LISTENBRAINZ_API_URL']}/submit-listens"
     auth = {"Authorization": f"Token {token}", "Content-Type": "application/json"}

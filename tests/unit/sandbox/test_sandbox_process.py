@@ -1,5 +1,5 @@
-"""`python -m scrobble_sandbox` as a real process: exports in under 3 s, usable from a shell,
-clean exit 0 on SIGTERM."""
+"""`python -m scrobble_sandbox` and the installed `scrobble sandbox` console script as real
+processes: exports in under 3 s, usable from a shell, clean exit 0 on SIGTERM."""
 
 import asyncio
 import json
@@ -8,20 +8,28 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 STARTUP_BUDGET = 3.0
 EXPECTED_LINES = 18
+# The console script pip installed next to this interpreter (.venv/bin/scrobble).
+SCROBBLE_SCRIPT = Path(sys.executable).with_name("scrobble")
+COMMANDS = {
+    "python -m scrobble_sandbox": [sys.executable, "-m", "scrobble_sandbox", "--host", "127.0.0.1"],
+    "scrobble sandbox": [str(SCROBBLE_SCRIPT), "sandbox"],
+}
 
 
-async def test_process_prints_exports_fast_and_stops_on_sigterm(tmp_path: Path):
+def test_console_script_is_installed():
+    assert SCROBBLE_SCRIPT.is_file(), f"{SCROBBLE_SCRIPT} is not installed"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+async def test_process_prints_exports_fast_and_stops_on_sigterm(tmp_path: Path, command: str):
+    argv = [*COMMANDS[command], "--port", "0"]
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scrobble_sandbox",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
+        *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -36,7 +44,7 @@ async def test_process_prints_exports_fast_and_stops_on_sigterm(tmp_path: Path):
             assert line, "sandbox exited before printing its exports"
             lines.append(line.decode())
         elapsed = time.monotonic() - started
-        print(f"sandbox start-up to exports: {elapsed:.2f}s")
+        print(f"{command}: start-up to exports {elapsed:.2f}s")
         assert elapsed < STARTUP_BUDGET
         assert all(line.startswith("export ") for line in lines)
 

@@ -208,3 +208,41 @@ async def test_limits_adjustable_over_http(sb, client, token):
     assert (await client.put(url, json={"nonsense": 1})).status_code == 400
     await client.put(url, json={"enabled": False})
     assert (await anilist_post(sb, client, token)).status_code == 200
+
+
+async def test_simkl_limits_hold_per_client_id_across_users(sb, client, token):
+    """1 POST/s per token AND per client id: a second user's POST within the second, with
+    the same app id, is refused although that user's own token has not posted."""
+    sb.simkl.seed("users", [{"name": "other", "token": "other-simkl-token"}])
+    sb.simkl.rate_limits.enabled = True  # the published 1 POST/s, 10 GET/s
+    first = await simkl_post(sb, client, token)
+    second = await simkl_post(sb, client, "other-simkl-token")
+    assert first.status_code == 201, first.text
+    assert second.status_code == 429, second.text
+    check_simkl(second)
+    assert sb.simkl.requests()[-1].extra["rate_limited"] == "post"
+    assert sb.simkl.requests()[-1].user is None  # refused before the handler ran
+
+
+async def test_simkl_token_limit_holds_under_either_app_id_form(sb, client, token):
+    """The token's own bucket counts too: GETs with the app id in the header, then in the
+    query, share the token's 10/s."""
+    sb.simkl.rate_limits.enabled = True
+    sb.simkl.rate_limits.update({"get": {"limit": 2, "window": 60}})
+    api, auth = sb.env["SIMKL_API_URL"], {"Authorization": f"Bearer {token}"}
+    header = auth | {"simkl-api-key": sb.env["SIMKL_CLIENT_ID"]}
+    query = {"client_id": sb.env["SIMKL_CLIENT_ID"]}
+    answers = [
+        await client.get(f"{api}/sync/activities", headers=header),
+        await client.get(f"{api}/sync/activities", headers=auth, params=query),
+        await client.get(f"{api}/sync/activities", headers=auth, params=query),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+
+
+async def test_simkl_oauth_calls_do_not_use_up_the_app_budget(sb, client, token):
+    sb.simkl.rate_limits.enabled = True
+    api, cid = sb.env["SIMKL_API_URL"], sb.env["SIMKL_CLIENT_ID"]
+    exchange = await client.post(f"{api}/oauth/token", json={"client_id": cid, "code": "x"})
+    assert exchange.status_code in (400, 401)
+    assert (await simkl_post(sb, client, token)).status_code == 201

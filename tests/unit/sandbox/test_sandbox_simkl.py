@@ -1,11 +1,14 @@
 """Simkl fake: app id and token, scrobble semantics and 409, sync bodies, activities and
 all-items, code and PIN flows."""
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from scrobble_sandbox import Sandbox
+from scrobble_sandbox.core.clock import parse_iso
 
 MOVIE = {"title": "Heat", "year": 1995, "ids": {"imdb": "tt0113277"}}
 SHOW = {"title": "The Wire", "ids": {"simkl": 17465}}
@@ -19,6 +22,20 @@ def headers(sb: Sandbox, token: str | None, **override: str | None) -> dict[str,
     }
     base.update(override)
     return {k: v for k, v in base.items() if v is not None}
+
+
+def assert_simkl_error(response: httpx.Response, status: int, error: str | None = None) -> None:
+    """Simkl errors are `{error, code, message}` with code = the HTTP status."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "code", "message"}, body
+    assert body["code"] == status
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    if error is not None:
+        assert body["error"] == error
 
 
 AUTH_CASES = [
@@ -43,7 +60,8 @@ async def test_app_id_and_token(sb, client, token, case, override, query, status
     )
     assert response.status_code == status, response.text
     if status == 401:
-        assert response.json()["error"] in ("client_id_failed", "user_token_failed")
+        expected = "user_token_failed" if "bearer" in case else "client_id_failed"
+        assert_simkl_error(response, 401, expected)
 
 
 SCROBBLE_CASES = [
@@ -84,6 +102,10 @@ async def test_scrobble(sb, client, token, case, action, body, status, result):
     assert response.status_code == status, response.text
     if result:
         assert response.json()["action"] == result
+    elif status == 404:
+        assert_simkl_error(response, 404, "id_err")
+    else:
+        assert_simkl_error(response, status)
     assert len(sb.simkl.snapshot()["history"]) == (1 if result == "scrobble" else 0)
 
 
@@ -94,6 +116,74 @@ async def test_repeat_within_an_hour_is_409(sb, client, token):
     again = await client.post(url, json=body, headers=headers(sb, token))
     assert again.status_code == 409
     assert set(again.json()) == {"watched_at", "expires_at"}
+    watched_at, expires_at = (parse_iso(again.json()[k]) for k in ("watched_at", "expires_at"))
+    assert expires_at > watched_at
+    assert expires_at - watched_at == pytest.approx(3600, abs=0.01)
+
+
+MOVIE_IDS = {"title": "Heat", "year": 1995, "ids": {"imdb": "tt0113277", "tmdb": 949}}
+EPISODE = {"season": 1, "number": 3}
+REPEAT_CASES: list[tuple[str, list[dict[str, Any]], list[int]]] = [
+    (
+        "movie, then tmdb only",
+        [{"movie": MOVIE_IDS}, {"movie": {"ids": {"tmdb": 949}}}],
+        [201, 409],
+    ),
+    (
+        "movie, then title + year",
+        [{"movie": MOVIE_IDS}, {"movie": {"title": "Heat", "year": 1995}}],
+        [201, 409],
+    ),
+    ("another movie", [{"movie": MOVIE_IDS}, {"movie": {"ids": {"tmdb": 950}}}], [201, 201]),
+    (
+        "show, then by other ids",
+        [
+            {"show": SHOW | {"ids": {"simkl": 17465, "tvdb": 79126}}, "episode": EPISODE},
+            {"show": {"ids": {"tvdb": 79126}}, "episode": EPISODE},
+        ],
+        [201, 409],
+    ),
+    (
+        "anime, then by title + year",
+        [
+            {"anime": ANIME | {"year": 1998}, "episode": {"number": 5}},
+            {"anime": {"title": "Cowboy Bebop", "year": 1998}, "episode": {"number": 5}},
+        ],
+        [201, 409],
+    ),
+    (
+        "next episode",
+        [{"show": SHOW, "episode": EPISODE}, {"show": SHOW, "episode": {"season": 1, "number": 4}}],
+        [201, 201],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "items", "statuses"), REPEAT_CASES, ids=[c[0] for c in REPEAT_CASES]
+)
+async def test_repeat_is_409_whatever_ids_name_the_item(sb, client, token, case, items, statuses):
+    url = f"{sb.env['SIMKL_API_URL']}/scrobble/stop"
+    answers = [
+        await client.post(url, json={"progress": 90} | item, headers=headers(sb, token))
+        for item in items
+    ]
+    assert [a.status_code for a in answers] == statuses, [a.text for a in answers]
+    assert len(sb.simkl.snapshot()["history"]) == statuses.count(201)
+
+
+async def test_one_movie_under_two_ids_is_one_library_item(sb, client, token):
+    api = sb.env["SIMKL_API_URL"]
+    body = {"movies": [MOVIE_IDS, {"ids": {"tmdb": 949}}]}
+    await client.post(f"{api}/sync/history", json=body, headers=headers(sb, token))
+    await client.post(
+        f"{api}/sync/ratings",
+        json={"movies": [{"ids": {"imdb": "tt0113277"}, "rating": 9}]},
+        headers=headers(sb, token),
+    )
+    items = (await client.get(f"{api}/sync/all-items/movies", headers=headers(sb, token))).json()
+    [movie] = items["movies"]
+    assert movie["user_rating"] == 9
 
 
 HISTORY_CASES = [
@@ -134,6 +224,8 @@ async def test_sync_history(sb, client, token, case, body, status, added):
     assert response.status_code == status, response.text
     if added:
         assert response.json()["added"] == added
+    else:
+        assert_simkl_error(response, 400, "bad_request")
 
 
 @pytest.mark.parametrize(("rating", "status"), [(8, 201), (0, 400), (11, 400), ("8", 400)])
@@ -143,6 +235,8 @@ async def test_sync_ratings(sb, client, token, rating, status):
         f"{sb.env['SIMKL_API_URL']}/sync/ratings", json=body, headers=headers(sb, token)
     )
     assert response.status_code == status
+    if status == 400:
+        assert_simkl_error(response, 400, "bad_request")
 
 
 async def test_activities_then_all_items_with_date_from(sb, client, token):
@@ -226,3 +320,48 @@ async def test_pin_flow(sb, client):
     assert done["result"] == "OK"
     settings = await client.get(f"{api}/users/settings", headers=headers(sb, done["access_token"]))
     assert settings.status_code == 200
+
+
+async def _pin(sb: Sandbox, client: httpx.AsyncClient) -> dict[str, Any]:
+    sb.simkl.state.pin_interval = 0
+    pin = await client.get(
+        f"{sb.env['SIMKL_API_URL']}/oauth/pin", params={"client_id": sb.env["SIMKL_CLIENT_ID"]}
+    )
+    data: dict[str, Any] = pin.json()
+    return data
+
+
+async def _pin_poll(sb: Sandbox, client: httpx.AsyncClient, user_code: str) -> dict[str, Any]:
+    answer = await client.get(
+        f"{sb.env['SIMKL_API_URL']}/oauth/pin/{user_code}",
+        params={"client_id": sb.env["SIMKL_CLIENT_ID"]},
+    )
+    data: dict[str, Any] = answer.json()
+    return data
+
+
+@pytest.mark.parametrize("link", ["verification_url", "with ?code="])
+async def test_pin_flow_completed_in_a_browser(sb, client, browser, link):
+    pin = await _pin(sb, client)
+    code = pin["user_code"]
+    prefilled = link != "verification_url"
+    page = await client.get(pin["verification_url"], params={"code": code} if prefilled else None)
+    form = browser.form(page)
+    assert form.inputs["user_code"][:2] == ("text", code if prefilled else "")
+    typed = {} if prefilled else {"user_code": code.lower()}
+    decided = await browser.submit(page, typed | {"sandbox_user": "pinuser"}, "approve")
+    assert decided.status_code == 200, decided.text
+    done = await _pin_poll(sb, client, code)
+    assert done["result"] == "OK", done
+    settings = await client.get(
+        f"{sb.env['SIMKL_API_URL']}/users/settings", headers=headers(sb, done["access_token"])
+    )
+    assert settings.json()["user"]["name"] == "pinuser"
+
+
+async def test_pin_denied_in_a_browser(sb, client, browser):
+    pin = await _pin(sb, client)
+    page = await client.get(pin["verification_url"])
+    decided = await browser.submit(page, {"user_code": pin["user_code"]}, "deny")
+    assert decided.status_code == 200
+    assert (await _pin_poll(sb, client, pin["user_code"]))["result"] == "KO"

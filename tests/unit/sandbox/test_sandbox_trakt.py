@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from scrobble_sandbox import Sandbox
+from scrobble_sandbox.core.clock import parse_iso
 from scrobble_sandbox.core.pkce import s256
 
 MOVIE = {"title": "Heat", "year": 1995, "ids": {"imdb": "tt0113277", "tmdb": 949}}
@@ -124,7 +125,150 @@ async def test_repeat_stop_is_409_with_watched_and_expires(sb, client, token):
     assert first.status_code == 201
     assert again.status_code == 409
     assert set(again.json()) == {"watched_at", "expires_at"}
+    watched_at, expires_at = (parse_iso(again.json()[k]) for k in ("watched_at", "expires_at"))
+    assert expires_at > watched_at
+    assert expires_at - watched_at == pytest.approx(sb.trakt.state.duplicate_window, abs=0.01)
     assert len(sb.trakt.snapshot()["history"]) == 1
+
+
+EPISODE = {"season": 1, "number": 2}
+# Each case: the items stopped one after the other (progress 95) and the statuses expected.
+# Trakt resolves an item to one catalogue entry whatever ids name it: the fake matches any id
+# kind in common, or title + year of an item it has seen, and learns new ids as it goes.
+REPEAT_CASES: list[tuple[str, list[dict[str, Any]], list[int]]] = [
+    ("movie, then tmdb only", [{"movie": MOVIE}, {"movie": {"ids": {"tmdb": 949}}}], [201, 409]),
+    (
+        "movie, then imdb only",
+        [{"movie": MOVIE}, {"movie": {"ids": {"imdb": "tt0113277"}}}],
+        [201, 409],
+    ),
+    (
+        "movie, then tmdb as text",
+        [{"movie": MOVIE}, {"movie": {"ids": {"tmdb": "949"}}}],
+        [201, 409],
+    ),
+    (
+        "movie, then title + year",
+        [{"movie": MOVIE}, {"movie": {"title": "Heat", "year": 1995}}],
+        [201, 409],
+    ),
+    (
+        "title + year, then ids",
+        [{"movie": {"title": "Heat", "year": 1995}}, {"movie": MOVIE}],
+        [201, 409],
+    ),
+    (
+        "ids learnt along the way",
+        [
+            {"movie": {"ids": {"imdb": "tt0113277"}}},
+            {"movie": {"ids": {"imdb": "tt0113277", "trakt": 12}}},
+            {"movie": {"ids": {"trakt": 12}}},
+        ],
+        [201, 409, 409],
+    ),
+    ("another movie", [{"movie": MOVIE}, {"movie": {"ids": {"tmdb": 950}}}], [201, 201]),
+    (
+        "same title, other ids",
+        [{"movie": MOVIE}, {"movie": {"title": "Heat", "year": 1995, "ids": {"tmdb": 1}}}],
+        [201, 201],
+    ),
+    (
+        "same title, other year",
+        [{"movie": MOVIE}, {"movie": {"title": "Heat", "year": 1986}}],
+        [201, 201],
+    ),
+    (
+        "episode, then show by title + year",
+        [
+            {"show": SHOW, "episode": EPISODE},
+            {"show": {"title": "The Wire", "year": 2002}, "episode": EPISODE},
+        ],
+        [201, 409],
+    ),
+    (
+        "episode, then show by more ids",
+        [
+            {"show": SHOW, "episode": EPISODE},
+            {"show": {"ids": {"tvdb": 79126, "imdb": "tt0306414"}}, "episode": EPISODE},
+        ],
+        [201, 409],
+    ),
+    (
+        "episode with ids, then its ids alone",
+        [
+            {"show": SHOW, "episode": EPISODE | {"ids": {"tvdb": 349232}}},
+            {"episode": {"ids": {"tvdb": 349232}}},
+        ],
+        [201, 409],
+    ),
+    (
+        "episode ids alone, then show + number and those ids",
+        [
+            {"episode": {"ids": {"trakt": 73640}}},
+            {"show": SHOW, "episode": EPISODE | {"ids": {"trakt": 73640}}},
+        ],
+        [201, 409],
+    ),
+    (
+        "next episode",
+        [{"show": SHOW, "episode": EPISODE}, {"show": SHOW, "episode": {"season": 1, "number": 3}}],
+        [201, 201],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "items", "statuses"), REPEAT_CASES, ids=[c[0] for c in REPEAT_CASES]
+)
+async def test_repeat_stop_is_409_whatever_ids_name_the_item(
+    sb, client, token, case, items, statuses
+):
+    url = f"{sb.env['TRAKT_API_URL']}/scrobble/stop"
+    answers = [
+        await client.post(url, json={"progress": 95} | item, headers=headers(sb, token))
+        for item in items
+    ]
+    assert [a.status_code for a in answers] == statuses, [a.text for a in answers]
+    assert len(sb.trakt.snapshot()["history"]) == statuses.count(201)
+
+
+async def test_history_add_makes_the_item_known(sb, client, token):
+    """An item seen in a history add (with title, year and ids) is the same item when a later
+    scrobble names it by title + year only: the repeat stop after it is 409."""
+    api = sb.env["TRAKT_API_URL"]
+    added = await client.post(
+        f"{api}/sync/history", json={"movies": [MOVIE]}, headers=headers(sb, token)
+    )
+    assert added.status_code == 201
+    stops = [
+        await client.post(
+            f"{api}/scrobble/stop",
+            json={"progress": 95, "movie": movie},
+            headers=headers(sb, token),
+        )
+        for movie in ({"ids": {"tmdb": 949}}, {"title": "Heat", "year": 1995})
+    ]
+    assert [r.status_code for r in stops] == [201, 409]
+
+
+@pytest.mark.parametrize("how", ["empty", "removed"])
+async def test_request_without_user_agent_is_refused(sb, client, token, how):
+    """httpx sends its own User-Agent by default: send an empty one, or none at all."""
+    sent = headers(sb, token)
+    del sent["User-Agent"]
+    url = f"{sb.env['TRAKT_API_URL']}/scrobble/start"
+    body = {"progress": 5.0, "movie": MOVIE}
+    async with httpx.AsyncClient(timeout=10.0) as bare:
+        if how == "empty":
+            response = await bare.post(url, json=body, headers=sent | {"User-Agent": ""})
+        else:
+            del bare.headers["User-Agent"]
+            response = await bare.post(url, json=body, headers=sent)
+    [record] = sb.trakt.requests("/scrobble/start")
+    assert record.headers.get("user-agent", "") == ""
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "forbidden"
+    assert sb.trakt.snapshot()["playback"] == []
 
 
 async def test_unknown_ids_answer_404(sb, client, token):
@@ -420,3 +564,72 @@ async def test_device_flow_bad_code_and_slow_down(sb, client):
     assert (await client.post(f"{auth}/oauth/device/token", json=poll)).status_code == 429
     bad = poll | {"code": "nope"}
     assert (await client.post(f"{auth}/oauth/device/token", json=bad)).status_code == 404
+
+
+async def _device_code(sb: Sandbox, client: httpx.AsyncClient) -> dict[str, Any]:
+    sb.trakt.state.device_interval = 0
+    created = await client.post(
+        f"{sb.env['TRAKT_AUTH_URL']}/oauth/device/code",
+        json={"client_id": sb.env["TRAKT_CLIENT_ID"]},
+    )
+    assert created.status_code == 200
+    data: dict[str, Any] = created.json()
+    return data
+
+
+async def _device_poll(sb: Sandbox, client: httpx.AsyncClient, device_code: str) -> httpx.Response:
+    return await client.post(
+        f"{sb.env['TRAKT_AUTH_URL']}/oauth/device/token",
+        json={
+            "code": device_code,
+            "client_id": sb.env["TRAKT_CLIENT_ID"],
+            "client_secret": sb.env["TRAKT_CLIENT_SECRET"],
+        },
+    )
+
+
+# (how the person reaches the page, what they type, which button) -> poll status
+BROWSER_CASES = [
+    ("type the code", "plain", "code", "approve", 200),
+    ("type it in lower case with spaces", "plain", "messy", "approve", 200),
+    ("link carries the code", "query", None, "approve", 200),
+    ("deny", "plain", "code", "deny", 418),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "link", "typed", "button", "status"), BROWSER_CASES, ids=[c[0] for c in BROWSER_CASES]
+)
+async def test_device_flow_completed_in_a_browser(
+    sb, client, browser, case, link, typed, button, status
+):
+    created = await _device_code(sb, client)
+    code = created["user_code"]
+    url = created["verification_url"]
+    page = await client.get(url, params={"code": code} if link == "query" else None)
+    form = browser.form(page)
+    assert form.inputs["user_code"][0] == "text"  # visible: a person can type into it
+    assert form.inputs["user_code"][1] == (code if link == "query" else "")
+    fill = {}
+    if typed == "code":
+        fill["user_code"] = code
+    elif typed == "messy":
+        fill["user_code"] = f" {code.lower()} "
+    decided = await browser.submit(page, fill, button)
+    assert decided.status_code == 200, decided.text
+    polled = await _device_poll(sb, client, created["device_code"])
+    assert polled.status_code == status, polled.text
+    if status == 200:
+        access = polled.json()["access_token"]
+        me = await client.get(
+            f"{sb.env['TRAKT_API_URL']}/users/settings", headers=headers(sb, access)
+        )
+        assert me.json()["user"]["username"] == "sandbox"
+
+
+async def test_device_page_with_a_wrong_code_is_404(sb, client, browser):
+    created = await _device_code(sb, client)
+    page = await client.get(created["verification_url"])
+    decided = await browser.submit(page, {"user_code": "NOTACODE"}, "approve")
+    assert decided.status_code == 404
+    assert (await _device_poll(sb, client, created["device_code"])).status_code == 400

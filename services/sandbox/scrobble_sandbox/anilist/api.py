@@ -4,7 +4,9 @@ schema before anything runs, as graphql.anilist.co does.
 HTTP statuses (see README, decisions): a bad token is 400 "Invalid token"; a document that
 does not parse or validate is 400 with errors[]; when every root field failed, the status is
 that of the first error (401 Unauthorized., 404 Not Found., 400 validation); otherwise 200,
-with errors[] beside the data.
+with errors[] beside the data. A valid root field the fake does not implement is null with an
+error "sandbox: field X not implemented" (status 501 in the entry) and never changes the HTTP
+status.
 """
 
 import inspect
@@ -14,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from graphql import GraphQLError, execute, parse, validate
 
-from scrobble_sandbox.anilist.resolvers import AniListError, Context, Resolvers
+from scrobble_sandbox.anilist.resolvers import (
+    AniListError,
+    Context,
+    NotImplementedField,
+    Resolvers,
+)
 from scrobble_sandbox.anilist.schema import anilist_schema
 from scrobble_sandbox.anilist.state import AniListState
 from scrobble_sandbox.core.fake import RAW_BODY_KEY, USER_KEY
@@ -40,6 +47,8 @@ def format_error(error: GraphQLError, default_status: int) -> dict[str, Any]:
         out["status"] = 500
     if error.locations:
         out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path is not None:
+        out["path"] = list(error.path)
     return out
 
 
@@ -89,7 +98,13 @@ class AniListApi:
             return json_response({"data": data})
         errors = [format_error(e, 400) for e in result.errors]
         all_failed = data is None or all(v is None for v in data.values())
-        status = errors[0]["status"] if all_failed else 200
+        # A field the fake does not implement is reported in errors[] only: HTTP stays 200.
+        served = [
+            entry
+            for entry, error in zip(errors, result.errors, strict=True)
+            if not isinstance(error.original_error, NotImplementedField)
+        ]
+        status = served[0]["status"] if all_failed and served else 200
         return json_response({"errors": errors, "data": data}, status=status)
 
     def _body(

@@ -48,13 +48,13 @@ class AniListFake(Fake):
     def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
 
-    async def rate_limit_key(
+    async def rate_limit_keys(
         self, request: web.Request, surface: Surface
-    ) -> tuple[str, str] | None:
+    ) -> list[tuple[str, str]]:
         if surface.name != "api":
-            return None
+            return []
         token = bearer_token(request)
-        return "per_minute", f"token:{token}" if token else f"ip:{request.remote}"
+        return [("per_minute", f"token:{token}" if token else f"ip:{request.remote}")]
 
     def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
         response = errors_response([{"message": "Too Many Requests.", "status": 429}], 429)

@@ -1,5 +1,9 @@
 """Root resolvers of the AniList fake: Viewer, User, Media, MediaList(Collection) and the
-list-entry mutations. Objects are plain dicts; graphql-core's default resolver reads them."""
+list-entry mutations. Objects are plain dicts; graphql-core's default resolver reads them.
+
+Every other root field of the schema resolves to an error "sandbox: field X not implemented"
+(the field is null, the answer is HTTP 200), so a client never silently gets null from a
+field the fake does not serve."""
 
 import math
 from dataclasses import dataclass
@@ -7,6 +11,7 @@ from typing import Any
 
 from graphql import GraphQLResolveInfo
 
+from scrobble_sandbox.anilist.schema import anilist_schema
 from scrobble_sandbox.anilist.state import AniListState, AniListUser, Entry, Media
 from scrobble_sandbox.core.clock import now
 
@@ -32,6 +37,29 @@ class AniListError(Exception):
         super().__init__(message)
         self.status = status
         self.validation = validation
+
+
+class NotImplementedField(AniListError):
+    """A valid root field the fake does not serve: an entry in errors[], never HTTP status."""
+
+    def __init__(self, field_name: str) -> None:
+        super().__init__(f"sandbox: field {field_name} not implemented", 501)
+        self.field_name = field_name
+
+
+def not_implemented(field_name: str) -> Any:
+    def resolve(info: Info, **args: Any) -> None:
+        raise NotImplementedField(field_name)
+
+    return resolve
+
+
+def root_field_names() -> list[str]:
+    schema = anilist_schema()
+    names = list(schema.query_type.fields) if schema.query_type else []
+    if schema.mutation_type is not None:
+        names += list(schema.mutation_type.fields)
+    return names
 
 
 def not_found() -> AniListError:
@@ -90,6 +118,10 @@ class Resolvers:
         self.state = ctx.state
 
     def root(self) -> dict[str, Any]:
+        implemented = self.implemented()
+        return {name: implemented.get(name) or not_implemented(name) for name in root_field_names()}
+
+    def implemented(self) -> dict[str, Any]:
         return {
             "Viewer": self.viewer,
             "User": self.user,

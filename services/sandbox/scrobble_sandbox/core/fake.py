@@ -36,15 +36,23 @@ RAW_BODY_KEY = web.RequestKey("sandbox_raw_body", bytes)
 
 @dataclass(frozen=True)
 class Surface:
-    """One URL prefix of a fake, standing in for one real host (or host + path)."""
+    """One URL prefix of a fake, standing in for one real host (or host + path).
+
+    `prefix` is where the fake's routes live on the sandbox server; `base` is the path of the
+    documented base URL (e.g. `/listenbrainz/1` for LISTENBRAINZ_API_URL), which recorded
+    paths, inspection and faults are relative to. Paths outside `base` fall back to `prefix`.
+    """
 
     fake: "Fake"
     name: str
     prefix: str
+    base: str = ""
 
     def relative(self, path: str) -> str:
-        rel = path[len(self.prefix) :]
-        return rel or "/"
+        base = (self.base or self.prefix).rstrip("/")
+        if path == base or path.startswith(base + "/"):
+            return path[len(base) :] or "/"
+        return path[len(self.prefix) :] or "/"
 
 
 class Fake(ABC):
@@ -65,6 +73,10 @@ class Fake(ABC):
     @abstractmethod
     def surfaces(self) -> dict[str, str]:
         """Surface name -> URL prefix on the sandbox server."""
+
+    def bases(self) -> dict[str, str]:
+        """Surface name -> path of the documented base URL (default: the prefix itself)."""
+        return self.surfaces()
 
     @abstractmethod
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -87,10 +99,11 @@ class Fake(ABC):
         """Preload items of a kind; returns how many were stored."""
 
     @abstractmethod
-    async def rate_limit_key(
+    async def rate_limit_keys(
         self, request: web.Request, surface: Surface
-    ) -> tuple[str, str] | None:
-        """(limit name, key) to count this request against, or None when it is not limited."""
+    ) -> list[tuple[str, str]]:
+        """(limit name, key) buckets to count this request against (all of them, or none
+        when one is exhausted); an empty list when it is not limited."""
 
     @abstractmethod
     def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
@@ -135,6 +148,7 @@ class Fake(ABC):
             surface=surface.name,
             method=request.method,
             path=path,
+            full_path=request.path,
             query=redact_value(dict(request.query)),
             headers=redact_headers(request),
             body=redact_value(parse_body(raw, request.content_type)),
@@ -151,18 +165,15 @@ class Fake(ABC):
                     record.status = early.status
                     return early
             verdict: Verdict | None = None
-            limited = (
-                await self.rate_limit_key(request, surface) if self.rate_limits.enabled else None
-            )
-            if limited is not None:
-                limit_name, key = limited
-                limit = self.rate_limits.limits()[limit_name]
-                verdict = self.windows.hit(limit_name, key, limit)
-                if not verdict.allowed:
+            if self.rate_limits.enabled:
+                limits = self.rate_limits.limits()
+                buckets = await self.rate_limit_keys(request, surface)
+                verdict = self.windows.hit_all([(n, k, limits[n]) for n, k in buckets])
+                if verdict is not None and not verdict.allowed:
                     response = self.rate_limited_response(request, verdict)
                     self.decorate(response, verdict)
                     record.status = response.status
-                    record.extra["rate_limited"] = limit_name
+                    record.extra["rate_limited"] = verdict.name
                     return response
             response = await handler(request)
             self.decorate(response, verdict)

@@ -17,12 +17,21 @@ def consent_page(
     hidden: dict[str, str],
     prompt: str,
     user: str = SANDBOX_USER,
+    fields: list[tuple[str, str, str]] | None = None,
 ) -> web.Response:
-    """A page with Approve and Deny buttons that posts `hidden` back to `action`."""
+    """A page with Approve and Deny buttons that posts `hidden` back to `action`, plus
+    visible text inputs `fields` as (name, label, prefilled value), e.g. a device's code."""
     inputs = "\n".join(
         f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
         for k, v in hidden.items()
     )
+    for name, label, value in fields or []:
+        n = html.escape(name)
+        inputs += (
+            f'\n<label for="{n}">{html.escape(label)}</label> '
+            f'<input type="text" id="{n}" name="{n}" value="{html.escape(value)}" required '
+            f'autocomplete="off" autocapitalize="characters" spellcheck="false">'
+        )
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(service)} (sandbox)</title></head>
 <body>

@@ -86,17 +86,39 @@ class RateWindows:
     def __init__(self) -> None:
         self._logs: dict[tuple[str, str], deque[float]] = {}
 
-    def hit(self, name: str, key: str, limit: Limit) -> Verdict:
-        at = now()
+    def check(self, name: str, key: str, limit: Limit, at: float | None = None) -> Verdict:
+        """The verdict for one more request, without counting it."""
+        at = now() if at is None else at
         log = self._logs.setdefault((name, key), deque())
         while log and log[0] <= at - limit.window:
             log.popleft()
         if len(log) >= limit.limit:
             reset_in = log[0] + limit.window - at
             return Verdict(name, False, limit.limit, limit.window, 0, reset_in)
-        log.append(at)
-        reset_in = log[0] + limit.window - at
-        return Verdict(name, True, limit.limit, limit.window, limit.limit - len(log), reset_in)
+        reset_in = (log[0] if log else at) + limit.window - at
+        return Verdict(name, True, limit.limit, limit.window, limit.limit - len(log) - 1, reset_in)
+
+    def hit(self, name: str, key: str, limit: Limit, at: float | None = None) -> Verdict:
+        """Count one request if the limit allows it; the verdict says whether it did."""
+        at = now() if at is None else at
+        verdict = self.check(name, key, limit, at)
+        if verdict.allowed:
+            self._logs[(name, key)].append(at)
+        return verdict
+
+    def hit_all(self, hits: list[tuple[str, str, Limit]]) -> Verdict | None:
+        """Count one request against several (name, key) buckets at once: all or none.
+
+        Returns the first refusal, else the allowed verdict with the fewest requests left
+        (None when there is nothing to count)."""
+        at = now()
+        verdicts = [self.check(name, key, limit, at) for name, key, limit in hits]
+        refused = [v for v in verdicts if not v.allowed]
+        if refused:
+            return refused[0]
+        for name, key, _ in hits:
+            self._logs[(name, key)].append(at)
+        return min(verdicts, key=lambda v: v.remaining, default=None)
 
     def clear(self) -> None:
         self._logs.clear()

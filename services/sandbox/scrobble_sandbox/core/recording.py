@@ -41,7 +41,8 @@ MAX_RECORDS = 50_000
 
 @dataclass
 class RecordedRequest:
-    """One request as a fake saw it; `path` is relative to the fake's base URL."""
+    """One request as a fake saw it; `path` is relative to the fake's documented base URL
+    (e.g. `/submit-listens` under LISTENBRAINZ_API_URL), `full_path` is the server path."""
 
     fake: str
     surface: str
@@ -51,6 +52,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     at: float
+    full_path: str = ""
     status: int | None = None
     user: str | None = None
     fault: str | None = None
@@ -116,10 +118,12 @@ class RequestLog:
         return list(self._records)
 
     def matching(self, path_prefix: str = "", method: str | None = None) -> list[RecordedRequest]:
+        """Records whose path (relative to the base URL), or full server path, starts with
+        `path_prefix`."""
         return [
             r
             for r in self._records
-            if r.path.startswith(path_prefix)
+            if (r.path.startswith(path_prefix) or r.full_path.startswith(path_prefix))
             and (method is None or r.method.upper() == method.upper())
         ]
 

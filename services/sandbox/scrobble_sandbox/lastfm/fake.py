@@ -35,6 +35,11 @@ class LastfmFake(Fake):
     def surfaces(self) -> dict[str, str]:
         return {"api": "/lastfm-api", "auth": "/lastfm-www"}
 
+    def bases(self) -> dict[str, str]:
+        # LASTFM_API_URL and LASTFM_AUTH_URL, as https://ws.audioscrobbler.com/2.0/ and
+        # https://www.last.fm/api/auth/: every API call's path is then `/`.
+        return {"api": "/lastfm-api/2.0/", "auth": "/lastfm-www/api/auth/"}
+
     def add_routes(self, router: web.UrlDispatcher) -> None:
         prefixes = self.surfaces()
         self.api.add_routes(router, prefixes["api"])
@@ -49,13 +54,13 @@ class LastfmFake(Fake):
     def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
 
-    async def rate_limit_key(
+    async def rate_limit_keys(
         self, request: web.Request, surface: Surface
-    ) -> tuple[str, str] | None:
+    ) -> list[tuple[str, str]]:
         if surface.name != "api":
-            return None
+            return []
         params = await request_params(request)
-        return "per_key", params.get("api_key", "")
+        return [("per_key", params.get("api_key", ""))]
 
     def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
         # Error 29 in the body, in the format asked for; Last.fm sends no Retry-After.

@@ -33,6 +33,10 @@ class ListenBrainzFake(Fake):
     def surfaces(self) -> dict[str, str]:
         return {"api": "/listenbrainz"}
 
+    def bases(self) -> dict[str, str]:
+        # LISTENBRAINZ_API_URL ends in /1, as https://api.listenbrainz.org/1 does.
+        return {"api": "/listenbrainz/1"}
+
     def add_routes(self, router: web.UrlDispatcher) -> None:
         self.api.add_routes(router, self.surfaces()["api"])
 
@@ -45,13 +49,13 @@ class ListenBrainzFake(Fake):
     def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
 
-    async def rate_limit_key(
+    async def rate_limit_keys(
         self, request: web.Request, surface: Surface
-    ) -> tuple[str, str] | None:
+    ) -> list[tuple[str, str]]:
         header = request.headers.get("Authorization")
         if header:
-            return "per_token", header
-        return "per_ip", request.remote or "unknown"
+            return [("per_token", header)]
+        return [("per_ip", request.remote or "unknown")]
 
     def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
         return lb_error(

@@ -130,7 +130,8 @@ def _check_listened_at(listen: dict[str, Any], now: float) -> None:
             "Value for key listened_at is too low. listened_at timestamp should be greater "
             f"than {LISTEN_MINIMUM_TS} (2002-10-01 00:00:00 UTC)."
         )
-    if listened_at >= now + FUTURE_SLACK:
+    # The server compares with int(time.time()) + 3600: whole seconds, truncated.
+    if listened_at >= int(now) + FUTURE_SLACK:
         raise ListenError("Value for key listened_at is too high.")
 
 

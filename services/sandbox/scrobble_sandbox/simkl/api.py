@@ -10,7 +10,7 @@ from aiohttp import web
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
 from scrobble_sandbox.core.fake import USER_KEY
 from scrobble_sandbox.core.http import bearer_token, json_response, read_json
-from scrobble_sandbox.core.items import id_keys, is_int, is_number, media_key
+from scrobble_sandbox.core.items import id_keys, is_int, is_number
 from scrobble_sandbox.credentials import SIMKL_CLIENT_ID
 from scrobble_sandbox.simkl.state import GROUPS, Kind, SimklRating, SimklState, WatchEvent
 
@@ -74,13 +74,19 @@ class SimklApi:
             return simkl_error(400, "bad_request", "The request body must be an object")
         return body
 
-    def _known(self, key: str | None, *objs: Any) -> str | None:
-        if key is None:
+    def _unknown(self, *objs: Any) -> bool:
+        return any(k in self.state.unknown_ids for obj in objs for k in id_keys(obj))
+
+    def media_key(self, kind: Kind, obj: Any) -> str | None:
+        """The registry key of a movie, show or anime; None when Simkl would not find it."""
+        if self._unknown(obj):
             return None
-        for obj in objs:
-            if any(k in self.state.unknown_ids for k in id_keys(obj)):
-                return None
-        return key
+        return self.state.items.media(kind, obj)
+
+    def episode_key(self, kind: Kind, show_key: str | None, episode: Any) -> str | None:
+        if self._unknown(episode):
+            return None
+        return self.state.items.episode(f"{kind}-episode", show_key, episode)
 
     # --- scrobble --------------------------------------------------------------------------
     def _scrobble_handler(self, action: str) -> Any:
@@ -91,10 +97,12 @@ class SimklApi:
 
     def _scrobble_item(
         self, body: dict[str, Any]
-    ) -> tuple[Kind, str | None, dict[str, Any], int | None, int | None] | web.Response:
+    ) -> tuple[Kind, str | None, str | None, dict[str, Any], int | None, int | None] | web.Response:
+        """(kind, item key, library group key, echo, season, number); keys None: not found."""
         movie = body.get("movie")
         if isinstance(movie, dict):
-            return "movie", self._known(media_key(movie), movie), {"movie": movie}, None, None
+            key = self.media_key("movie", movie)
+            return "movie", key, key, {"movie": movie}, None, None
         episode = body.get("episode")
         for kind in ("show", "anime"):
             parent = body.get(kind)
@@ -105,10 +113,11 @@ class SimklApi:
             season = episode.get("season", 1)
             if not is_int(season):
                 return simkl_error(400, "bad_request", "episode.season must be an integer")
-            base = self._known(media_key(parent), parent)
-            key = None if base is None else f"{kind}:{base}:s{season}e{episode['number']}"
             typed: Kind = "show" if kind == "show" else "anime"
-            return typed, key, {kind: parent, "episode": episode}, season, episode["number"]
+            base = self.media_key(typed, parent)
+            key = None if base is None else self.episode_key(typed, base, episode)
+            echo = {kind: parent, "episode": episode}
+            return typed, key, base, echo, season, episode["number"]
         return simkl_error(400, "bad_request", "A movie, or a show or anime with an episode")
 
     async def scrobble(self, request: web.Request, action: str) -> web.Response:
@@ -124,8 +133,8 @@ class SimklApi:
         resolved = self._scrobble_item(body)
         if isinstance(resolved, web.Response):
             return resolved
-        kind, key, echo, season, number = resolved
-        if key is None:
+        kind, key, group, echo, season, number = resolved
+        if key is None or group is None:
             return simkl_error(404, "id_err", "The item was not found")
         at, result_id, result_action = now(), 0, action
         if action == "stop" and progress >= 80:
@@ -136,9 +145,7 @@ class SimklApi:
                     status=409,
                 )
             item = echo.get(kind) or {}
-            event = self.state.add_watch(
-                user, kind, _group_key(kind, item, key), item, at, season, number
-            )
+            event = self.state.add_watch(user, kind, group, item, at, season, number)
             self.state.recent[(user, key)] = (at, at + self.state.duplicate_window)
             self.state.playback.pop((user, key), None)
             result_id, result_action = event.id, "scrobble"
@@ -188,7 +195,7 @@ class SimklApi:
         added = {"movies": 0, "shows": 0, "episodes": 0}
         not_found: dict[str, list[Any]] = {"movies": [], "shows": [], "episodes": []}
         for movie in _objects(body, "movies"):
-            key = self._known(media_key(movie), movie)
+            key = self.media_key("movie", movie)
             if key is None:
                 not_found["movies"].append(movie)
                 continue
@@ -198,7 +205,7 @@ class SimklApi:
         for plural, kind in (("shows", "show"), ("anime", "anime")):
             typed: Kind = "show" if kind == "show" else "anime"
             for show in _objects(body, plural):
-                key = self._known(media_key(show), show)
+                key = self.media_key(typed, show)
                 if key is None:
                     not_found["shows"].append(show)
                     continue
@@ -215,18 +222,19 @@ class SimklApi:
                     if not is_int(season.get("number")) or not is_int(ep.get("number")):
                         not_found["episodes"].append(ep)
                         continue
+                    self.episode_key(typed, key, ep | {"season": season["number"]})
                     when = self._when(ep, self._when(season, show_when))
                     self.state.add_watch(
                         user, typed, key, item, when, season["number"], ep["number"]
                     )
                     added["episodes"] += 1
         for ep in _objects(body, "episodes"):
-            keys = id_keys(ep)
-            if not keys or self._known(keys[0], ep) is None:
+            ep_key = self.episode_key("show", None, ep)
+            if ep_key is None:
                 not_found["episodes"].append(ep)
                 continue
             item = {k: v for k, v in ep.items() if k != "watched_at"}
-            self.state.add_watch(user, "show", f"episode:{keys[0]}", item, self._when(ep, at))
+            self.state.add_watch(user, "show", ep_key, item, self._when(ep, at))
             added["episodes"] += 1
         return {"added": added, "not_found": not_found}
 
@@ -252,14 +260,14 @@ class SimklApi:
                 if not is_int(rating) or not 1 <= rating <= 10:
                     return simkl_error(400, "bad_request", "rating must be an integer 1-10")
                 bucket = "movies" if plural == "movies" else "shows"
-                key = self._known(media_key(obj), obj)
+                typed: Kind = (
+                    "movie" if kind == "movie" else ("show" if kind == "show" else "anime")
+                )
+                key = self.media_key(typed, obj)
                 if key is None:
                     not_found[bucket].append(obj)
                     continue
                 rated_at = parse_iso(obj["rated_at"]) if "rated_at" in obj else at
-                typed: Kind = (
-                    "movie" if kind == "movie" else ("show" if kind == "show" else "anime")
-                )
                 item = {k: v for k, v in obj.items() if k not in ("rating", "rated_at")}
                 ratings.append(SimklRating(user, typed, key, item, rating, rated_at))
                 added[bucket] += 1
@@ -381,11 +389,6 @@ class SimklApi:
         return json_response(
             {"user": {"name": user}, "account": {"id": zlib.crc32(user.encode()) % 10**7}}
         )
-
-
-def _group_key(kind: Kind, item: dict[str, Any], fallback: str) -> str:
-    """Episodes of one show group under the show's key; a movie is its own group."""
-    return media_key(item) or fallback
 
 
 def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from aiohttp import web
 from scrobble_sandbox.core.clock import now, parse_iso
 from scrobble_sandbox.core.fake import Action, Fake, Surface
 from scrobble_sandbox.core.http import bearer_token
-from scrobble_sandbox.core.items import id_keys, media_key
+from scrobble_sandbox.core.items import id_keys
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.simkl.api import SimklApi, client_id_of, simkl_error
@@ -51,14 +51,21 @@ class SimklFake(Fake):
     def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
 
-    async def rate_limit_key(
+    async def rate_limit_keys(
         self, request: web.Request, surface: Surface
-    ) -> tuple[str, str] | None:
-        if surface.name != "api":
-            return None
+    ) -> list[tuple[str, str]]:
+        """Every call counts against its client id AND (when it carries one) its token:
+        the published limits hold per token and per client id at the same time. The OAuth
+        endpoints (token exchange, PIN polls, which have their own `interval`) are not
+        counted, as on Trakt, so a fresh login can POST at once."""
+        if surface.name != "api" or surface.relative(request.path).startswith("/oauth/"):
+            return []
+        name = "get" if request.method in ("GET", "HEAD") else "post"
+        buckets = [(name, f"client:{client_id_of(request) or ''}")]
         token = bearer_token(request)
-        key = f"token:{token}" if token else f"client:{client_id_of(request)}"
-        return ("get", key) if request.method in ("GET", "HEAD") else ("post", key)
+        if token:
+            buckets.append((name, f"token:{token}"))
+        return buckets
 
     def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
         response = simkl_error(429, "rate_limit", "Too many requests, slow down")
@@ -76,7 +83,7 @@ class SimklFake(Fake):
             for item in items:
                 typed = _kind(item.get("type", "movie"))
                 obj = item[typed]
-                key = media_key(obj) or str(obj)
+                key = self.api.media_key(typed, obj) or str(obj)
                 when = parse_iso(item["watched_at"]) if "watched_at" in item else now()
                 episode = item.get("episode")
                 season = episode.get("season", 1) if episode else None
@@ -87,7 +94,7 @@ class SimklFake(Fake):
             for item in items:
                 typed = _kind(item.get("type", "movie"))
                 obj = item[typed]
-                key = media_key(obj) or str(obj)
+                key = self.api.media_key(typed, obj) or str(obj)
                 rated = parse_iso(item["rated_at"]) if "rated_at" in item else now()
                 self.state.ratings[(owner, f"{typed}:{key}")] = SimklRating(
                     owner, typed, key, obj, int(item["rating"]), rated

@@ -148,13 +148,14 @@ class SimklOAuth:
         return consent_page(
             service="Simkl",
             action=f"{self.fake.url('auth')}/pin/decision",
-            hidden={"user_code": code},
-            prompt=f"Connect the device showing code {code or '(enter it below)'}.",
+            hidden={},
+            fields=[("user_code", "Code shown on your device", code.upper())],
+            prompt="Enter the code your device shows, then Approve.",
         )
 
     async def pin_decide(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
-        grant = self.state.pins.get(form.get("user_code", "").upper())
+        grant = self.state.pins.get(form.get("user_code", "").strip().upper())
         if grant is None:
             return message_page("Unknown code", "That code is not valid", status=404)
         if form.get("decision") != "approve":

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scrobble_sandbox.core.clock import iso_utc, now
+from scrobble_sandbox.core.items import ItemRegistry
 from scrobble_sandbox.core.tokens import TokenStore
 from scrobble_sandbox.credentials import SANDBOX_TOKEN, SANDBOX_USER
 
@@ -81,6 +82,8 @@ class SimklState:
     recent: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     playback: dict[tuple[str, str], float] = field(default_factory=dict)
     unknown_ids: set[str] = field(default_factory=set)
+    # Every movie, show, anime and episode seen, so one item sent with other ids is one item.
+    items: ItemRegistry = field(default_factory=ItemRegistry)
     # (user, activities group, field) -> when it last changed.
     activity: dict[tuple[str, str, str], float] = field(default_factory=dict)
     full_syncs: int = 0

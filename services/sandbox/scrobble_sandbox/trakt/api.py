@@ -8,7 +8,7 @@ from aiohttp import web
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
 from scrobble_sandbox.core.fake import USER_KEY
 from scrobble_sandbox.core.http import bearer_token, int_arg, json_response, read_json
-from scrobble_sandbox.core.items import episode_key, id_keys, is_int, is_number, media_key
+from scrobble_sandbox.core.items import id_keys, is_int, is_number
 from scrobble_sandbox.credentials import TRAKT_CLIENT_ID
 from scrobble_sandbox.trakt.state import Rating, TraktState
 
@@ -94,25 +94,36 @@ class TraktApi:
         """(type, key, echo) of the item a scrobble names; key None means not found."""
         movie, show, episode = body.get("movie"), body.get("show"), body.get("episode")
         if isinstance(movie, dict):
-            return "movie", self._known(media_key(movie), movie), {"movie": movie}
+            return "movie", self.movie_key(movie), {"movie": movie}
         if isinstance(episode, dict):
             if isinstance(show, dict):
-                key = episode_key(show, episode)
-                return (
-                    "episode",
-                    self._known(key, show, episode),
-                    {"episode": episode, "show": show},
-                )
-            return "episode", self._known(episode_key(None, episode), episode), {"episode": episode}
+                key = self.episode_key(show, episode)
+                return "episode", key, {"episode": episode, "show": show}
+            return "episode", self.episode_key(None, episode), {"episode": episode}
         return error(400, "bad_request", "A movie or an episode is required")
 
-    def _known(self, key: str | None, *objs: dict[str, Any]) -> str | None:
-        if key is None:
+    def _unknown(self, *objs: Any) -> bool:
+        return any(k in self.state.unknown_ids for obj in objs for k in id_keys(obj))
+
+    def media_key(self, namespace: str, obj: Any) -> str | None:
+        """The registry key of a movie, show or season; None when Trakt would not find it."""
+        if self._unknown(obj):
             return None
-        for obj in objs:
-            if any(k in self.state.unknown_ids for k in id_keys(obj)):
-                return None
-        return key
+        return self.state.items.media(namespace, obj)
+
+    def movie_key(self, movie: Any) -> str | None:
+        return self.media_key("movie", movie)
+
+    def episode_key(self, show: Any, episode: Any) -> str | None:
+        """An episode by show + season + number (and its own ids), or by its ids alone."""
+        if self._unknown(show, episode):
+            return None
+        if show is None:
+            return self.state.items.episode("episode", None, episode)
+        show_key = self.state.items.media("show", show)
+        if show_key is None or not isinstance(episode, dict) or not is_int(episode.get("number")):
+            return None
+        return self.state.items.episode("episode", show_key, episode)
 
     async def scrobble(self, request: web.Request, action: str) -> web.Response:
         user, bad = await self._guard(request)
@@ -215,7 +226,7 @@ class TraktApi:
             "people": [],
         }
         for movie in _list(body, "movies"):
-            if self._known(media_key(movie), movie) is None:
+            if self.movie_key(movie) is None:
                 not_found["movies"].append(movie)
                 continue
             when = self._watched_at(movie, at)
@@ -223,7 +234,8 @@ class TraktApi:
             self.state.add_history(user, "movie", when, "watch", movie=echo)
             added["movies"] += 1
         for show in _list(body, "shows"):
-            if self._known(media_key(show), show) is None:
+            show_key = self.media_key("show", show)
+            if show_key is None:
                 not_found["shows"].append(show)
                 continue
             show_when = self._watched_at(show, at)
@@ -235,13 +247,15 @@ class TraktApi:
                     if not is_int(episode["season"]) or not is_int(episode["number"]):
                         not_found["episodes"].append(ep)
                         continue
+                    # Seen: a later scrobble of this episode by other ids is the same one.
+                    self.state.items.episode("episode", show_key, ep | episode)
                     when = self._watched_at(ep, season_when)
                     self.state.add_history(
                         user, "episode", when, "watch", show=echo_show, episode=episode
                     )
                     added["episodes"] += 1
         for ep in _list(body, "episodes"):
-            if self._known(episode_key(None, ep), ep) is None:
+            if self.episode_key(None, ep) is None:
                 not_found["episodes"].append(ep)
                 continue
             when = self._watched_at(ep, at)
@@ -297,7 +311,11 @@ class TraktApi:
             rating = item.get("rating")
             if not is_int(rating) or not 1 <= rating <= 10:
                 return error(422, "unprocessable_entity", "rating must be an integer 1-10")
-            key = self._known(media_key(item), item)
+            key = (
+                self.episode_key(None, item)
+                if plural == "episodes"
+                else self.media_key(plural[:-1], item)
+            )
             if key is None:
                 not_found[plural].append(item)
                 continue

@@ -54,14 +54,14 @@ class TraktFake(Fake):
         return self.state.snapshot()
 
     # --- limits ----------------------------------------------------------------------------
-    async def rate_limit_key(
+    async def rate_limit_keys(
         self, request: web.Request, surface: Surface
-    ) -> tuple[str, str] | None:
+    ) -> list[tuple[str, str]]:
         if surface.name != "api" or surface.relative(request.path).startswith("/oauth/"):
-            return None
+            return []
         user = self.state.access.user_for(bearer_token(request))
         key = f"user:{user}" if user else f"app:{request.headers.get('trakt-api-key', '')}"
-        return ("get", key) if request.method in ("GET", "HEAD") else ("write", key)
+        return [("get", key) if request.method in ("GET", "HEAD") else ("write", key)]
 
     def rate_limited_response(self, request: web.Request, verdict: Verdict) -> web.StreamResponse:
         name = "AUTHED_API_GET_LIMIT" if verdict.name == "get" else "AUTHED_API_POST_LIMIT"
@@ -90,6 +90,10 @@ class TraktFake(Fake):
                 item_type = item.get("type", "movie")
                 if item_type not in ("movie", "episode"):
                     raise ValueError("history items have type movie or episode")
+                if item_type == "movie":
+                    self.api.movie_key(item.get("movie"))
+                else:
+                    self.api.episode_key(item.get("show"), item.get("episode"))
                 self.state.add_history(
                     owner,
                     item_type,
@@ -104,10 +108,15 @@ class TraktFake(Fake):
             for item in items:
                 item_type = item["type"]
                 obj = item[item_type]
-                key = f"{item_type}:{(id_keys(obj) or [obj.get('title')])[0]}"
                 rated = parse_iso(item["rated_at"]) if "rated_at" in item else now()
-                self.state.ratings[(owner, key)] = Rating(
-                    owner, item_type, key, int(item["rating"]), rated, obj
+                if item_type == "episode":
+                    found = self.api.episode_key(None, obj)
+                else:
+                    found = self.api.media_key(item_type, obj)
+                if found is None:
+                    raise ValueError(f"a rated {item_type} needs ids or title + year")
+                self.state.ratings[(owner, f"{item_type}:{found}")] = Rating(
+                    owner, item_type, found, int(item["rating"]), rated, obj
                 )
             return len(items)
         if kind == "unknown_ids":

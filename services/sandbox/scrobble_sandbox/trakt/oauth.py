@@ -241,7 +241,7 @@ class TraktOAuth:
 
     def find_device(self, user_code: str) -> DeviceGrant | None:
         for grant in self.state.devices.values():
-            if grant.user_code == user_code.upper():
+            if grant.user_code == user_code.strip().upper():
                 return grant
         return None
 
@@ -250,8 +250,9 @@ class TraktOAuth:
         return consent_page(
             service="Trakt",
             action=f"{self.fake.url('auth')}/activate/decision",
-            hidden={"user_code": code},
-            prompt=f"Activate the device showing code {code or '(enter it below)'}.",
+            hidden={},
+            fields=[("user_code", "Code shown on your device", code.upper())],
+            prompt="Enter the code your device shows, then Approve.",
         )
 
     async def activate_decide(self, request: web.Request) -> web.Response:
