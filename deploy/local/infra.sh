@@ -578,6 +578,12 @@ cmd_down() {
 	pg_down
 }
 
+# Only Postgres, for outage tests; `up` brings it back.
+cmd_stop_postgres() {
+	take_lock
+	pg_down
+}
+
 cmd_status() {
 	local ok=0 pid
 	if pid="$(kafka_our_pid)" && kafka_answers; then
@@ -601,7 +607,7 @@ cmd_status() {
 }
 
 usage() {
-	echo "usage: $0 up|down|status|env" >&2
+	echo "usage: $0 up|down|status|env|stop-postgres" >&2
 	exit 2
 }
 
@@ -611,5 +617,6 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 env) print_env ;;
+stop-postgres) cmd_stop_postgres ;;
 *) usage ;;
 esac

@@ -38,8 +38,20 @@ def _from_env() -> Infra | None:
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database = os.environ.get("DATABASE_URL")
     if kafka and database:
-        return Infra(kafka, database, "environment")
+        # The test command exports what deploy/local/infra.sh started: still ours to stop
+        # and start (outage tests need that), so call it local.
+        return Infra(kafka, database, "local" if _is_local(kafka, database) else "environment")
     return None
+
+
+def _is_local(kafka: str, database: str) -> bool:
+    if not INFRA_SCRIPT.exists():
+        return False
+    printed = subprocess.run(
+        ["bash", str(INFRA_SCRIPT), "env"], capture_output=True, text=True, check=False
+    )
+    local = _parse_exports(printed.stdout)
+    return (local.get("KAFKA_BOOTSTRAP_SERVERS"), local.get("DATABASE_URL")) == (kafka, database)
 
 
 def _from_local_script() -> tuple[Infra | None, str]:
@@ -89,3 +101,16 @@ def discover() -> Infra:
         "no Kafka/Postgres for the integration tests: set KAFKA_BOOTSTRAP_SERVERS and "
         f"DATABASE_URL, or make deploy/local/infra.sh work ({why_not}), or run a Docker engine"
     )
+
+
+async def restart_local_postgres(down_s: float) -> None:
+    """Stop the local Postgres of deploy/local, wait, start it again (outage tests)."""
+    import asyncio
+
+    stop = await asyncio.create_subprocess_exec("bash", str(INFRA_SCRIPT), "stop-postgres")
+    assert await stop.wait() == 0, "infra.sh stop-postgres failed"
+    await asyncio.sleep(down_s)
+    start = await asyncio.create_subprocess_exec(
+        "bash", str(INFRA_SCRIPT), "up", stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await start.wait() == 0, "infra.sh up failed after the outage"
