@@ -222,10 +222,11 @@ kafka_format_storage() {
 		return 0
 	fi
 	local cid_file="$KAFKA_DIR/cluster.id" cid
-	if [[ ! -s "$cid_file" ]]; then
-		# A Kafka Uuid: 16 random bytes, base64url without padding (22 chars).
+	# A Kafka Uuid: 16 random bytes, base64url without padding (22 chars). One that starts
+	# with "-" reads as an option to StorageTool (Kafka's own generator skips those too).
+	while [[ ! -s "$cid_file" || "$(head -c 1 "$cid_file")" == "-" ]]; do
 		head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$cid_file"
-	fi
+	done
 	cid="$(cat "$cid_file")"
 	log "kafka storage: formatting $KAFKA_DATA (cluster id $cid)"
 	local -a opts

@@ -354,6 +354,10 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every event: json.loads with options builds a new one on each call.
+_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_playback_event(raw: bytes) -> PlaybackEvent:
     """Turn a Kafka value into an event, or raise :class:`InvalidEvent` saying why not."""
     if len(raw) > MAX_EVENT_BYTES:
@@ -365,7 +369,7 @@ def parse_playback_event(raw: bytes) -> PlaybackEvent:
             "not_utf8", [f"not UTF-8: {error.reason} at byte {error.start}"]
         ) from None
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = _JSON.decode(text)
     except json.JSONDecodeError as error:
         raise InvalidEvent(
             "not_json", [f"not JSON: {error.msg} at {error.lineno}:{error.colno}"]

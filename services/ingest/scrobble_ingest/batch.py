@@ -24,6 +24,7 @@ from scrobble_ingest.plan import (
     Plan,
     Record,
     Rejection,
+    as_uuid,
     dead_letter_headers,
     decode,
     dumps,
@@ -85,7 +86,7 @@ def new_scrobble(
         play_id=work.play_id,
         source_event_id=source_event_id,
         content_type=content["type"],
-        content_id=uuid.UUID(content["id"]),
+        content_id=as_uuid(content["id"]),
         request=work_message(scrobble_id, work, user_id, content, source_event_id),
         occurred_at=work.occurred_at,
     )
@@ -100,9 +101,7 @@ def _scrobbles(plan: Plan) -> list[store.NewScrobble]:
             content = contents[event.event_id] = event.content.model_dump(
                 mode="json", exclude_none=True
             )
-        rows.append(
-            new_scrobble(work, uuid.UUID(event.user_id), content, uuid.UUID(event.event_id))
-        )
+        rows.append(new_scrobble(work, as_uuid(event.user_id), content, uuid.UUID(event.event_id)))
     return rows
 
 
@@ -145,7 +144,7 @@ async def process_batch(
         new_ids = await store.record_new_events(conn, [a.event for a in accepted])
         fresh = unique_by_event_id(a for a in accepted if a.event.event_id in new_ids)
         result.outcomes[DUPLICATE] = len(accepted) - len(fresh)
-        users = sorted({uuid.UUID(a.event.user_id) for a in fresh})
+        users = sorted({as_uuid(a.event.user_id) for a in fresh})
         connections = await lookup(conn, users)
         keys = sorted({play_key(a.event) for a in fresh if is_play_event(a.event)})
         latest = await store.load_latest_plays(conn, keys)
