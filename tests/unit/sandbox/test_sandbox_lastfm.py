@@ -235,7 +235,7 @@ IGNORED_CASES = [
     ("artist filtered", {"artist[0]": "[unknown]"}, 1),
     ("empty track", {"track[0]": " "}, 2),
     ("too old", {"timestamp[0]": str(int(time.time()) - 15 * 86400)}, 3),
-    ("in future", {"timestamp[0]": str(int(time.time()) + 3600)}, 4),
+    ("in future", {"timestamp[0]": str(int(time.time()) + 86_400)}, 4),
 ]
 
 
