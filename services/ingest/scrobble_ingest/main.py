@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -97,7 +98,8 @@ def build_app(settings: Settings) -> FastStream:
             tasks = [
                 asyncio.create_task(cache.listen(settings.database_url), name="listen"),
                 asyncio.create_task(
-                    run_sweeper(pool, cache, relay, topics, silence), name="sweeper"
+                    run_sweeper(pool, cache, relay, topics, silence, sweep_interval_s(silence)),
+                    name="sweeper",
                 ),
                 asyncio.create_task(_recover_forever(relay), name="outbox-recovery"),
             ]
@@ -113,9 +115,12 @@ def build_app(settings: Settings) -> FastStream:
     return FastStream(broker, lifespan=lifespan)
 
 
-async def _recover_forever(relay: OutboxRelay) -> None:
-    from datetime import timedelta
+def sweep_interval_s(silence: timedelta) -> float:
+    """Look for silent plays a few times per silence timeout, at most once a minute."""
+    return min(60.0, max(1.0, silence.total_seconds() / 4))
 
+
+async def _recover_forever(relay: OutboxRelay) -> None:
     while True:
         await asyncio.sleep(RECOVERY_INTERVAL_S)
         try:
