@@ -18,6 +18,7 @@ connection against its own threshold, from the highest progress the play reached
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -158,19 +159,19 @@ def _counts(play: Play, content_is_track: bool) -> bool:
 def advance(
     current: Play | None,
     event: PlaybackEvent,
-    new_play_id: UUID,
+    new_play_id: Callable[[], UUID],
     silence: timedelta = DEFAULT_SILENCE,
 ) -> Step:
     """Apply one play event (start, resume, pause, progress, stop) to the item's latest play.
 
-    ``new_play_id`` is used only when the event begins a new play.
+    ``new_play_id`` is called only when the event begins a new play.
     """
     superseded: Play | None = None
     if current is None or _begins_new_play(current, event, silence):
         if current is not None and not current.finished:
             superseded = replace(current, finished_at=current.last_event_at)
         number = 1 if current is None else current.play_number + 1
-        play = _new_play(event, new_play_id, number)
+        play = _new_play(event, new_play_id(), number)
     elif current.finished:
         return Step(play=current, counted_now=False, finished_now=False, late=True)
     else:

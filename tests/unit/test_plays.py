@@ -13,7 +13,7 @@ from tests.support.events import T0, event
 def run(events: list[PlaybackEvent], start: Play | None = None) -> list[Step]:
     steps, current = [], start
     for item in events:
-        step = advance(current, item, uuid.uuid4())
+        step = advance(current, item, uuid.uuid4)
         steps.append(step)
         current = step.play
     return steps

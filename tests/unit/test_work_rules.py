@@ -34,7 +34,7 @@ def steps_for(events: list[PlaybackEvent]) -> list[Step]:
     steps: list[Step] = []
     current: Play | None = None
     for item in events:
-        step = advance(current, item, uuid.uuid4())
+        step = advance(current, item, uuid.uuid4)
         steps.append(step)
         current = step.play
     return steps
@@ -187,7 +187,7 @@ def test_watched_work_of_one_play_shares_its_key_across_events() -> None:
     steps = steps_for(events)
     silent = finished_play_work(conn, steps[-1].play)
     stop = event("stop", 6_000_000, at_s=61)
-    stopped = play_work(conn, stop, advance(steps[-1].play, stop, uuid.uuid4()))
+    stopped = play_work(conn, stop, advance(steps[-1].play, stop, uuid.uuid4))
     assert [w.dedupe_key for w in silent] == [w.dedupe_key for w in stopped]
 
 

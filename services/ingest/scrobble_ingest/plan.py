@@ -185,7 +185,7 @@ def plan_batch(
         step = None
         if is_play_event(event):
             key = play_key(event)
-            step = advance(current.get(key), event, new_id(), silence)
+            step = advance(current.get(key), event, new_id, silence)
             content = event.content.model_dump(mode="json", exclude_none=True)
             for play in (step.superseded, step.play):
                 if play is not None:
