@@ -13,12 +13,13 @@ A publish that fails (broker down) rolls the transaction back, so the rows wait.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -81,16 +82,11 @@ class _Row:
     created_at: datetime
 
 
+_ROW_COLUMNS: Final = ", ".join(f.name for f in dataclasses.fields(_Row))
+
+
 def _row(record: asyncpg.Record) -> _Row:
-    return _Row(
-        id=record["id"],
-        topic=record["topic"],
-        key=record["key"],
-        value=record["value"],
-        headers=json.loads(record["headers"]),
-        message_id=record["message_id"],
-        created_at=record["created_at"],
-    )
+    return _Row(**{**dict(record), "headers": json.loads(record["headers"])})
 
 
 class OutboxRelay:
@@ -107,7 +103,7 @@ class OutboxRelay:
             return 0
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT * FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id "
+                f"SELECT {_ROW_COLUMNS} FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id "  # noqa: S608
                 "FOR UPDATE SKIP LOCKED",
                 list(ids),
             )
@@ -119,7 +115,7 @@ class OutboxRelay:
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 records = await conn.fetch(
-                    "SELECT * FROM outbox WHERE created_at <= now() - $1::interval "
+                    f"SELECT {_ROW_COLUMNS} FROM outbox WHERE created_at <= now() - $1::interval "  # noqa: S608
                     "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                     older_than,
                     limit,

@@ -6,12 +6,13 @@ go through ``unnest`` of arrays, one statement per table per batch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -66,31 +67,14 @@ async def load_connections(
     return found
 
 
-PLAY_COLUMNS = """
-    id, user_id, content_id, session_id, play_number, started_at, last_event_at, last_action,
-    start_position_ms, last_position_ms, max_position_ms, max_progress, duration_ms,
-    counted_at, finished_at
-"""
+# The play_sessions columns are named after the fields of Play, so rows map onto it.
+PLAY_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Play))
+PLAY_COLUMNS: Final = ", ".join(PLAY_FIELDS)
 
 
 def play_from_row(row: asyncpg.Record) -> Play:
-    return Play(
-        id=row["id"],
-        user_id=row["user_id"],
-        content_id=row["content_id"],
-        session_id=row["session_id"],
-        play_number=row["play_number"],
-        started_at=row["started_at"],
-        last_event_at=row["last_event_at"],
-        last_action=Action(row["last_action"]),
-        start_position_ms=row["start_position_ms"],
-        last_position_ms=row["last_position_ms"],
-        max_position_ms=row["max_position_ms"],
-        max_progress=row["max_progress"],
-        duration_ms=row["duration_ms"],
-        counted_at=row["counted_at"],
-        finished_at=row["finished_at"],
-    )
+    values = {name: row[name] for name in PLAY_FIELDS}
+    return Play(**{**values, "last_action": Action(row["last_action"])})
 
 
 def json_value(raw: str | dict[str, Any]) -> dict[str, Any]:
