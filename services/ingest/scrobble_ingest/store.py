@@ -124,7 +124,8 @@ async def save_plays(conn: Conn, writes: Sequence[PlayWrite]) -> None:
             max_progress = EXCLUDED.max_progress,
             duration_ms = EXCLUDED.duration_ms,
             counted_at = COALESCE(play_sessions.counted_at, EXCLUDED.counted_at),
-            finished_at = COALESCE(play_sessions.finished_at, EXCLUDED.finished_at)
+            finished_at = COALESCE(play_sessions.finished_at, EXCLUDED.finished_at),
+            touched_at = now()
         """,
         [p.id for p in plays],
         [p.user_id for p in plays],

@@ -1,8 +1,9 @@
 """Plays that fell silent: players that never send stop still get their watched entry.
 
-Every ``interval`` the sweeper takes unfinished plays whose last event is older than the
-silence timeout (row locks with SKIP LOCKED, so replicas share the work), closes them, and
-queues a watched entry for each video connection whose threshold the play crossed. The
+Every ``interval`` the sweeper takes unfinished plays that no event has touched for longer
+than the silence timeout, by our clock rather than the media server's (row locks with
+SKIP LOCKED, so replicas share the work), closes them, and queues a watched entry for
+each video connection whose threshold the play crossed. The
 work goes through the same outbox as the consumer's, so a crash mid-sweep loses nothing:
 the transaction rolls back and the next sweep finds the same plays.
 """
@@ -40,8 +41,8 @@ async def sweep_once(
         rows = await conn.fetch(
             f"""
             SELECT {store.PLAY_COLUMNS}, content FROM play_sessions
-            WHERE finished_at IS NULL AND last_event_at < now() - $1::interval
-            ORDER BY last_event_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            WHERE finished_at IS NULL AND touched_at < now() - $1::interval
+            ORDER BY touched_at LIMIT $2 FOR UPDATE SKIP LOCKED
             """,  # noqa: S608 - only the constant column list is formatted in
             silence,
             limit,

@@ -65,9 +65,12 @@ CREATE TABLE play_sessions (
     counted_at        timestamptz,
     finished_at       timestamptz,
     content           jsonb NOT NULL,
+    -- When this row last changed, by our clock: silence is measured from here, so plays
+    -- replayed late (consumer lag, old occurred_at) are not closed before they could go on.
+    touched_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, content_id, session_id, play_number)
 );
-CREATE INDEX play_sessions_open_idx ON play_sessions (last_event_at) WHERE finished_at IS NULL;
+CREATE INDEX play_sessions_open_idx ON play_sessions (touched_at) WHERE finished_at IS NULL;
 
 -- The scrobble queue and its history in one table: a row is work for one connection, from
 -- queued to sent or dead. dedupe_key names the play and what happens to it (for example
