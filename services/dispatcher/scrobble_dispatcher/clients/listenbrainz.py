@@ -1,0 +1,268 @@
+"""ListenBrainz: listens (``playing_now``, ``single``, ``import``) and recording feedback.
+
+Pure, like every client here: work in, :class:`HttpRequest` out; response in,
+:class:`Outcome` out. The rules a listen must pass are the server's own
+(``api_tools.validate_listen``, docs/EXTERNAL_APIS.md):
+
+- ``track_metadata.artist_name`` and ``track_name`` are required and non-empty; an item
+  without them is :class:`Unsendable`. ``artist_name`` is every artist of the track joined
+  with ``", "`` (what the Jellyfin and Navidrome plugins send): the full credit is what
+  ListenBrainz's MBID mapper matches best, and ``artist_mbids`` carries each artist.
+- ``additional_info`` gets ``duration_ms`` only when the length is known and within the
+  server's 24 days (never ``duration`` too), the MusicBrainz ids, ``tracknumber``, ``isrc``
+  and ``submission_client``/``submission_client_version`` from :data:`USER_AGENT`.
+- No string may hold NUL: they are stripped (a name that is nothing but NUL is missing).
+- ``listened_at`` is the start of the play in Unix seconds; ``playing_now`` has none.
+- Bodies stay under 10,240 bytes per listen on average (and 10,240,000 in all), measured
+  on the widest usual encoding (ASCII escapes, spaced separators).
+
+Backlogs go in one ``import`` call of 1 to 1000 listens (:meth:`ListenBrainzClient.
+build_import`); :meth:`~ListenBrainzClient.classify` reads the answer to either kind of call
+the same way, so the outcome of an import applies to each of its works.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from scrobble_dispatcher.clients.base import (
+    USER_AGENT,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    ScrobbleWork,
+    Unsendable,
+    UserCredentials,
+)
+from scrobble_shared.events import Content
+from scrobble_shared.settings import ServiceName
+from scrobble_shared.work import WorkKind
+
+# "revenge-scrobble/0.1 (+https://...)": one place names the client and its version.
+SUBMISSION_CLIENT, _, SUBMISSION_CLIENT_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")
+
+MAX_LISTENS_PER_IMPORT: Final = 1000
+MAX_BODY_BYTES: Final = 10_240_000
+MAX_BYTES_PER_LISTEN: Final = 10_240
+MAX_DURATION_MS: Final = 24 * 24 * 3600 * 1000
+# The server refuses listens before 2002-10-01 (the ListenBrainz epoch).
+MIN_LISTENED_AT: Final = 1_033_430_400
+
+_LISTEN_PATH: Final = "/submit-listens"
+_FEEDBACK_PATH: Final = "/feedback/recording-feedback"
+_RETRY_STATUSES: Final = frozenset({408, 429, 503})
+_MESSAGE_BUDGET: Final = 500
+
+
+class ListenBrainzClient:
+    """The pure ListenBrainz client; ``api_url`` is the API base ending in ``/1``."""
+
+    service: ServiceName = "listenbrainz"
+
+    def __init__(self, api_url: str) -> None:
+        base = api_url.rstrip("/")
+        if not base.endswith("/1"):
+            raise ValueError(f"the ListenBrainz API URL must end in /1, not {api_url!r}")
+        self.api_url = base
+
+    def build(self, work: ScrobbleWork, user: UserCredentials) -> HttpRequest:
+        """playing_now for NOW_PLAYING, single for SCROBBLE, a love for RATING."""
+        if work.kind is WorkKind.NOW_PLAYING:
+            body = _submission("playing_now", [listen_of(work, timestamped=False)])
+        elif work.kind is WorkKind.SCROBBLE:
+            body = _submission("single", [listen_of(work, timestamped=True)])
+        elif work.kind is WorkKind.RATING:
+            return self._post(_FEEDBACK_PATH, _love(work.content), user)
+        else:
+            raise Unsendable(f"ListenBrainz takes no {work.kind.value} work")
+        try:
+            _check_size(body, 1)
+        except ValueError as exc:
+            raise Unsendable(str(exc)) from None
+        return self._post(_LISTEN_PATH, body, user)
+
+    def build_import(self, works: Sequence[ScrobbleWork], user: UserCredentials) -> HttpRequest:
+        """One ``import`` call for 1 to 1000 SCROBBLE works of one connection.
+
+        ValueError when the batch is not that or its body would break the server's size
+        limits; Unsendable (from the work that has no listen) when a work cannot be sent at
+        all: check works with :meth:`build` before batching them.
+        """
+        _check_batch(works)
+        body = _submission("import", [listen_of(work, timestamped=True) for work in works])
+        _check_size(body, len(works))
+        return self._post(_LISTEN_PATH, body, user)
+
+    def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
+        """What an answer to build or build_import means (for each work of an import)."""
+        status = response.status
+        if 200 <= status < 300:
+            return _classify_success(response)
+        if status == 401:
+            reason = _server_message(response) or "the ListenBrainz token was refused"
+            return Outcome.reconnect(reason, status)
+        if status in _RETRY_STATUSES or status >= 500:
+            reason = _server_message(response) or f"ListenBrainz answered HTTP {status}"
+            return Outcome.retry(reason, status, _retry_after_s(response))
+        return Outcome.permanent(_server_message(response) or f"HTTP {status}", status)
+
+    def wait_before_next_s(self, response: HttpResponse) -> float | None:
+        """X-RateLimit-Reset-In when X-RateLimit-Remaining says no call is left."""
+        remaining = _seconds(response.header("X-RateLimit-Remaining"))
+        if remaining is None or remaining > 0:
+            return None
+        return _seconds(response.header("X-RateLimit-Reset-In"))
+
+    def _post(self, path: str, body: Any, user: UserCredentials) -> HttpRequest:
+        headers = {
+            "Authorization": f"Token {user.token}",
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+        }
+        return HttpRequest("POST", self.api_url + path, headers=headers, json=body)
+
+
+# --- listens -----------------------------------------------------------------------------
+
+
+def listen_of(work: ScrobbleWork, *, timestamped: bool) -> dict[str, Any]:
+    """The listen for one work: ``track_metadata`` and, when timestamped, ``listened_at``."""
+    listen: dict[str, Any] = {}
+    if timestamped:
+        listen["listened_at"] = _listened_at(work.occurred_at)
+    listen["track_metadata"] = track_metadata(work.content)
+    return listen
+
+
+def track_metadata(content: Content) -> dict[str, Any]:
+    """``track_metadata`` as the server validates it; Unsendable without artist or title."""
+    artist = ", ".join(name for name in map(_clean, content.artists or []) if name.strip())
+    title = _clean(content.title)
+    if not artist.strip():
+        raise Unsendable("ListenBrainz needs an artist name")
+    if not title.strip():
+        raise Unsendable("ListenBrainz needs a track title")
+    metadata: dict[str, Any] = {"artist_name": artist, "track_name": title}
+    album = _clean(content.album or "")
+    if album.strip():
+        metadata["release_name"] = album
+    metadata["additional_info"] = additional_info(content)
+    return metadata
+
+
+def additional_info(content: Content) -> dict[str, Any]:
+    """What is known beyond the names; always at least the submission client."""
+    info: dict[str, Any] = {}
+    if content.duration_ms is not None and 0 < content.duration_ms <= MAX_DURATION_MS:
+        info["duration_ms"] = content.duration_ms
+    if content.track_number is not None:
+        info["tracknumber"] = content.track_number
+    info.update(_mbids(content))
+    info["submission_client"] = SUBMISSION_CLIENT
+    info["submission_client_version"] = SUBMISSION_CLIENT_VERSION
+    return info
+
+
+def _mbids(content: Content) -> dict[str, Any]:
+    ids = content.external_ids
+    if ids is None:
+        return {}
+    isrc = _clean(ids.isrc or "").strip()
+    found: dict[str, Any] = {
+        "recording_mbid": ids.musicbrainz_recording,
+        "release_mbid": ids.musicbrainz_release,
+        "release_group_mbid": ids.musicbrainz_release_group,
+        "artist_mbids": ids.musicbrainz_artists or None,
+        "isrc": isrc or None,
+    }
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def _love(content: Content) -> dict[str, Any]:
+    ids = content.external_ids
+    if ids is None or ids.musicbrainz_recording is None:
+        raise Unsendable("ListenBrainz feedback needs a recording MBID")
+    return {"recording_mbid": ids.musicbrainz_recording, "score": 1}
+
+
+def _listened_at(moment: datetime) -> int:
+    # The contract's times carry an offset; a naive one is read as UTC, never local time.
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    seconds = math.floor(aware.timestamp())
+    if seconds < MIN_LISTENED_AT:
+        raise Unsendable("ListenBrainz takes no listens before 2002-10-01")
+    return seconds
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "")
+
+
+def _submission(listen_type: str, listens: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"listen_type": listen_type, "payload": listens}
+
+
+def _check_batch(works: Sequence[ScrobbleWork]) -> None:
+    if not 1 <= len(works) <= MAX_LISTENS_PER_IMPORT:
+        raise ValueError(f"an import takes 1 to {MAX_LISTENS_PER_IMPORT} listens, not {len(works)}")
+    if any(work.kind is not WorkKind.SCROBBLE for work in works):
+        raise ValueError("an import takes only scrobble work")
+    if len({work.connection_id for work in works}) > 1:
+        raise ValueError("an import goes to one connection")
+
+
+def _check_size(body: Mapping[str, Any], listens: int) -> None:
+    # Default json.dumps (ASCII escapes, ", " and ": ") is at least as long as any usual
+    # encoder's output (httpx's compact UTF-8 included), so passing here passes there.
+    size = len(json.dumps(body))
+    limit = min(MAX_BODY_BYTES, listens * MAX_BYTES_PER_LISTEN)
+    if size > limit:
+        raise ValueError(
+            f"too large for ListenBrainz: {size} bytes for {listens} listen(s), at most {limit}"
+        )
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+def _classify_success(response: HttpResponse) -> Outcome:
+    body = response.json()
+    if isinstance(body, dict) and body.get("status") == "ok":
+        return Outcome.done("accepted", response.status)
+    # Not ListenBrainz's answer (a proxy page?); sending again is safe: listens are
+    # deduplicated by the server and playing_now and feedback are idempotent.
+    return Outcome.retry(f"unexpected answer to HTTP {response.status}", response.status)
+
+
+def _server_message(response: HttpResponse) -> str | None:
+    body = response.json()
+    if not isinstance(body, dict):
+        return None
+    message = body.get("error") or body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        return None
+    return message.strip()[:_MESSAGE_BUDGET]
+
+
+def _retry_after_s(response: HttpResponse) -> float | None:
+    # An HTTP-date Retry-After needs a clock; it falls through to Reset-In or the backoff.
+    retry_after = _seconds(response.header("Retry-After"))
+    if retry_after is not None:
+        return retry_after
+    return _seconds(response.header("X-RateLimit-Reset-In"))
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
