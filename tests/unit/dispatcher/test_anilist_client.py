@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
-import pytest_asyncio
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from graphql.execution.values import get_variable_values
 
@@ -44,7 +41,8 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_sandbox import Limit, Sandbox, running_sandbox
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Limit, Sandbox
 from scrobble_sandbox.anilist.schema import schema_text as sandbox_schema_text
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_shared.events import Content
@@ -390,40 +388,19 @@ def test_parsers_with_plain_values() -> None:
 # --- (3) against the sandbox's AniList fake ------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def server() -> AsyncIterator[Sandbox]:
-    async with running_sandbox(host="127.0.0.1", port=0) as sandbox:
-        yield sandbox
-
-
 @pytest.fixture
-def sb(server: Sandbox) -> Sandbox:
-    server.reset()
-    server.disable_rate_limits()
-    server.anilist.seed(
+def sb(sandbox: Sandbox) -> Sandbox:
+    sandbox.reset()
+    sandbox.disable_rate_limits()
+    sandbox.anilist.seed(
         "media", [{"id": MEDIA_ID, "idMal": MAL_ID, "title": "Test", "episodes": EPISODES}]
     )
-    return server
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
+    return sandbox
 
 
 @pytest.fixture
 def anilist(sb: Sandbox) -> AniListClient:
     return AniListClient(sb.env["ANILIST_API_URL"])
-
-
-async def send(http: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
-    """The shared HTTP step, as small as the dispatcher's."""
-    answered = await http.request(
-        request.method, request.url, headers=dict(request.headers), json=request.json
-    )
-    headers = {name.lower(): value for name, value in answered.headers.items()}
-    return HttpResponse(answered.status_code, headers, answered.content)
 
 
 def entries(sb: Sandbox) -> list[dict[str, Any]]:

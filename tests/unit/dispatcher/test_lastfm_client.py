@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import pytest
-import pytest_asyncio
 
 from scrobble_dispatcher.clients.base import (
     USER_AGENT,
@@ -33,7 +30,8 @@ from scrobble_dispatcher.clients.lastfm import (
     UnsendableInBatch,
     sign,
 )
-from scrobble_sandbox import Limit, Sandbox, running_sandbox
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Limit, Sandbox
 from scrobble_shared.events import Content, ContentType, ExternalIds
 from scrobble_shared.work import WorkKind
 
@@ -515,25 +513,6 @@ def test_love_outcome():
 REDACTED = "[REDACTED]"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    sandbox.disable_rate_limits()
-    return sandbox
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as c:
-        yield c
-
-
 def fake_client(sb: Sandbox, secret: str | None = None) -> LastfmClient:
     app = AppCredentials(sb.env["LASTFM_API_KEY"], secret or sb.env["LASTFM_API_SECRET"])
     return LastfmClient(sb.env["LASTFM_API_URL"], app)
@@ -541,20 +520,6 @@ def fake_client(sb: Sandbox, secret: str | None = None) -> LastfmClient:
 
 def fake_user(sb: Sandbox) -> UserCredentials:
     return UserCredentials(sb.env["SANDBOX_TOKEN"])
-
-
-async def send(http: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
-    """The shared transport's job, done the plain way for these tests."""
-    got = await http.request(
-        request.method,
-        request.url,
-        headers=dict(request.headers),
-        data=dict(request.form) if request.form is not None else None,
-        params=dict(request.params) if request.params is not None else None,
-    )
-    return HttpResponse(
-        got.status_code, {k.lower(): v for k, v in got.headers.items()}, got.content
-    )
 
 
 def recent(minutes_ago: float) -> datetime:

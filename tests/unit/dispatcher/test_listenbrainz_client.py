@@ -4,14 +4,12 @@ and the same requests sent with httpx to the sandbox fake, which validates like 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from scrobble_dispatcher.clients.base import (
     USER_AGENT,
@@ -28,7 +26,8 @@ from scrobble_dispatcher.clients.listenbrainz import (
     MAX_DURATION_MS,
     ListenBrainzClient,
 )
-from scrobble_sandbox import Limit, Sandbox, running_sandbox
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Limit, Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
 
@@ -438,25 +437,6 @@ def test_wait_before_next_s(
 # --- against the sandbox fake ------------------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    sandbox.disable_rate_limits()
-    return sandbox
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        yield client
-
-
 @pytest.fixture
 def live(sb: Sandbox) -> ListenBrainzClient:
     return ListenBrainzClient(sb.env["LISTENBRAINZ_API_URL"])
@@ -465,18 +445,6 @@ def live(sb: Sandbox) -> ListenBrainzClient:
 @pytest.fixture
 def sandbox_user(sb: Sandbox) -> UserCredentials:
     return UserCredentials(sb.env["SANDBOX_TOKEN"])
-
-
-async def send(http: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
-    answer = await http.request(
-        request.method,
-        request.url,
-        headers=dict(request.headers),
-        json=request.json,
-        params=request.params,
-    )
-    headers = {name.lower(): value for name, value in answer.headers.items()}
-    return HttpResponse(answer.status_code, headers, answer.content)
 
 
 def recent() -> datetime:

@@ -4,14 +4,12 @@ the sandbox's Simkl fake (which checks what Simkl checks), in process."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from scrobble_dispatcher.clients.base import (
     USER_AGENT,
@@ -25,7 +23,8 @@ from scrobble_dispatcher.clients.base import (
     UserCredentials,
 )
 from scrobble_dispatcher.clients.simkl import SimklClient, clamp_progress, clamp_rating, iso_utc
-from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
 
@@ -520,45 +519,12 @@ def test_wait_before_next(case: str, headers: dict[str, str], expected: float | 
 # --- against the sandbox's Simkl fake ----------------------------------------------------
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    # The fake allows 1 POST/s, as Simkl does; pacing is the dispatcher's job, not tested here.
-    sandbox.disable_rate_limits()
-    return sandbox
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
-
-
 def live_client(sb: Sandbox) -> SimklClient:
     return SimklClient(sb.env["SIMKL_API_URL"], AppCredentials(sb.env["SIMKL_CLIENT_ID"]))
 
 
 def live_user(sb: Sandbox) -> UserCredentials:
     return UserCredentials(sb.env["SANDBOX_TOKEN"])
-
-
-async def send(http: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
-    """The shared HTTP step, as small as the dispatcher's."""
-    answer = await http.request(
-        request.method,
-        request.url,
-        headers=dict(request.headers),
-        json=request.json,
-        params=dict(request.params or {}),
-    )
-    headers = {name.lower(): value for name, value in answer.headers.items()}
-    return HttpResponse(answer.status_code, headers, answer.content)
 
 
 def assert_recorded(sb: Sandbox, request: HttpRequest, path: str, status: int) -> None:

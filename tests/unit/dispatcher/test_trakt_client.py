@@ -4,14 +4,11 @@ the sandbox's Trakt fake (which enforces Trakt's rules) and its real answers cla
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
 
-import httpx
 import pytest
-import pytest_asyncio
 
 from scrobble_dispatcher.clients.base import (
     USER_AGENT,
@@ -25,7 +22,8 @@ from scrobble_dispatcher.clients.base import (
     UserCredentials,
 )
 from scrobble_dispatcher.clients.trakt import ACCOUNT_LIMIT_REASON, TraktClient
-from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
 
@@ -522,39 +520,12 @@ RECORDED_HEADERS = {
 }
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    sandbox.disable_rate_limits()
-    return sandbox
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
-
-
 def sandbox_client(sb: Sandbox) -> TraktClient:
     return trakt(api_url=sb.env["TRAKT_API_URL"], client_id=sb.env["TRAKT_CLIENT_ID"])
 
 
 def sandbox_user(sb: Sandbox) -> UserCredentials:
     return UserCredentials(sb.env["SANDBOX_TOKEN"])
-
-
-async def send(http: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
-    answer = await http.request(
-        request.method, request.url, headers=dict(request.headers), json=request.json
-    )
-    headers = {name.lower(): value for name, value in answer.headers.items()}
-    return HttpResponse(answer.status_code, headers, answer.content)
 
 
 def assert_recorded(sb: Sandbox, request: HttpRequest, path: str, status: int) -> None:
