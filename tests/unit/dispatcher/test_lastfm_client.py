@@ -442,6 +442,27 @@ def test_a_retry_after_header_is_honoured_when_sane(header, wait):
     assert client.wait_before_next_s(response) == wait
 
 
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        (
+            {
+                "retry-after": "Fri, 20 Nov 2026 21:04:35 GMT",
+                "date": "Fri, 20 Nov 2026 21:04:05 GMT",
+            },
+            30.0,
+        ),
+        ({"retry-after": "Fri, 20 Nov 2026 21:04:35 GMT"}, RATE_LIMIT_BACKOFF_S),
+    ],
+)
+def test_a_retry_after_date_counts_from_the_answers_date(
+    headers: dict[str, str], wait: float
+) -> None:
+    response = answer({"error": 29, "message": "slow down"}, 429, headers)
+    assert client.classify(work(), response).retry_after_s == wait
+    assert client.wait_before_next_s(response) == wait
+
+
 @pytest.mark.parametrize("response", [scrobbled(0), answer({}), answer(b"", 500), error(11)])
 def test_no_wait_unless_rate_limited(response):
     assert client.wait_before_next_s(response) is None

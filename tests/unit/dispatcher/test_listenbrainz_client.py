@@ -398,6 +398,18 @@ def test_import_with_an_unsendable_work(lb: ListenBrainzClient) -> None:
             Outcome.retry("ListenBrainz answered HTTP 503", 503, None),
         ),
         (
+            response(
+                503,
+                Retry_After="Wed, 21 Oct 2026 07:28:00 GMT",
+                Date="Wed, 21 Oct 2026 07:27:30 GMT",
+            ),
+            Outcome.retry("ListenBrainz answered HTTP 503", 503, 30.0),
+        ),
+        (
+            response(429, Retry_After="-1", X_RateLimit_Reset_In="5"),
+            Outcome.retry("ListenBrainz answered HTTP 429", 429, 5.0),
+        ),
+        (
             response(503, Retry_After="2", X_RateLimit_Reset_In="9"),
             Outcome.retry("ListenBrainz answered HTTP 503", 503, 2.0),
         ),

@@ -495,7 +495,8 @@ RETRY_AFTER_CASES: list[tuple[str, dict[str, str], float | None]] = [
     ("none", {}, None),
     ("seconds", {"retry-after": "3"}, 3.0),
     ("fraction", {"retry-after": " 1.5 "}, 1.5),
-    ("negative", {"retry-after": "-4"}, 0.0),
+    # Not delay-seconds (RFC 9110 allows digits only): ignored, not "retry at once".
+    ("negative", {"retry-after": "-4"}, None),
     ("blank", {"retry-after": " "}, None),
     ("nan", {"retry-after": "nan"}, None),
     (

@@ -442,8 +442,12 @@ CLASSIFY = [
     ("429 with unreadable X-Ratelimit", RATING, response(429, x_ratelimit="{", date=DATE), R,
      "Trakt rate limit reached (HTTP 429)", None),
     ("429 with nothing", START, response(429), R, "Trakt rate limit reached (HTTP 429)", None),
+    # Not delay-seconds (RFC 9110 allows digits only): ignored, not "retry at once".
     ("429 with a negative Retry-After", START, response(429, retry_after="-4"), R,
-     "Trakt rate limit reached (HTTP 429)", 0.0),
+     "Trakt rate limit reached (HTTP 429)", None),
+    ("429 with a negative Retry-After and X-Ratelimit", START,
+     response(429, retry_after="-4", x_ratelimit=RATELIMIT, date=DATE), R,
+     "Trakt rate limit reached (HTTP 429)", 30.0),
     ("500", START, response(500), R, "Trakt is unavailable (HTTP 500)", None),
     ("502", PAUSE, response(502), R, "Trakt is unavailable (HTTP 502)", None),
     ("503 with Retry-After", WATCHED, response(503, retry_after="20"), R,

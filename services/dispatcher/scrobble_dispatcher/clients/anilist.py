@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from scrobble_dispatcher.clients.anilist_queries import (
@@ -47,7 +45,10 @@ from scrobble_dispatcher.clients.base import (
     ScrobbleWork,
     Unsendable,
     UserCredentials,
+    http_date,
+    seconds_header,
 )
+from scrobble_dispatcher.clients.base import retry_after_s as retry_after_header_s
 from scrobble_shared.events import Content
 from scrobble_shared.settings import ServiceName
 from scrobble_shared.work import WorkKind
@@ -227,48 +228,18 @@ def parse_current_progress(response: HttpResponse) -> int | None:
 # --- timing --------------------------------------------------------------------------------
 
 
-def _date(response: HttpResponse) -> datetime | None:
-    return _http_date(response.header("Date"))
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _retry_after_header(response: HttpResponse) -> float | None:
-    value = (response.header("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    when, date = _http_date(value), _date(response)
-    if when is None or date is None:
-        return None
-    return max(0.0, (when - date).total_seconds())
-
-
 def _until_reset(response: HttpResponse) -> float | None:
     """Seconds until X-RateLimit-Reset (an epoch), measured from the answer's Date header
     rather than a local clock, which may be off."""
-    reset, date = response.header("X-RateLimit-Reset"), _date(response)
+    reset, date = seconds_header(response, "X-RateLimit-Reset"), http_date(response.header("Date"))
     if reset is None or date is None:
         return None
-    try:
-        return max(0.0, float(reset) - date.timestamp())
-    except ValueError:
-        return None
+    return max(0.0, reset - date.timestamp())
 
 
 def retry_after_s(response: HttpResponse) -> float | None:
     """What the answer says about waiting: Retry-After, else X-RateLimit-Reset."""
-    after = _retry_after_header(response)
+    after = retry_after_header_s(response)
     return after if after is not None else _until_reset(response)
 
 
@@ -281,7 +252,7 @@ def wait_before_next_s(response: HttpResponse) -> float | None:
         after = retry_after_s(response)
     else:
         after = _until_reset(response)
-        after = after if after is not None else _retry_after_header(response)
+        after = after if after is not None else retry_after_header_s(response)
     return after if after is not None else RATE_WINDOW_S
 
 

@@ -17,9 +17,11 @@ The dispatcher acts on an :class:`Outcome` (failure policy lives there, not here
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 from uuid import UUID
@@ -60,6 +62,56 @@ class HttpResponse:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+# --- waiting, as an answer tells it (no clock: dates are measured against its Date) --------
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date (``Fri, 20 Nov 2026 21:04:05 GMT`` or an obsolete form) as an aware
+    datetime, UTC when it names no zone; None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def seconds_until(response: HttpResponse, until: datetime | None) -> float | None:
+    """Seconds from the answer's own Date header to ``until`` (0 when already past); None
+    without a readable Date or ``until``. Naive ``until`` counts as UTC."""
+    sent = http_date(response.header("Date"))
+    if sent is None or until is None:
+        return None
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return max((until - sent).total_seconds(), 0.0)
+
+
+def seconds_header(response: HttpResponse, name: str) -> float | None:
+    """A header holding a number of seconds (Retry-After, X-RateLimit-Reset-In); None when
+    absent, not a number, negative or not finite."""
+    raw = response.header(name)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def retry_after_s(response: HttpResponse) -> float | None:
+    """Retry-After in seconds: delay-seconds (:func:`seconds_header`), or an HTTP date
+    measured against the answer's own Date header. None when absent, unreadable, or a date
+    without a Date to measure it from."""
+    seconds = seconds_header(response, "Retry-After")
+    if seconds is not None:
+        return seconds
+    raw = response.header("Retry-After")
+    return None if raw is None else seconds_until(response, http_date(raw))
 
 
 class OutcomeKind(StrEnum):

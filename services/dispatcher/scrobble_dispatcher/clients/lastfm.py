@@ -16,7 +16,6 @@ Pure (see :mod:`scrobble_dispatcher.clients.base`): no network, no clock, no dat
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,6 +29,7 @@ from scrobble_dispatcher.clients.base import (
     ScrobbleWork,
     Unsendable,
     UserCredentials,
+    retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType
 from scrobble_shared.settings import ServiceName
@@ -257,12 +257,9 @@ def _failure(response: HttpResponse) -> Outcome | None:
 
 
 def _rate_limit_wait_s(response: HttpResponse) -> float:
-    try:
-        seconds = float(response.header("retry-after") or "")
-    except ValueError:
-        # None sent, or an HTTP date: not worth parsing for a service that sends none.
-        return RATE_LIMIT_BACKOFF_S
-    return seconds if math.isfinite(seconds) and seconds >= 0 else RATE_LIMIT_BACKOFF_S
+    """Retry-After when Last.fm sends one it can be read from, else the fixed backoff."""
+    after = retry_after_s(response)
+    return RATE_LIMIT_BACKOFF_S if after is None else after
 
 
 def _error_outcome(code: int, reason: str, response: HttpResponse) -> Outcome:

@@ -37,6 +37,8 @@ from scrobble_dispatcher.clients.base import (
     ScrobbleWork,
     Unsendable,
     UserCredentials,
+    retry_after_s,
+    seconds_header,
 )
 from scrobble_shared.events import Content
 from scrobble_shared.settings import ServiceName
@@ -112,10 +114,10 @@ class ListenBrainzClient:
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         """X-RateLimit-Reset-In when X-RateLimit-Remaining says no call is left."""
-        remaining = _seconds(response.header("X-RateLimit-Remaining"))
+        remaining = seconds_header(response, "X-RateLimit-Remaining")
         if remaining is None or remaining > 0:
             return None
-        return _seconds(response.header("X-RateLimit-Reset-In"))
+        return seconds_header(response, "X-RateLimit-Reset-In")
 
     def _post(self, path: str, body: Any, user: UserCredentials) -> HttpRequest:
         headers = {
@@ -249,20 +251,7 @@ def _server_message(response: HttpResponse) -> str | None:
 
 
 def _retry_after_s(response: HttpResponse) -> float | None:
-    # An HTTP-date Retry-After needs a clock; it falls through to Reset-In or the backoff.
-    retry_after = _seconds(response.header("Retry-After"))
+    retry_after = retry_after_s(response)
     if retry_after is not None:
         return retry_after
-    return _seconds(response.header("X-RateLimit-Reset-In"))
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
+    return seconds_header(response, "X-RateLimit-Reset-In")

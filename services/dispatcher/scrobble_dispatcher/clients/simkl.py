@@ -23,10 +23,8 @@ Pacing (1 POST/s per user) is the dispatcher's job; this client only reads Retry
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from scrobble_dispatcher.clients.base import (
@@ -38,6 +36,7 @@ from scrobble_dispatcher.clients.base import (
     ScrobbleWork,
     Unsendable,
     UserCredentials,
+    retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType, ExternalIds
 from scrobble_shared.settings import ServiceName
@@ -299,27 +298,3 @@ def _message(response: HttpResponse) -> str:
                 return value.strip()[:_MESSAGE_BUDGET]
     text = response.body.decode("utf-8", errors="replace").strip()
     return text[:_MESSAGE_BUDGET] or "no details"
-
-
-def retry_after_s(response: HttpResponse) -> float | None:
-    """Retry-After in seconds: delta-seconds, or an HTTP date measured against the answer's
-    own Date header (no clock here). None when absent or unreadable."""
-    raw = response.header("Retry-After")
-    if raw is None or not raw.strip():
-        return None
-    text = raw.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        return _date_delta(text, response.header("Date"))
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-def _date_delta(until: str, now: str | None) -> float | None:
-    if now is None:
-        return None
-    try:
-        delta = parsedate_to_datetime(until) - parsedate_to_datetime(now)
-    except (TypeError, ValueError):
-        return None
-    return max(delta.total_seconds(), 0.0)

@@ -19,7 +19,6 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 from scrobble_dispatcher.clients.base import (
@@ -31,6 +30,8 @@ from scrobble_dispatcher.clients.base import (
     ScrobbleWork,
     Unsendable,
     UserCredentials,
+    retry_after_s,
+    seconds_until,
 )
 from scrobble_shared.events import Content, ContentType, ExternalIds, Show
 from scrobble_shared.settings import ServiceName
@@ -363,18 +364,6 @@ def rate_limit_wait_s(response: HttpResponse) -> float | None:
     return None if info is None else ratelimit_until_s(response, info)
 
 
-def retry_after_s(response: HttpResponse) -> float | None:
-    """Retry-After in seconds (delta or HTTP date against the Date header), never negative."""
-    raw = response.header("retry-after")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw.strip())
-    except ValueError:
-        return seconds_between(response.header("date"), http_date(raw))
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
 def ratelimit_info(response: HttpResponse) -> dict[str, Any] | None:
     """The ``X-Ratelimit`` JSON (``{name, period, limit, remaining, until}``), if readable."""
     raw = response.header("x-ratelimit")
@@ -389,25 +378,7 @@ def ratelimit_info(response: HttpResponse) -> dict[str, Any] | None:
 
 def ratelimit_until_s(response: HttpResponse, info: dict[str, Any]) -> float | None:
     # Pure: "until" is measured from the answer's own Date, never from a clock here.
-    until = info.get("until")
-    return seconds_between(response.header("date"), iso_date(until))
-
-
-def seconds_between(date_header: str | None, until: datetime | None) -> float | None:
-    sent = http_date(date_header)
-    if sent is None or until is None:
-        return None
-    return max((until - sent).total_seconds(), 0.0)
-
-
-def http_date(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return seconds_until(response, iso_date(info.get("until")))
 
 
 def iso_date(value: Any) -> datetime | None:
