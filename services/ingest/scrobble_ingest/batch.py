@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 from scrobble_ingest import store
-from scrobble_ingest.outbox import OutboxMessage, insert_outbox
 from scrobble_ingest.plan import (
     DUPLICATE,
     Accepted,
@@ -35,6 +34,7 @@ from scrobble_ingest.plan import (
     work_message,
 )
 from scrobble_shared.db import Conn
+from scrobble_shared.outbox import OutboxMessage, insert_outbox
 from scrobble_shared.plays import DEFAULT_SILENCE
 from scrobble_shared.work import ConnectionRules, Work
 

@@ -29,8 +29,8 @@ from faststream.kafka import KafkaMessage
 from scrobble_ingest import metrics
 from scrobble_ingest.batch import Topics, process_batch
 from scrobble_ingest.connections_cache import ConnectionCache
-from scrobble_ingest.outbox import OutboxRelay
 from scrobble_ingest.plan import Record
+from scrobble_shared.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 

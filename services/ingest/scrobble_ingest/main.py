@@ -20,10 +20,10 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from scrobble_ingest.batch import Topics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
-from scrobble_ingest.outbox import OutboxRelay
 from scrobble_ingest.sweeper import run_sweeper
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.health import build_health_app, start_health_server
+from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.settings import Settings
 
 log = logging.getLogger("scrobble_ingest")

@@ -21,8 +21,8 @@ import asyncpg
 from scrobble_ingest import metrics, store
 from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
 from scrobble_ingest.connections_cache import ConnectionCache
-from scrobble_ingest.outbox import OutboxRelay, insert_outbox
 from scrobble_shared.db import Conn
+from scrobble_shared.outbox import OutboxRelay, insert_outbox
 from scrobble_shared.plays import Play
 from scrobble_shared.work import finished_play_work
 
