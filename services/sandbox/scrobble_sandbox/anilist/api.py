@@ -11,7 +11,7 @@ status.
 
 import inspect
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from graphql import GraphQLError, execute, parse, validate
@@ -26,9 +26,7 @@ from scrobble_sandbox.anilist.schema import anilist_schema
 from scrobble_sandbox.anilist.state import AniListState
 from scrobble_sandbox.core.fake import RAW_BODY_KEY, USER_KEY
 from scrobble_sandbox.core.http import bearer_token, json_response
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.anilist.fake import AniListFake
+from scrobble_sandbox.core.service import ServicePart
 
 
 def errors_response(errors: list[dict[str, Any]], status: int) -> web.Response:
@@ -52,14 +50,7 @@ def format_error(error: GraphQLError, default_status: int) -> dict[str, Any]:
     return out
 
 
-class AniListApi:
-    def __init__(self, fake: "AniListFake") -> None:
-        self.fake = fake
-
-    @property
-    def state(self) -> AniListState:
-        return self.fake.state
-
+class AniListApi(ServicePart[AniListState]):
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
         router.add_post(prefix, self.graphql)
         router.add_post(f"{prefix}/", self.graphql)

@@ -8,9 +8,10 @@ from aiohttp import web
 from scrobble_sandbox.anilist.api import AniListApi, errors_response
 from scrobble_sandbox.anilist.oauth import AniListOAuth
 from scrobble_sandbox.anilist.state import STATUSES, AniListState, Media
-from scrobble_sandbox.core.fake import Action, Fake, Surface
+from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 
 
@@ -21,12 +22,12 @@ class AniListRateLimits(RateLimitConfig):
     per_minute: Limit = field(default_factory=lambda: Limit(90, 60.0))
 
 
-class AniListFake(Fake):
+class AniListFake(ServiceFake[AniListState, AniListRateLimits]):
     name = "anilist"
-    rate_limits: AniListRateLimits
+    state_type = AniListState
+    limits_type = AniListRateLimits
 
     def __init__(self) -> None:
-        self.state = AniListState()
         super().__init__()
         self.api = AniListApi(self)
         self.oauth = AniListOAuth(self)
@@ -38,15 +39,6 @@ class AniListFake(Fake):
         prefixes = self.surfaces()
         self.api.add_routes(router, prefixes["api"])
         self.oauth.add_routes(router, prefixes["auth"])
-
-    def default_rate_limits(self) -> AniListRateLimits:
-        return AniListRateLimits()
-
-    def reset_state(self) -> None:
-        self.state = AniListState()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.state.snapshot()
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

@@ -6,22 +6,16 @@ Access tokens are JWT-shaped (three base64url parts) and last a year; there is n
 import base64
 import json
 import secrets
-from typing import TYPE_CHECKING
+from typing import Any
 
 from aiohttp import web
 
 from scrobble_sandbox.anilist.state import TOKEN_TTL, AniListState
 from scrobble_sandbox.core.clock import now
-from scrobble_sandbox.core.fake import USER_KEY
-from scrobble_sandbox.core.http import json_response, read_params
-from scrobble_sandbox.core.pages import consent_page, decision_user, message_page, redirect
-from scrobble_sandbox.core.tokens import new_secret
-from scrobble_sandbox.credentials import ANILIST_CLIENT_ID, ANILIST_CLIENT_SECRET, SANDBOX_USER
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.anilist.fake import AniListFake
-
-CODE_TTL = 600
+from scrobble_sandbox.core.http import json_response
+from scrobble_sandbox.core.oauth import AuthorizationCodeFlow, CodeGrant
+from scrobble_sandbox.core.pages import message_page
+from scrobble_sandbox.credentials import ANILIST_CLIENT_ID, ANILIST_CLIENT_SECRET
 
 
 def _b64(data: bytes) -> str:
@@ -51,97 +45,55 @@ def oauth_error(status: int, code: str, message: str) -> web.Response:
     )
 
 
-class AniListOAuth:
-    def __init__(self, fake: "AniListFake") -> None:
-        self.fake = fake
+class AniListOAuth(AuthorizationCodeFlow[AniListState]):
+    service = "AniList"
+    prompt = "The sandbox app wants access to your AniList account."
+    # The auth surface is ANILIST_AUTH_URL, which already ends in /oauth.
+    decision_path = "/authorize/decision"
+    client_id = ANILIST_CLIENT_ID
+    client_secret = ANILIST_CLIENT_SECRET
+    response_types = ("code", "token")
+    default_response_type = "code"
+    code_prefix = "ac_"
 
     @property
-    def state(self) -> AniListState:
-        return self.fake.state
+    def codes(self) -> dict[str, CodeGrant]:
+        return self.state.codes
+
+    def oauth_error(self, status: int, code: str, description: str) -> web.Response:
+        return oauth_error(status, code, description)
 
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
         router.add_get(f"{prefix}/authorize", self.authorize)
         router.add_post(f"{prefix}/authorize/decision", self.decide)
         router.add_post(f"{prefix}/token", self.token)
 
-    async def authorize(self, request: web.Request) -> web.Response:
-        q = request.query
-        if q.get("client_id") != ANILIST_CLIENT_ID:
-            return message_page("Invalid client", "Unknown client_id", status=400)
-        redirect_uri = q.get("redirect_uri", "")
-        if not redirect_uri:
-            return message_page("Invalid request", "redirect_uri is required", status=400)
-        response_type = q.get("response_type", "code")
-        if response_type not in ("code", "token"):
-            return redirect(
-                redirect_uri, {"error": "unsupported_response_type", "state": q.get("state", "")}
-            )
-        params = {
-            "redirect_uri": redirect_uri,
-            "state": q.get("state", ""),
-            "response_type": response_type,
-        }
-        if self.fake.auto_approve:
-            return self._approve(params, q.get("sandbox_user") or SANDBOX_USER)
-        return consent_page(
-            service="AniList",
-            action=f"{self.fake.url('auth')}/authorize/decision",
-            hidden=params,
-            prompt="The sandbox app wants access to your AniList account.",
-        )
-
-    async def decide(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        if form.get("decision") != "approve":
-            return redirect(
-                form.get("redirect_uri", ""),
-                {"error": "access_denied", "state": form.get("state", "")},
-            )
-        return self._approve(form, decision_user(form))
-
-    def _approve(self, params: dict[str, str], name: str) -> web.Response:
-        user = self.state.user_named(name, create=True)
-        assert user is not None
+    def approve(self, params: dict[str, str], user: str) -> web.Response:
+        # Whoever signs in becomes an AniList user with an id (the token's `sub`).
+        account = self.state.user_named(user, create=True)
+        assert account is not None
         if params.get("response_type") == "token":
             # Implicit grant: the token travels in the fragment, as AniList sends it.
-            token = self._issue(user.name, user.id)
+            token = self._issue(account.name, account.id)
             fragment = f"access_token={token}&token_type=Bearer&expires_in={TOKEN_TTL}"
             return web.Response(
                 status=302, headers={"Location": f"{params['redirect_uri']}#{fragment}"}
             )
-        code = new_secret("ac_", 16)
-        self.state.codes[code] = (user.name, params["redirect_uri"], now() + CODE_TTL, False)
-        return redirect(params["redirect_uri"], {"code": code, "state": params.get("state", "")})
+        return self.issue_code(params, account.name)
 
     def _issue(self, name: str, user_id: int) -> str:
         token = jwt_like(user_id)
         self.state.tokens.add(token, name, now() + TOKEN_TTL)
         return token
 
-    async def token(self, request: web.Request) -> web.Response:
-        body = await read_params(request)
-        if (
-            body.get("client_id") != ANILIST_CLIENT_ID
-            or body.get("client_secret") != ANILIST_CLIENT_SECRET
-        ):
-            return oauth_error(401, "invalid_client", "Client authentication failed")
-        if body.get("grant_type") != "authorization_code":
-            return oauth_error(400, "unsupported_grant_type", "The grant type is not supported")
-        grant = self.state.codes.get(body.get("code", ""))
-        if grant is None or grant[3] or grant[2] < now() or grant[1] != body.get("redirect_uri"):
-            return oauth_error(400, "invalid_grant", "The authorization code is invalid")
-        name, redirect_uri, expires_at, _ = grant
-        self.state.codes[body["code"]] = (name, redirect_uri, expires_at, True)
-        user = self.state.user_named(name, create=True)
-        assert user is not None
-        request[USER_KEY] = name
-        return json_response(
-            {
-                "token_type": "Bearer",
-                "expires_in": TOKEN_TTL,
-                "access_token": self._issue(name, user.id),
-            }
-        )
+    def token_body(self, user: str) -> dict[str, Any]:
+        account = self.state.user_named(user, create=True)
+        assert account is not None
+        return {
+            "token_type": "Bearer",
+            "expires_in": TOKEN_TTL,
+            "access_token": self._issue(account.name, account.id),
+        }
 
 
 __all__ = ["AniListOAuth", "message_page"]

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scrobble_sandbox.core.clock import now
+from scrobble_sandbox.core.oauth import CodeGrant
 from scrobble_sandbox.core.tokens import TokenStore
 from scrobble_sandbox.credentials import SANDBOX_TOKEN, SANDBOX_USER
 
@@ -79,7 +80,7 @@ class AniListState:
     users: dict[int, AniListUser] = field(default_factory=dict)
     catalog: dict[int, Media] = field(default_factory=default_catalog)
     entries: dict[int, Entry] = field(default_factory=dict)
-    codes: dict[str, tuple[str, str, float, bool]] = field(default_factory=dict)
+    codes: dict[str, CodeGrant] = field(default_factory=dict)
     saves: list[dict[str, Any]] = field(default_factory=list)
     next_entry_id: int = 1
     next_user_id: int = SANDBOX_USER_ID + 1

@@ -39,6 +39,11 @@ async def read_params(request: web.Request) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in data.items()}
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The fields of a posted HTML form (a consent page's buttons and inputs)."""
+    return {k: str(v) for k, v in (await request.post()).items()}
+
+
 def bearer_token(request: web.Request) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
     header = request.headers.get("Authorization", "")

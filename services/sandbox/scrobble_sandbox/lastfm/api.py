@@ -5,21 +5,19 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import now
 from scrobble_sandbox.core.fake import RAW_BODY_KEY, USER_KEY
+from scrobble_sandbox.core.service import ServiceFake, ServicePart
 from scrobble_sandbox.core.tokens import new_secret
 from scrobble_sandbox.credentials import LASTFM_API_KEY, LASTFM_API_SECRET
 from scrobble_sandbox.lastfm import render, signature
 from scrobble_sandbox.lastfm.render import LastfmError
 from scrobble_sandbox.lastfm.state import TOKEN_TTL, AuthToken, LastfmState, Scrobble
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.lastfm.fake import LastfmFake
 
 MAX_BATCH = 50
 MAX_RECENT_LIMIT = 200
@@ -75,9 +73,9 @@ def corrected(value: str) -> dict[str, str]:
     return {"corrected": "0", "#text": value}
 
 
-class LastfmApi:
-    def __init__(self, fake: "LastfmFake") -> None:
-        self.fake = fake
+class LastfmApi(ServicePart[LastfmState]):
+    def __init__(self, fake: ServiceFake[LastfmState, Any]) -> None:
+        super().__init__(fake)
         self.methods: dict[str, MethodSpec] = {
             "auth.gettoken": MethodSpec(self.get_token, signed=True),
             "auth.getsession": MethodSpec(self.get_session, signed=True),
@@ -90,10 +88,6 @@ class LastfmApi:
             "user.getrecenttracks": MethodSpec(self.recent_tracks),
             "user.getinfo": MethodSpec(self.user_info),
         }
-
-    @property
-    def state(self) -> LastfmState:
-        return self.fake.state
 
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
         for path in (f"{prefix}/2.0/", f"{prefix}/2.0"):

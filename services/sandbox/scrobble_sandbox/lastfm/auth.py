@@ -1,22 +1,19 @@
 """Last.fm web auth: the page a browser visits, which returns to `cb` with `?token=`."""
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import now
-from scrobble_sandbox.core.pages import consent_page, decision_user, message_page, redirect
+from scrobble_sandbox.core.consent import ConsentFlow
+from scrobble_sandbox.core.pages import message_page, redirect
 from scrobble_sandbox.core.tokens import new_secret
-from scrobble_sandbox.credentials import LASTFM_API_KEY, SANDBOX_USER
-from scrobble_sandbox.lastfm.state import AuthToken
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.lastfm.fake import LastfmFake
+from scrobble_sandbox.credentials import LASTFM_API_KEY
+from scrobble_sandbox.lastfm.state import AuthToken, LastfmState
 
 
-class LastfmWebAuth:
-    def __init__(self, fake: "LastfmFake") -> None:
-        self.fake = fake
+class LastfmWebAuth(ConsentFlow[LastfmState]):
+    service = "Last.fm"
+    prompt = "The sandbox app wants to scrobble to your Last.fm profile."
+    decision_path = "/api/auth/decision"
 
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
         router.add_get(f"{prefix}/api/auth/", self.page)
@@ -27,25 +24,14 @@ class LastfmWebAuth:
         q = request.query
         if q.get("api_key") != LASTFM_API_KEY:
             return message_page("Invalid API key", "This application is not known", status=400)
-        params = {"cb": q.get("cb", ""), "token": q.get("token", "")}
-        if self.fake.auto_approve:
-            return self._approve(params, q.get("sandbox_user") or SANDBOX_USER)
-        return consent_page(
-            service="Last.fm",
-            action=f"{self.fake.url('auth')}/api/auth/decision",
-            hidden=params,
-            prompt="The sandbox app wants to scrobble to your Last.fm profile.",
-        )
+        return self.consent(q, {"cb": q.get("cb", ""), "token": q.get("token", "")})
 
-    async def decide(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        if form.get("decision") != "approve":
-            # Last.fm does not call back on refusal; the user just stays on its site.
-            return message_page("Access denied", "You did not grant access to the application.")
-        return self._approve(form, decision_user(form))
+    def refuse(self, params: dict[str, str]) -> web.Response:
+        # Last.fm does not call back on refusal; the user just stays on its site.
+        return message_page("Access denied", "You did not grant access to the application.")
 
-    def _approve(self, params: dict[str, str], user: str) -> web.Response:
-        state = self.fake.state
+    def approve(self, params: dict[str, str], user: str) -> web.Response:
+        state = self.state
         state.users.add(user)
         desktop_token = params.get("token", "")
         if desktop_token:

@@ -5,8 +5,9 @@ from typing import Any
 
 from aiohttp import web
 
-from scrobble_sandbox.core.fake import Action, Fake, Surface
+from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.lastfm import render
 from scrobble_sandbox.lastfm.api import LastfmApi, request_params, requested_format
@@ -22,12 +23,12 @@ class LastfmRateLimits(RateLimitConfig):
     per_key: Limit = field(default_factory=lambda: Limit(5, 1.0))
 
 
-class LastfmFake(Fake):
+class LastfmFake(ServiceFake[LastfmState, LastfmRateLimits]):
     name = "lastfm"
-    rate_limits: LastfmRateLimits
+    state_type = LastfmState
+    limits_type = LastfmRateLimits
 
     def __init__(self) -> None:
-        self.state = LastfmState()
         super().__init__()
         self.api = LastfmApi(self)
         self.web_auth = LastfmWebAuth(self)
@@ -44,15 +45,6 @@ class LastfmFake(Fake):
         prefixes = self.surfaces()
         self.api.add_routes(router, prefixes["api"])
         self.web_auth.add_routes(router, prefixes["auth"])
-
-    def default_rate_limits(self) -> LastfmRateLimits:
-        return LastfmRateLimits()
-
-    def reset_state(self) -> None:
-        self.state = LastfmState()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.state.snapshot()
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

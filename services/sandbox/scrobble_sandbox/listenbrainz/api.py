@@ -1,18 +1,16 @@
 """ListenBrainz routes: validate-token, submit-listens, listens, playing-now, feedback."""
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import now
 from scrobble_sandbox.core.fake import RAW_BODY_KEY, USER_KEY
 from scrobble_sandbox.core.http import int_arg, json_response
+from scrobble_sandbox.core.service import ServicePart
 from scrobble_sandbox.listenbrainz.state import Listen, ListenBrainzState
 from scrobble_sandbox.listenbrainz.validation import ListenError, is_valid_uuid, parse_submission
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.listenbrainz.fake import ListenBrainzFake
 
 DEFAULT_ITEMS_PER_GET = 25
 MAX_ITEMS_PER_GET = 1000
@@ -31,14 +29,7 @@ def token_of(request: web.Request) -> str | None:
     return token.strip()
 
 
-class ListenBrainzApi:
-    def __init__(self, fake: "ListenBrainzFake") -> None:
-        self.fake = fake
-
-    @property
-    def state(self) -> ListenBrainzState:
-        return self.fake.state
-
+class ListenBrainzApi(ServicePart[ListenBrainzState]):
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
         router.add_get(f"{prefix}/1/validate-token", self.validate_token)
         router.add_post(f"{prefix}/1/submit-listens", self.submit_listens)

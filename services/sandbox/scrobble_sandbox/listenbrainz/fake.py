@@ -6,8 +6,9 @@ from typing import Any
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import now
-from scrobble_sandbox.core.fake import Fake, Surface
+from scrobble_sandbox.core.fake import Surface
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.listenbrainz.api import ListenBrainzApi, lb_error
 from scrobble_sandbox.listenbrainz.state import Listen, ListenBrainzState
@@ -21,12 +22,12 @@ class ListenBrainzRateLimits(RateLimitConfig):
     per_ip: Limit = field(default_factory=lambda: Limit(30, 10.0))
 
 
-class ListenBrainzFake(Fake):
+class ListenBrainzFake(ServiceFake[ListenBrainzState, ListenBrainzRateLimits]):
     name = "listenbrainz"
-    rate_limits: ListenBrainzRateLimits
+    state_type = ListenBrainzState
+    limits_type = ListenBrainzRateLimits
 
     def __init__(self) -> None:
-        self.state = ListenBrainzState()
         super().__init__()
         self.api = ListenBrainzApi(self)
 
@@ -39,15 +40,6 @@ class ListenBrainzFake(Fake):
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         self.api.add_routes(router, self.surfaces()["api"])
-
-    def default_rate_limits(self) -> ListenBrainzRateLimits:
-        return ListenBrainzRateLimits()
-
-    def reset_state(self) -> None:
-        self.state = ListenBrainzState()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.state.snapshot()
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

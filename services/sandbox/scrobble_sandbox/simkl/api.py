@@ -3,19 +3,17 @@ all-items."""
 
 import zlib
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
 from scrobble_sandbox.core.fake import USER_KEY
-from scrobble_sandbox.core.http import bearer_token, json_response, read_json
-from scrobble_sandbox.core.items import id_keys, is_int, is_number
+from scrobble_sandbox.core.http import bearer_token, json_response
+from scrobble_sandbox.core.items import is_int, is_number
+from scrobble_sandbox.core.scrobbling import ScrobbleApi, objects, watched_at
 from scrobble_sandbox.credentials import SIMKL_CLIENT_ID
 from scrobble_sandbox.simkl.state import GROUPS, Kind, SimklRating, SimklState, WatchEvent
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.simkl.fake import SimklFake
 
 ALL_ITEMS_TYPES: dict[str, Kind] = {"movies": "movie", "shows": "show", "anime": "anime"}
 
@@ -34,19 +32,12 @@ def check_client(request: web.Request) -> web.Response | None:
     return None
 
 
-class SimklApi:
-    def __init__(self, fake: "SimklFake") -> None:
-        self.fake = fake
-
-    @property
-    def state(self) -> SimklState:
-        return self.fake.state
+class SimklApi(ScrobbleApi[SimklState]):
+    unparsable_body_text = "The request body is not valid JSON"
+    non_object_body_text = "The request body must be an object"
 
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
-        for action in ("start", "pause", "stop"):
-            router.add_post(f"{prefix}/scrobble/{action}", self._scrobble_handler(action))
-        router.add_post(f"{prefix}/sync/history", self.add_history)
-        router.add_post(f"{prefix}/sync/ratings", self.add_ratings)
+        self.add_write_routes(router, prefix)
         router.add_get(f"{prefix}/sync/activities", self.activities)
         router.add_post(f"{prefix}/sync/activities", self.activities)
         router.add_get(f"{prefix}/sync/all-items", self.all_items)
@@ -55,7 +46,7 @@ class SimklApi:
         router.add_get(f"{prefix}/users/settings", self.settings)
         router.add_post(f"{prefix}/users/settings", self.settings)
 
-    def _guard(self, request: web.Request) -> str | web.Response:
+    def guard(self, request: web.Request) -> str | web.Response:
         bad = check_client(request)
         if bad is not None:
             return bad
@@ -65,36 +56,15 @@ class SimklApi:
         request[USER_KEY] = user
         return user
 
-    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
-        try:
-            body = await read_json(request)
-        except ValueError:
-            return simkl_error(400, "bad_request", "The request body is not valid JSON")
-        if not isinstance(body, dict):
-            return simkl_error(400, "bad_request", "The request body must be an object")
-        return body
-
-    def _unknown(self, *objs: Any) -> bool:
-        return any(k in self.state.unknown_ids for obj in objs for k in id_keys(obj))
-
-    def media_key(self, kind: Kind, obj: Any) -> str | None:
-        """The registry key of a movie, show or anime; None when Simkl would not find it."""
-        if self._unknown(obj):
-            return None
-        return self.state.items.media(kind, obj)
+    def bad_request(self, message: str) -> web.Response:
+        return simkl_error(400, "bad_request", message)
 
     def episode_key(self, kind: Kind, show_key: str | None, episode: Any) -> str | None:
-        if self._unknown(episode):
+        if self.unknown(episode):
             return None
         return self.state.items.episode(f"{kind}-episode", show_key, episode)
 
     # --- scrobble --------------------------------------------------------------------------
-    def _scrobble_handler(self, action: str) -> Any:
-        async def handler(request: web.Request) -> web.Response:
-            return await self.scrobble(request, action)
-
-        return handler
-
     def _scrobble_item(
         self, body: dict[str, Any]
     ) -> tuple[Kind, str | None, str | None, dict[str, Any], int | None, int | None] | web.Response:
@@ -121,12 +91,10 @@ class SimklApi:
         return simkl_error(400, "bad_request", "A movie, or a show or anime with an episode")
 
     async def scrobble(self, request: web.Request, action: str) -> web.Response:
-        user = self._guard(request)
-        if isinstance(user, web.Response):
-            return user
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        got = await self.user_and_body(request)
+        if isinstance(got, web.Response):
+            return got
+        user, body = got
         progress = body.get("progress")
         if not is_number(progress) or not 0 <= progress <= 100:
             return simkl_error(400, "bad_request", "progress must be a number from 0 to 100")
@@ -138,73 +106,39 @@ class SimklApi:
             return simkl_error(404, "id_err", "The item was not found")
         at, result_id, result_action = now(), 0, action
         if action == "stop" and progress >= 80:
-            recent = self.state.recent.get((user, key))
-            if recent is not None and recent[1] > at:
-                return json_response(
-                    {"watched_at": iso_utc(recent[0]), "expires_at": iso_utc(recent[1])},
-                    status=409,
-                )
+            conflict = self.duplicate(user, key, at)
+            if conflict is not None:
+                return conflict
             item = echo.get(kind) or {}
             event = self.state.add_watch(user, kind, group, item, at, season, number)
-            self.state.recent[(user, key)] = (at, at + self.state.duplicate_window)
-            self.state.playback.pop((user, key), None)
+            self.finish(user, key, at)
             result_id, result_action = event.id, "scrobble"
         else:
             # Below 80% a stop is saved as a pause, like Trakt.
             result_action = "pause" if action == "stop" else action
             self.state.playback[(user, key)] = float(progress)
             self.state.touch(user, kind, "playback")
-        self.state.scrobbles.append(
-            {
-                "user": user,
-                "requested": action,
-                "action": result_action,
-                "progress": progress,
-                "item": key,
-                "at": at,
-            }
-        )
+        self.log_scrobble(user, action, result_action, progress, key, at)
         return json_response(
             {"id": result_id, "action": result_action, "progress": progress} | echo, status=201
         )
 
     # --- history and ratings ---------------------------------------------------------------
-    def _when(self, obj: dict[str, Any], default: float) -> float:
-        raw = obj.get("watched_at")
-        if raw is None:
-            return default
-        if not isinstance(raw, str):
-            raise ValueError("watched_at must be an ISO 8601 string")
-        return parse_iso(raw)
-
-    async def add_history(self, request: web.Request) -> web.Response:
-        user = self._guard(request)
-        if isinstance(user, web.Response):
-            return user
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            result = self._store_history(user, body)
-        except ValueError as exc:
-            return simkl_error(400, "bad_request", str(exc))
-        return json_response(result, status=201)
-
-    def _store_history(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+    def store_history(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         at = now()
         added = {"movies": 0, "shows": 0, "episodes": 0}
         not_found: dict[str, list[Any]] = {"movies": [], "shows": [], "episodes": []}
-        for movie in _objects(body, "movies"):
+        for movie in objects(body, "movies"):
             key = self.media_key("movie", movie)
             if key is None:
                 not_found["movies"].append(movie)
                 continue
             item = {k: v for k, v in movie.items() if k != "watched_at"}
-            self.state.add_watch(user, "movie", key, item, self._when(movie, at))
+            self.state.add_watch(user, "movie", key, item, watched_at(movie, at))
             added["movies"] += 1
         for plural, kind in (("shows", "show"), ("anime", "anime")):
             typed: Kind = "show" if kind == "show" else "anime"
-            for show in _objects(body, plural):
+            for show in objects(body, plural):
                 key = self.media_key(typed, show)
                 if key is None:
                     not_found["shows"].append(show)
@@ -212,39 +146,37 @@ class SimklApi:
                 item = {
                     k: v for k, v in show.items() if k not in ("watched_at", "seasons", "episodes")
                 }
-                show_when = self._when(show, at)
+                show_when = watched_at(show, at)
                 episodes = [
-                    (s, e) for s in _objects(show, "seasons") for e in _objects(s, "episodes")
+                    (s, e) for s in objects(show, "seasons") for e in objects(s, "episodes")
                 ]
-                episodes += [({"number": 1}, e) for e in _objects(show, "episodes")]
+                episodes += [({"number": 1}, e) for e in objects(show, "episodes")]
                 added["shows"] += 1
                 for season, ep in episodes:
                     if not is_int(season.get("number")) or not is_int(ep.get("number")):
                         not_found["episodes"].append(ep)
                         continue
                     self.episode_key(typed, key, ep | {"season": season["number"]})
-                    when = self._when(ep, self._when(season, show_when))
+                    when = watched_at(ep, watched_at(season, show_when))
                     self.state.add_watch(
                         user, typed, key, item, when, season["number"], ep["number"]
                     )
                     added["episodes"] += 1
-        for ep in _objects(body, "episodes"):
+        for ep in objects(body, "episodes"):
             ep_key = self.episode_key("show", None, ep)
             if ep_key is None:
                 not_found["episodes"].append(ep)
                 continue
             item = {k: v for k, v in ep.items() if k != "watched_at"}
-            self.state.add_watch(user, "show", ep_key, item, self._when(ep, at))
+            self.state.add_watch(user, "show", ep_key, item, watched_at(ep, at))
             added["episodes"] += 1
         return {"added": added, "not_found": not_found}
 
     async def add_ratings(self, request: web.Request) -> web.Response:
-        user = self._guard(request)
-        if isinstance(user, web.Response):
-            return user
-        body = await self._body(request)
-        if isinstance(body, web.Response):
-            return body
+        got = await self.user_and_body(request)
+        if isinstance(got, web.Response):
+            return got
+        user, body = got
         at = now()
         added = {"movies": 0, "shows": 0}
         not_found: dict[str, list[Any]] = {"movies": [], "shows": []}
@@ -253,7 +185,7 @@ class SimklApi:
             groups = [
                 (p, k, o)
                 for p, k in (("movies", "movie"), ("shows", "show"), ("anime", "anime"))
-                for o in _objects(body, p)
+                for o in objects(body, p)
             ]
             for plural, kind, obj in groups:
                 rating = obj.get("rating")
@@ -280,7 +212,7 @@ class SimklApi:
 
     # --- reads -----------------------------------------------------------------------------
     async def activities(self, request: web.Request) -> web.Response:
-        user = self._guard(request)
+        user = self.guard(request)
         if isinstance(user, web.Response):
             return user
         base = self.state.created_at
@@ -323,7 +255,7 @@ class SimklApi:
         return json_response(out)
 
     async def all_items(self, request: web.Request) -> web.Response:
-        user = self._guard(request)
+        user = self.guard(request)
         if isinstance(user, web.Response):
             return user
         type_name = request.match_info.get("type")
@@ -383,21 +315,12 @@ class SimklApi:
         return out
 
     async def settings(self, request: web.Request) -> web.Response:
-        user = self._guard(request)
+        user = self.guard(request)
         if isinstance(user, web.Response):
             return user
         return json_response(
             {"user": {"name": user}, "account": {"id": zlib.crc32(user.encode()) % 10**7}}
         )
-
-
-def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ValueError(f"{key} must be a list of objects")
-    return value
 
 
 __all__ = ["GROUPS", "SimklApi", "check_client", "simkl_error"]

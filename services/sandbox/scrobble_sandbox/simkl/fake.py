@@ -6,10 +6,10 @@ from typing import Any
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import now, parse_iso
-from scrobble_sandbox.core.fake import Action, Fake, Surface
+from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token
-from scrobble_sandbox.core.items import id_keys
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.simkl.api import SimklApi, client_id_of, simkl_error
 from scrobble_sandbox.simkl.oauth import SimklOAuth
@@ -24,12 +24,12 @@ class SimklRateLimits(RateLimitConfig):
     get: Limit = field(default_factory=lambda: Limit(10, 1.0))
 
 
-class SimklFake(Fake):
+class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
     name = "simkl"
-    rate_limits: SimklRateLimits
+    state_type = SimklState
+    limits_type = SimklRateLimits
 
     def __init__(self) -> None:
-        self.state = SimklState()
         super().__init__()
         self.api = SimklApi(self)
         self.oauth = SimklOAuth(self)
@@ -41,15 +41,6 @@ class SimklFake(Fake):
         prefixes = self.surfaces()
         self.api.add_routes(router, prefixes["api"])
         self.oauth.add_routes(router, prefixes["api"], prefixes["auth"])
-
-    def default_rate_limits(self) -> SimklRateLimits:
-        return SimklRateLimits()
-
-    def reset_state(self) -> None:
-        self.state = SimklState()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.state.snapshot()
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface
@@ -101,9 +92,7 @@ class SimklFake(Fake):
                 )
             return len(items)
         if kind == "unknown_ids":
-            for ids in items:
-                self.state.unknown_ids.update(id_keys({"ids": ids}))
-            return len(items)
+            return self.state.add_unknown_ids(items)
         if kind == "users":
             for entry in items:
                 self.state.tokens.add(entry["token"], entry["name"])
@@ -114,7 +103,7 @@ class SimklFake(Fake):
         grant = self.state.pins.get(user_code.upper())
         if grant is None:
             return False
-        grant.status, grant.user = "approved", user
+        grant.approve(user)
         return True
 
     def actions(self) -> dict[str, Action]:

@@ -4,35 +4,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scrobble_sandbox.core.clock import iso_utc, now
-from scrobble_sandbox.core.items import ItemRegistry
+from scrobble_sandbox.core.device import DeviceGrant
+from scrobble_sandbox.core.ledger import ScrobbleLedger
+from scrobble_sandbox.core.oauth import CodeGrant
 from scrobble_sandbox.core.tokens import TokenStore
 from scrobble_sandbox.credentials import SANDBOX_TOKEN, SANDBOX_USER
 
-CODE_TTL = 600
 PIN_TTL = 900
-DUPLICATE_WINDOW = 3600.0
 Kind = Literal["movie", "show", "anime"]
 # Activities groups, as Simkl names them.
 GROUPS: dict[str, str] = {"movie": "movies", "show": "tv_shows", "anime": "anime"}
-
-
-@dataclass
-class CodeGrant:
-    user: str
-    redirect_uri: str
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class PinGrant:
-    user_code: str
-    device_code: str
-    expires_at: float
-    interval: int
-    status: Literal["pending", "approved", "used"] = "pending"
-    user: str | None = None
-    last_poll: float | None = None
 
 
 @dataclass
@@ -72,22 +53,15 @@ class SimklRating:
 
 
 @dataclass
-class SimklState:
+class SimklState(ScrobbleLedger):
     tokens: TokenStore = field(default_factory=TokenStore)
     codes: dict[str, CodeGrant] = field(default_factory=dict)
-    pins: dict[str, PinGrant] = field(default_factory=dict)
+    pins: dict[str, DeviceGrant] = field(default_factory=dict)
     history: list[WatchEvent] = field(default_factory=list)
     ratings: dict[tuple[str, str], SimklRating] = field(default_factory=dict)
-    scrobbles: list[dict[str, Any]] = field(default_factory=list)
-    recent: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    playback: dict[tuple[str, str], float] = field(default_factory=dict)
-    unknown_ids: set[str] = field(default_factory=set)
-    # Every movie, show, anime and episode seen, so one item sent with other ids is one item.
-    items: ItemRegistry = field(default_factory=ItemRegistry)
     # (user, activities group, field) -> when it last changed.
     activity: dict[tuple[str, str, str], float] = field(default_factory=dict)
     full_syncs: int = 0
-    duplicate_window: float = DUPLICATE_WINDOW
     pin_interval: int = 5
     created_at: float = field(default_factory=now)
     next_id: int = 1
@@ -128,9 +102,7 @@ class SimklState:
                 for r in self.ratings.values()
             ],
             "scrobbles": list(self.scrobbles),
-            "playback": [
-                {"user": u, "item": k, "progress": p} for (u, k), p in self.playback.items()
-            ],
+            "playback": self.playback_json(),
             "full_syncs": self.full_syncs,
             "live_tokens": self.tokens.count_live(),
         }

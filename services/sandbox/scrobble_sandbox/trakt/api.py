@@ -1,19 +1,17 @@
 """Trakt API routes: header rules, scrobble, sync history and ratings, user settings."""
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
+from scrobble_sandbox.core.clock import now, parse_iso
 from scrobble_sandbox.core.fake import USER_KEY
-from scrobble_sandbox.core.http import bearer_token, int_arg, json_response, read_json
-from scrobble_sandbox.core.items import id_keys, is_int, is_number
+from scrobble_sandbox.core.http import bearer_token, int_arg, json_response
+from scrobble_sandbox.core.items import is_int, is_number
+from scrobble_sandbox.core.scrobbling import ScrobbleApi, objects, watched_at
 from scrobble_sandbox.credentials import TRAKT_CLIENT_ID
 from scrobble_sandbox.trakt.state import Rating, TraktState
-
-if TYPE_CHECKING:
-    from scrobble_sandbox.trakt.fake import TraktFake
 
 SHARING = {"twitter": False, "mastodon": False, "tumblr": False}
 HISTORY_TYPES = {"movies": "movie", "shows": "episode", "seasons": "episode", "episodes": "episode"}
@@ -45,23 +43,16 @@ def check_headers(request: web.Request) -> web.Response | None:
     return None
 
 
-class TraktApi:
+class TraktApi(ScrobbleApi[TraktState]):
     """Handlers of the API host; `fake` holds the state."""
 
-    def __init__(self, fake: "TraktFake") -> None:
-        self.fake = fake
-
-    @property
-    def state(self) -> TraktState:
-        return self.fake.state
+    unparsable_body_text = "Request body could not be parsed"
+    non_object_body_text = "Request body must be an object"
 
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
-        for action in ("start", "pause", "stop"):
-            router.add_post(f"{prefix}/scrobble/{action}", self._scrobble_handler(action))
-        router.add_post(f"{prefix}/sync/history", self.add_history)
+        self.add_write_routes(router, prefix)
         router.add_get(f"{prefix}/sync/history", self.get_history)
         router.add_get(f"{prefix}/sync/history/{{type}}", self.get_history)
-        router.add_post(f"{prefix}/sync/ratings", self.add_ratings)
         router.add_get(f"{prefix}/sync/ratings", self.get_ratings)
         router.add_get(f"{prefix}/sync/ratings/{{type}}", self.get_ratings)
         router.add_get(f"{prefix}/users/settings", self.user_settings)
@@ -72,22 +63,17 @@ class TraktApi:
             request[USER_KEY] = user
         return user
 
-    async def _guard(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+    def guard(self, request: web.Request) -> str | web.Response:
         bad = check_headers(request)
         if bad is not None:
-            return None, bad
+            return bad
         user = self.authed_user(request)
-        if user is None:
-            return None, unauthorized()
-        return user, None
+        return unauthorized() if user is None else user
+
+    def bad_request(self, message: str) -> web.Response:
+        return error(400, "bad_request", message)
 
     # --- scrobble --------------------------------------------------------------------------
-    def _scrobble_handler(self, action: str) -> Any:
-        async def handler(request: web.Request) -> web.Response:
-            return await self.scrobble(request, action)
-
-        return handler
-
     def resolve_item(
         self, body: dict[str, Any]
     ) -> tuple[str, str | None, dict[str, Any]] | web.Response:
@@ -102,21 +88,12 @@ class TraktApi:
             return "episode", self.episode_key(None, episode), {"episode": episode}
         return error(400, "bad_request", "A movie or an episode is required")
 
-    def _unknown(self, *objs: Any) -> bool:
-        return any(k in self.state.unknown_ids for obj in objs for k in id_keys(obj))
-
-    def media_key(self, namespace: str, obj: Any) -> str | None:
-        """The registry key of a movie, show or season; None when Trakt would not find it."""
-        if self._unknown(obj):
-            return None
-        return self.state.items.media(namespace, obj)
-
     def movie_key(self, movie: Any) -> str | None:
         return self.media_key("movie", movie)
 
     def episode_key(self, show: Any, episode: Any) -> str | None:
         """An episode by show + season + number (and its own ids), or by its ids alone."""
-        if self._unknown(show, episode):
+        if self.unknown(show, episode):
             return None
         if show is None:
             return self.state.items.episode("episode", None, episode)
@@ -126,15 +103,10 @@ class TraktApi:
         return self.state.items.episode("episode", show_key, episode)
 
     async def scrobble(self, request: web.Request, action: str) -> web.Response:
-        user, bad = await self._guard(request)
-        if bad is not None or user is None:
-            return bad or unauthorized()
-        try:
-            body = await read_json(request)
-        except ValueError:
-            return error(400, "bad_request", "Request body could not be parsed")
-        if not isinstance(body, dict):
-            return error(400, "bad_request", "Request body must be an object")
+        got = await self.user_and_body(request)
+        if isinstance(got, web.Response):
+            return got
+        user, body = got
         progress = body.get("progress")
         if not is_number(progress) or not 0 <= progress <= 100:
             return error(422, "unprocessable_entity", "progress must be a number from 0 to 100")
@@ -151,12 +123,9 @@ class TraktApi:
             if progress < 1:
                 return error(422, "unprocessable_entity", "progress below 1% cannot be stopped")
             if progress >= 80:
-                recent = self.state.recent.get((user, key))
-                if recent is not None and recent[1] > at:
-                    return json_response(
-                        {"watched_at": iso_utc(recent[0]), "expires_at": iso_utc(recent[1])},
-                        status=409,
-                    )
+                conflict = self.duplicate(user, key, at)
+                if conflict is not None:
+                    return conflict
                 item = self.state.add_history(
                     user,
                     "movie" if kind == "movie" else "episode",
@@ -166,8 +135,7 @@ class TraktApi:
                     show=echo.get("show"),
                     episode=echo.get("episode"),
                 )
-                self.state.recent[(user, key)] = (at, at + self.state.duplicate_window)
-                self.state.playback.pop((user, key), None)
+                self.finish(user, key, at)
                 result_id, result_action = item.id, "scrobble"
             else:
                 # Trakt keeps an early stop as a paused playback, not as watched.
@@ -175,16 +143,7 @@ class TraktApi:
                 result_action = "pause"
         else:
             self.state.playback[(user, key)] = progress
-        self.state.scrobbles.append(
-            {
-                "user": user,
-                "requested": action,
-                "action": result_action,
-                "progress": progress,
-                "item": key,
-                "at": at,
-            }
-        )
+        self.log_scrobble(user, action, result_action, progress, key, at)
         return json_response(
             {"id": result_id, "action": result_action, "progress": progress, "sharing": SHARING}
             | echo,
@@ -192,30 +151,11 @@ class TraktApi:
         )
 
     # --- history ---------------------------------------------------------------------------
-    async def add_history(self, request: web.Request) -> web.Response:
-        user, bad = await self._guard(request)
-        if bad is not None or user is None:
-            return bad or unauthorized()
-        try:
-            body = await read_json(request)
-        except ValueError:
-            return error(400, "bad_request", "Request body could not be parsed")
-        if not isinstance(body, dict):
-            return error(400, "bad_request", "Request body must be an object")
-        try:
-            return json_response(self._store_history(user, body), status=201)
-        except ValueError as exc:
-            return error(400, "bad_request", str(exc))
+    @staticmethod
+    def _watched_at(obj: dict[str, Any], default: float) -> float:
+        return watched_at(obj, default, released=True)
 
-    def _watched_at(self, obj: dict[str, Any], default: float) -> float:
-        raw = obj.get("watched_at")
-        if raw is None or raw == "released":
-            return default
-        if not isinstance(raw, str):
-            raise ValueError("watched_at must be an ISO 8601 string")
-        return parse_iso(raw)
-
-    def _store_history(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+    def store_history(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         at = now()
         added = {"movies": 0, "episodes": 0}
         not_found: dict[str, list[Any]] = {
@@ -225,7 +165,7 @@ class TraktApi:
             "episodes": [],
             "people": [],
         }
-        for movie in _list(body, "movies"):
+        for movie in objects(body, "movies"):
             if self.movie_key(movie) is None:
                 not_found["movies"].append(movie)
                 continue
@@ -233,16 +173,16 @@ class TraktApi:
             echo = {k: v for k, v in movie.items() if k != "watched_at"}
             self.state.add_history(user, "movie", when, "watch", movie=echo)
             added["movies"] += 1
-        for show in _list(body, "shows"):
+        for show in objects(body, "shows"):
             show_key = self.media_key("show", show)
             if show_key is None:
                 not_found["shows"].append(show)
                 continue
             show_when = self._watched_at(show, at)
             echo_show = {k: v for k, v in show.items() if k not in ("watched_at", "seasons")}
-            for season in _list(show, "seasons"):
+            for season in objects(show, "seasons"):
                 season_when = self._watched_at(season, show_when)
-                for ep in _list(season, "episodes"):
+                for ep in objects(season, "episodes"):
                     episode = {"season": season.get("number"), "number": ep.get("number")}
                     if not is_int(episode["season"]) or not is_int(episode["number"]):
                         not_found["episodes"].append(ep)
@@ -254,7 +194,7 @@ class TraktApi:
                         user, "episode", when, "watch", show=echo_show, episode=episode
                     )
                     added["episodes"] += 1
-        for ep in _list(body, "episodes"):
+        for ep in objects(body, "episodes"):
             if self.episode_key(None, ep) is None:
                 not_found["episodes"].append(ep)
                 continue
@@ -265,9 +205,9 @@ class TraktApi:
         return {"added": added, "not_found": not_found}
 
     async def get_history(self, request: web.Request) -> web.Response:
-        user, bad = await self._guard(request)
-        if bad is not None or user is None:
-            return bad or unauthorized()
+        user = self.guard(request)
+        if isinstance(user, web.Response):
+            return user
         type_name = request.match_info.get("type")
         if type_name is not None and type_name not in HISTORY_TYPES:
             return error(404, "not_found", "Unknown history type")
@@ -290,21 +230,16 @@ class TraktApi:
 
     # --- ratings ---------------------------------------------------------------------------
     async def add_ratings(self, request: web.Request) -> web.Response:
-        user, bad = await self._guard(request)
-        if bad is not None or user is None:
-            return bad or unauthorized()
-        try:
-            body = await read_json(request)
-        except ValueError:
-            return error(400, "bad_request", "Request body could not be parsed")
-        if not isinstance(body, dict):
-            return error(400, "bad_request", "Request body must be an object")
+        got = await self.user_and_body(request)
+        if isinstance(got, web.Response):
+            return got
+        user, body = got
         at = now()
         added = {"movies": 0, "shows": 0, "seasons": 0, "episodes": 0}
         not_found: dict[str, list[Any]] = {k: [] for k in added}
         pending: list[tuple[str, str, int, float, dict[str, Any]]] = []
         try:
-            items = [(plural, item) for plural in added for item in _list(body, plural)]
+            items = [(plural, item) for plural in added for item in objects(body, plural)]
         except ValueError as exc:
             return error(400, "bad_request", str(exc))
         for plural, item in items:
@@ -334,9 +269,9 @@ class TraktApi:
         return json_response({"added": added, "not_found": not_found}, status=201)
 
     async def get_ratings(self, request: web.Request) -> web.Response:
-        user, bad = await self._guard(request)
-        if bad is not None or user is None:
-            return bad or unauthorized()
+        user = self.guard(request)
+        if isinstance(user, web.Response):
+            return user
         kind = (request.match_info.get("type") or "").rstrip("s") or None
         items = [
             r.to_json()
@@ -346,21 +281,12 @@ class TraktApi:
         return json_response(items)
 
     async def user_settings(self, request: web.Request) -> web.Response:
-        user, bad = await self._guard(request)
-        if bad is not None or user is None:
-            return bad or unauthorized()
+        user = self.guard(request)
+        if isinstance(user, web.Response):
+            return user
         return json_response(
             {"user": {"username": user, "private": False, "vip": False, "ids": {"slug": user}}}
         )
-
-
-def _list(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ValueError(f"{key} must be a list of objects")
-    return value
 
 
 def _time_arg(request: web.Request, name: str) -> float | None:

@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
-from scrobble_sandbox.core.fake import Action, Fake, Surface
+from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token, json_response
-from scrobble_sandbox.core.items import id_keys
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.trakt.api import TraktApi
 from scrobble_sandbox.trakt.oauth import TraktOAuth
@@ -25,12 +25,12 @@ class TraktRateLimits(RateLimitConfig):
     get: Limit = field(default_factory=lambda: Limit(500, 300.0))
 
 
-class TraktFake(Fake):
+class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
     name = "trakt"
-    rate_limits: TraktRateLimits
+    state_type = TraktState
+    limits_type = TraktRateLimits
 
     def __init__(self) -> None:
-        self.state = TraktState()
         super().__init__()
         self.api = TraktApi(self)
         self.oauth = TraktOAuth(self)
@@ -43,15 +43,6 @@ class TraktFake(Fake):
         self.api.add_routes(router, prefixes["api"])
         self.oauth.add_routes(router, prefixes["auth"], pages=True)
         self.oauth.add_routes(router, prefixes["api"], pages=False)
-
-    def default_rate_limits(self) -> TraktRateLimits:
-        return TraktRateLimits()
-
-    def reset_state(self) -> None:
-        self.state = TraktState()
-
-    def snapshot(self) -> dict[str, Any]:
-        return self.state.snapshot()
 
     # --- limits ----------------------------------------------------------------------------
     async def rate_limit_keys(
@@ -120,10 +111,7 @@ class TraktFake(Fake):
                 )
             return len(items)
         if kind == "unknown_ids":
-            # Items naming one of these ids (e.g. {"imdb": "tt0000000"}) answer "not found".
-            for ids in items:
-                self.state.unknown_ids.update(id_keys({"ids": ids}))
-            return len(items)
+            return self.state.add_unknown_ids(items)
         if kind == "users":
             for entry in items:
                 self.state.access.add(entry["token"], entry["name"])
@@ -141,7 +129,7 @@ class TraktFake(Fake):
         grant = self.oauth.find_device(user_code)
         if grant is None:
             return False
-        grant.status, grant.user = "approved", user
+        grant.approve(user)
         return True
 
     def set_device_status(self, user_code: str, status: str) -> bool:

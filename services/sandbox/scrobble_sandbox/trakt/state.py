@@ -4,38 +4,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scrobble_sandbox.core.clock import iso_utc, now
-from scrobble_sandbox.core.items import ItemRegistry
+from scrobble_sandbox.core.device import DeviceGrant
+from scrobble_sandbox.core.ledger import ScrobbleLedger
+from scrobble_sandbox.core.oauth import CodeGrant
 from scrobble_sandbox.core.tokens import TokenStore
 from scrobble_sandbox.credentials import SANDBOX_TOKEN, SANDBOX_USER
 
 ACCESS_TTL = 7 * 24 * 3600
-CODE_TTL = 600
 DEVICE_TTL = 600
-# How long a finished scrobble blocks a repeat of the same item (409).
-DUPLICATE_WINDOW = 3600.0
-
-DeviceStatus = Literal["pending", "approved", "denied", "used"]
-
-
-@dataclass
-class CodeGrant:
-    user: str
-    redirect_uri: str
-    challenge: str | None
-    challenge_method: str | None
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class DeviceGrant:
-    device_code: str
-    user_code: str
-    expires_at: float
-    interval: int
-    status: DeviceStatus = "pending"
-    user: str | None = None
-    last_poll: float | None = None
 
 
 @dataclass
@@ -84,7 +60,7 @@ class Rating:
 
 
 @dataclass
-class TraktState:
+class TraktState(ScrobbleLedger):
     access: TokenStore = field(default_factory=TokenStore)
     # refresh token -> (access token, user); dropped once used: refresh tokens are single-use.
     refresh: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -92,14 +68,6 @@ class TraktState:
     devices: dict[str, DeviceGrant] = field(default_factory=dict)
     history: list[HistoryItem] = field(default_factory=list)
     ratings: dict[tuple[str, str], Rating] = field(default_factory=dict)
-    scrobbles: list[dict[str, Any]] = field(default_factory=list)
-    # (user, item key) -> (watched_at, expires_at) of the last finished scrobble.
-    recent: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    playback: dict[tuple[str, str], float] = field(default_factory=dict)
-    unknown_ids: set[str] = field(default_factory=set)
-    # Every movie, show and episode seen, so that one item sent with other ids is one item.
-    items: ItemRegistry = field(default_factory=ItemRegistry)
-    duplicate_window: float = DUPLICATE_WINDOW
     max_page_limit: int = 100
     device_interval: int = 5
     next_id: int = 1
@@ -137,9 +105,7 @@ class TraktState:
             "history": [dict(h.to_json(), user=h.user) for h in self.history],
             "ratings": [dict(r.to_json(), user=r.user) for r in self.ratings.values()],
             "scrobbles": list(self.scrobbles),
-            "playback": [
-                {"user": u, "item": k, "progress": p} for (u, k), p in self.playback.items()
-            ],
+            "playback": self.playback_json(),
             "live_tokens": self.access.count_live(),
             "devices": [
                 {"user_code": d.user_code, "status": d.status, "user": d.user}
