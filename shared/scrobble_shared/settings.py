@@ -212,6 +212,8 @@ class Settings(BaseSettings):
     scrobble_topic_prefix: str = Field(default="scrobble.", min_length=1, max_length=200)
     ingest_group_id: str = Field(default="scrobble-ingest", min_length=1)
     ingest_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    # One consumer group per service topic: <group id>.<service>.
+    dispatcher_group_id: str = Field(default="scrobble-dispatcher", min_length=1)
 
     trakt_enabled: bool = True
     trakt_client_id: str | None = None

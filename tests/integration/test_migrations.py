@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "import_jobs",
     "imported_items",
     "oauth_states",
+    "pacing_slots",
     "schema_migrations",
 }
 

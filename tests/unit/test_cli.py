@@ -64,7 +64,7 @@ def test_unknown_subcommand_is_a_usage_error() -> None:
     assert "invalid choice" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["dispatcher", "gateway"])
+@pytest.mark.parametrize("name", ["gateway"])
 def test_services_not_built_yet_say_so(name: str) -> None:
     result = run(name)
     assert result.returncode == 2

@@ -64,6 +64,56 @@ def ingest(_: argparse.Namespace) -> int:
     return run(_settings())
 
 
+def dispatcher(_: argparse.Namespace) -> int:
+    from scrobble_dispatcher.main import run
+
+    return run(_settings())
+
+
+# --- dlq -----------------------------------------------------------------------------
+
+
+async def _dlq_list(dsn: str, service: str | None) -> list[str]:
+    from scrobble_dispatcher.repository import list_dead
+
+    conn = await connect(dsn)
+    try:
+        dead = await list_dead(conn, service)
+    finally:
+        await conn.close()
+    return [
+        f"{d.id}  {d.service:<12} {d.kind:<11} attempts={d.attempts}  "
+        f"{d.updated_at:%Y-%m-%d %H:%M:%S}  {d.last_error}"
+        for d in dead
+    ]
+
+
+def dlq_list(args: argparse.Namespace) -> int:
+    lines = asyncio.run(_dlq_list(_settings().database_url, args.service))
+    print("\n".join(lines) if lines else "no dead scrobbles")
+    return 0
+
+
+async def _dlq_replay(dsn: str, service: str | None, scrobble_id: UUID | None) -> int:
+    from scrobble_dispatcher.repository import replay_dead
+
+    conn = await connect(dsn)
+    try:
+        return await replay_dead(conn, service, scrobble_id)
+    finally:
+        await conn.close()
+
+
+def dlq_replay(args: argparse.Namespace) -> int:
+    try:
+        scrobble_id = None if args.id is None else UUID(args.id)
+    except ValueError:
+        raise CommandError(f"--id must be a uuid, got {args.id!r}") from None
+    count = asyncio.run(_dlq_replay(_settings().database_url, args.service, scrobble_id))
+    print(f"requeued {count} dead scrobble(s); a running dispatcher sends them now")
+    return 0
+
+
 # --- sandbox -------------------------------------------------------------------------
 
 

@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", help="run the ingest service in the foreground")
     ingest.set_defaults(handler=commands.ingest)
-    for name, issue in (("dispatcher", 5), ("gateway", 6)):
+    dispatcher = sub.add_parser("dispatcher", help="run the dispatcher service in the foreground")
+    dispatcher.set_defaults(handler=commands.dispatcher)
+    for name, issue in (("gateway", 6),):
         service = sub.add_parser(name, help=f"run the {name} service in the foreground")
         service.set_defaults(handler=_not_yet(name, issue))
 
@@ -86,11 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq_sub.add_parser("list", help="list dead scrobbles")
     dlq_list.add_argument("--service", choices=SERVICES)
-    dlq_list.set_defaults(handler=_not_yet("dlq list", 5))
+    dlq_list.set_defaults(handler=commands.dlq_list)
     replay = dlq_sub.add_parser("replay", help="requeue dead scrobbles")
     replay.add_argument("--service", choices=SERVICES)
     replay.add_argument("--id", help="one scrobble id")
-    replay.set_defaults(handler=_not_yet("dlq replay", 5))
+    replay.set_defaults(handler=commands.dlq_replay)
 
     up = sub.add_parser("up", help="quick start: local Kafka and Postgres, schema, services")
     up.set_defaults(handler=commands.up)

@@ -9,8 +9,8 @@ from collections import defaultdict
 import pytest
 
 from scrobble_shared.events import PlaybackEvent
-from tests.integration.ingest.conftest import IngestSetup
 from tests.support.events import USER, event
+from tests.support.ingest import IngestSetup
 from tests.support.kafka import collect, event_record, publish
 
 pytestmark = pytest.mark.integration

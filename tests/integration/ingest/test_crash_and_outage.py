@@ -12,8 +12,8 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from tests.integration.ingest.conftest import IngestSetup
 from tests.support.events import event
+from tests.support.ingest import IngestSetup
 from tests.support.kafka import Message, collect, event_record, publish
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""An ingest service of one's own per test: private database, topics and consumer group."""
+"""An ingest service of one's own per test: private database, topics and consumer group
+(the `ingest_setup` fixture, registered in tests/integration/conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,143 @@
+"""Wiring of the dispatcher: the one place that builds pools, clients and the broker.
+
+``scrobble dispatcher`` calls :func:`run`. Services whose app credentials are missing are
+disabled with one log line (settings) and get no subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from scrobble_dispatcher.clients.anilist import AniListClient
+from scrobble_dispatcher.clients.base import AppCredentials, ServiceClient
+from scrobble_dispatcher.clients.lastfm import LastfmClient
+from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
+from scrobble_dispatcher.clients.simkl import SimklClient
+from scrobble_dispatcher.clients.trakt import TraktClient
+from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
+from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.transport import new_client
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.db.connect import create_pool
+from scrobble_shared.health import build_health_app, start_health_server
+from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.settings import ServiceName, Settings
+
+log = logging.getLogger("scrobble_dispatcher")
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the metrics port is scraped from outside the pod
+
+
+def _app(settings: Settings, service: ServiceName) -> AppCredentials:
+    config = settings.service(service)
+    secret = config.client_secret.get_secret_value() if config.client_secret else ""
+    return AppCredentials(config.client_id or "", secret)
+
+
+def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, ServiceClient]:
+    makers: dict[str, Any] = {
+        "trakt": lambda: TraktClient(settings.trakt_api_url, _app(settings, "trakt")),
+        "simkl": lambda: SimklClient(settings.simkl_api_url, _app(settings, "simkl")),
+        "anilist": lambda: AniListClient(settings.anilist_api_url),
+        "lastfm": lambda: LastfmClient(settings.lastfm_api_url, _app(settings, "lastfm")),
+        "listenbrainz": lambda: ListenBrainzClient(settings.listenbrainz_api_url),
+    }
+    return {service: makers[service]() for service in services}
+
+
+def build_app(settings: Settings) -> FastStream:
+    settings.require("token_encryption_key")
+    assert settings.token_encryption_key is not None
+    token_keys = settings.token_encryption_key.get_secret_value()
+    services = settings.enabled_services()
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="scrobble-dispatcher",
+        logger=logging.getLogger("scrobble_dispatcher.broker"),
+        log_level=logging.DEBUG,
+    )
+    state: dict[str, Any] = {}
+
+    async def _no_decode(_message: Any, _original: Any) -> None:
+        return None
+
+    for service in services:
+
+        @broker.subscriber(
+            settings.service_topic(service),
+            group_id=f"{settings.dispatcher_group_id}.{service}",
+            batch=True,
+            max_records=200,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_no_decode,
+            max_poll_interval_ms=300_000,
+        )
+        async def on_work(message: KafkaMessage) -> None:
+            await state["subscriber"].handle(message)
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+            stack.push_async_callback(pool.close)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                client_id="scrobble-dispatcher-outbox",
+            )
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            relay = OutboxRelay(pool, producer, settings.kafka_bootstrap_servers)
+            await relay.recover()
+            http: dict[str, httpx.AsyncClient] = {service: new_client() for service in services}
+            for client in http.values():
+                stack.push_async_callback(client.aclose)
+            policy = DeliveryPolicy(
+                max_retries=settings.max_retries,
+                retry_backoff=settings.retry_backoff,
+                dead_letter_prefix=settings.scrobble_topic_prefix,
+                app_keys={s: settings.service(s).client_id or s for s in services},
+            )
+            cipher = TokenCipher(token_keys)
+            deliverer = Deliverer(
+                pool, cipher, build_clients(settings, services), http, relay, policy
+            )
+            state["subscriber"] = WorkSubscriber(pool, deliverer)
+
+            async def db_ready() -> bool:
+                return bool(await pool.fetchval("SELECT true"))
+
+            async def kafka_ready() -> bool:
+                return bool(await producer.client.force_metadata_update())
+
+            health = build_health_app({"postgres": db_ready, "kafka": kafka_ready})
+            port = settings.metrics_port_for("dispatcher")
+            runner = await start_health_server(health, ALL_INTERFACES, port)
+            stack.push_async_callback(runner.cleanup)
+            poller = asyncio.create_task(poll_due_work(pool, deliverer, list(services)))
+            stack.push_async_callback(_cancel, poller)
+            log.info("dispatcher: delivering for %s; metrics on :%d", ", ".join(services), port)
+            yield
+
+    return FastStream(broker, lifespan=lifespan)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def run(settings: Settings) -> int:
+    asyncio.run(build_app(settings).run())
+    return 0

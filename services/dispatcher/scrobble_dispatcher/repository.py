@@ -1,0 +1,232 @@
+"""The dispatcher's Postgres statements: claiming work, recording what became of it.
+
+A row moves ``queued``/``retrying`` → ``sending`` (claimed, attempts + 1) → ``sent``,
+``retrying`` (with ``next_attempt_at``), ``failed`` (now playing only) or ``dead``. The
+claim is a conditional UPDATE, so two replicas (or a redelivered message and the retry
+poller) can never send the same row at once; a row left in ``sending`` by a process that
+died is claimed again once its lease has run out.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.db import Conn
+from scrobble_shared.outbox import OutboxMessage, insert_outbox
+
+# How long a claimed row may stay in 'sending' before another process may take it over.
+SENDING_LEASE: Final = timedelta(minutes=2)
+
+_CLAIMED_COLUMNS: Final = "id, connection_id, service, kind, attempts, request"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    connection_id: uuid.UUID
+    service: str
+    kind: str
+    attempts: int
+    request: dict[str, Any]
+
+
+def _claimed(row: Any) -> Claimed:
+    request = row["request"]
+    return Claimed(
+        id=row["id"],
+        connection_id=row["connection_id"],
+        service=row["service"],
+        kind=row["kind"],
+        attempts=row["attempts"],
+        request=request if isinstance(request, dict) else json.loads(request),
+    )
+
+
+async def claim(conn: Conn, scrobble_id: uuid.UUID) -> Claimed | None:
+    """Take one row for sending, if it is due and nobody has it."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
+        WHERE id = $1 AND (
+            (status IN ('queued', 'retrying')
+             AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+            OR (status = 'sending' AND updated_at < now() - $2::interval))
+        RETURNING {_CLAIMED_COLUMNS}
+        """,  # noqa: S608 - constant column list
+        scrobble_id,
+        SENDING_LEASE,
+    )
+    return None if row is None else _claimed(row)
+
+
+async def claim_due(conn: Conn, service: str, limit: int) -> list[Claimed]:
+    """Take rows whose retry time has come (or whose sender died), oldest first."""
+    rows = await conn.fetch(
+        f"""
+        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
+        WHERE id IN (
+            SELECT id FROM scrobbles
+            WHERE service = $1 AND (
+                (status = 'retrying' AND next_attempt_at <= now())
+                OR (status = 'sending' AND updated_at < now() - $2::interval))
+            ORDER BY next_attempt_at NULLS FIRST LIMIT $3
+            FOR UPDATE SKIP LOCKED)
+        RETURNING {_CLAIMED_COLUMNS}
+        """,  # noqa: S608 - constant column list
+        service,
+        SENDING_LEASE,
+        limit,
+    )
+    return [_claimed(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    enabled: bool
+    status: str
+    token: str | None
+
+
+async def connection_state(
+    conn: Conn, cipher: TokenCipher, connection_id: uuid.UUID
+) -> ConnectionState | None:
+    row = await conn.fetchrow(
+        "SELECT enabled, status, access_token_enc FROM connections WHERE id = $1", connection_id
+    )
+    if row is None:
+        return None
+    encrypted = row["access_token_enc"]
+    return ConnectionState(
+        enabled=row["enabled"],
+        status=row["status"],
+        token=None if encrypted is None else cipher.decrypt(encrypted),
+    )
+
+
+async def record_sent(conn: Conn, scrobble_id: uuid.UUID, status: int | None) -> None:
+    await conn.execute(
+        "UPDATE scrobbles SET status = 'sent', sent_at = now(), updated_at = now(), "
+        "last_http_status = $2, next_attempt_at = NULL WHERE id = $1",
+        scrobble_id,
+        status,
+    )
+
+
+async def record_retry(
+    conn: Conn,
+    scrobble_id: uuid.UUID,
+    at: datetime,
+    reason: str,
+    status: int | None,
+    *,
+    count_attempt: bool = True,
+) -> None:
+    """Schedule another try; ``count_attempt=False`` when nothing was sent (pacing, waits)."""
+    await conn.execute(
+        "UPDATE scrobbles SET status = 'retrying', next_attempt_at = $2, last_error = $3, "
+        "last_http_status = $4, updated_at = now(), "
+        "attempts = CASE WHEN $5 THEN attempts ELSE greatest(attempts - 1, 0) END "
+        "WHERE id = $1",
+        scrobble_id,
+        at,
+        reason,
+        status,
+        count_attempt,
+    )
+
+
+async def record_failed(
+    conn: Conn, scrobble_id: uuid.UUID, reason: str, status: int | None
+) -> None:
+    """Best-effort work (now playing) that did not go through: never retried, never dead."""
+    await conn.execute(
+        "UPDATE scrobbles SET status = 'failed', last_error = $2, last_http_status = $3, "
+        "updated_at = now(), next_attempt_at = NULL WHERE id = $1",
+        scrobble_id,
+        reason,
+        status,
+    )
+
+
+async def record_dead(
+    conn: Conn,
+    claimed: Claimed,
+    reason: str,
+    status: int | None,
+    dead_letter_topic: str,
+) -> list[int]:
+    """Dead in Postgres and, through the outbox, on the dead-letter topic, in one transaction.
+    Returns the outbox ids to publish."""
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE scrobbles SET status = 'dead', last_error = $2, last_http_status = $3, "
+            "updated_at = now(), next_attempt_at = NULL WHERE id = $1",
+            claimed.id,
+            reason,
+            status,
+        )
+        message = OutboxMessage(
+            topic=dead_letter_topic,
+            key=str(claimed.connection_id).encode(),
+            value=json.dumps(claimed.request).encode(),
+            headers={
+                "error.reason": reason[:1000],
+                "error.http_status": "" if status is None else str(status),
+                "attempts": str(claimed.attempts),
+            },
+            message_id=f"dead:{claimed.id}:{claimed.attempts}",
+        )
+        return await insert_outbox(conn, [message])
+
+
+async def mark_needs_reconnect(conn: Conn, connection_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE connections SET status = 'needs_reconnect', status_reason = $2, "
+        "updated_at = now() WHERE id = $1",
+        connection_id,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class DeadScrobble:
+    id: uuid.UUID
+    connection_id: uuid.UUID
+    service: str
+    kind: str
+    attempts: int
+    last_error: str
+    last_http_status: int | None
+    updated_at: datetime
+
+
+async def list_dead(
+    conn: Conn, service: str | None = None, limit: int = 1000
+) -> list[DeadScrobble]:
+    rows = await conn.fetch(
+        "SELECT id, connection_id, service, kind, attempts, last_error, last_http_status, "
+        "updated_at FROM scrobbles WHERE status = 'dead' AND ($1::text IS NULL OR service = $1) "
+        "ORDER BY updated_at LIMIT $2",
+        service,
+        limit,
+    )
+    return [DeadScrobble(**dict(r)) for r in rows]
+
+
+async def replay_dead(
+    conn: Conn, service: str | None = None, scrobble_id: uuid.UUID | None = None
+) -> int:
+    """Requeue dead work: due now, attempts from zero; the retry poller sends it."""
+    result = await conn.execute(
+        "UPDATE scrobbles SET status = 'retrying', attempts = 0, next_attempt_at = now(), "
+        "updated_at = now() WHERE status = 'dead' AND ($1::text IS NULL OR service = $1) "
+        "AND ($2::uuid IS NULL OR id = $2)",
+        service,
+        scrobble_id,
+    )
+    return int(result.split()[-1])

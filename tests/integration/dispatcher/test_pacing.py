@@ -1,0 +1,168 @@
+"""Pacing slots on a real Postgres: replicas racing for one key, holds, independent keys,
+idle keys, and common slots over several keys. Asserts on the slots handed out, not on
+sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import asyncpg
+import pytest
+
+from scrobble_dispatcher.pacing import PaceKey, hold, reserve, reserve_all
+
+pytestmark = pytest.mark.integration
+STEP = timedelta(milliseconds=100)
+# Slack for "about now": the statements' own run time on a loaded test machine.
+NEAR = timedelta(seconds=2)
+
+
+@pytest.fixture
+async def replicas(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
+    """Two pools on the same database: two dispatcher replicas."""
+    first = await asyncpg.create_pool(database_url, min_size=1, max_size=5)
+    second = await asyncpg.create_pool(database_url, min_size=1, max_size=5)
+    try:
+        yield first, second
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def db_now(pool: asyncpg.Pool) -> datetime:
+    now: datetime = await pool.fetchval("SELECT clock_timestamp()")
+    return now
+
+
+async def reserve_on(
+    pool: asyncpg.Pool, key: str, interval: timedelta, not_before: datetime | None = None
+) -> datetime:
+    async with pool.acquire() as conn:
+        return await reserve(conn, key, interval, not_before)
+
+
+async def reserve_all_on(pool: asyncpg.Pool, keys: list[PaceKey]) -> datetime:
+    async with pool.acquire() as conn:
+        return await reserve_all(conn, keys)
+
+
+def assert_spaced(slots: list[datetime], interval: timedelta) -> None:
+    ordered = sorted(slots)
+    assert len(set(ordered)) == len(ordered), "a slot was handed out twice"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ordered)]
+    assert min(gaps) >= interval, gaps
+
+
+async def test_two_replicas_never_share_or_crowd_a_slot(replicas) -> None:
+    first, second = replicas
+    before = await db_now(first)
+    calls = [reserve_on(pool, "trakt:user:x", STEP) for pool in (first, second) * 10]
+    slots = await asyncio.gather(*calls)
+    assert_spaced(slots, STEP)
+    assert before <= min(slots) <= before + NEAR
+    # Nothing is left idle between the slots either: 20 back to back.
+    assert max(slots) - min(slots) < 19 * STEP + NEAR
+
+
+async def test_a_hold_pushes_every_later_reservation_past_it(replicas) -> None:
+    first, second = replicas
+    await reserve_on(first, "listenbrainz:user:y", timedelta(0))
+    until = await db_now(first) + timedelta(seconds=30)
+    async with second.acquire() as conn:
+        await hold(conn, "listenbrainz:user:y", until)
+        await hold(conn, "listenbrainz:user:y", until - timedelta(seconds=20))  # no pull back
+    assert await reserve_on(first, "listenbrainz:user:y", timedelta(0)) == until
+    assert await reserve_on(second, "listenbrainz:user:y", STEP) == until
+    assert await reserve_on(first, "listenbrainz:user:y", STEP) == until + STEP
+    # A hold on a key never used before creates it.
+    async with first.acquire() as conn:
+        await hold(conn, "anilist:user:new", until)
+    assert await reserve_on(second, "anilist:user:new", STEP) == until
+
+
+async def test_different_keys_do_not_interfere(replicas) -> None:
+    first, second = replicas
+    before = await db_now(first)
+    await reserve_on(first, "anilist:user:a", timedelta(minutes=10))
+    busy = await reserve_on(second, "anilist:user:a", timedelta(minutes=10))
+    assert busy >= before + timedelta(minutes=10)
+    async with first.acquire() as conn:
+        await hold(conn, "anilist:user:c", before + timedelta(hours=1))
+    other = await reserve_on(second, "anilist:user:b", timedelta(minutes=10))
+    assert before <= other <= before + NEAR
+
+
+async def test_an_idle_key_does_not_let_callers_burst(replicas) -> None:
+    first, second = replicas
+    await first.execute(
+        "INSERT INTO pacing_slots (key, next_at) VALUES ('lastfm:app:k', now() - interval '1 hour')"
+    )
+    before = await db_now(first)
+    slot1 = await reserve_on(first, "lastfm:app:k", STEP)
+    slot2 = await reserve_on(second, "lastfm:app:k", STEP)
+    assert before <= slot1 <= before + NEAR
+    assert slot2 == slot1 + STEP
+
+
+async def test_not_before_defers_the_slot(replicas) -> None:
+    first, _ = replicas
+    later = await db_now(first) + timedelta(minutes=5)
+    assert await reserve_on(first, "trakt:user:z", STEP, not_before=later) == later
+    assert await reserve_on(first, "trakt:user:z", STEP) == later + STEP
+
+
+async def test_slots_follow_the_clock_even_inside_an_old_transaction(replicas) -> None:
+    """now() would be the transaction's start: a reservation made late in a transaction
+    must not get a slot in the past."""
+    first, _ = replicas
+    async with first.acquire() as conn, conn.transaction():
+        started: datetime = await conn.fetchval("SELECT now()")
+        await conn.execute("SELECT pg_sleep(0.3)")
+        slot = await reserve(conn, "trakt:user:slow", STEP)
+    assert slot >= started + timedelta(milliseconds=300)
+
+
+async def test_a_common_slot_is_the_latest_and_moves_every_key(replicas) -> None:
+    first, second = replicas
+    user = PaceKey("simkl:user:u", timedelta(seconds=1))
+    app = PaceKey("simkl:app:a", STEP)
+    before = await db_now(first)
+    await reserve_on(first, user.key, timedelta(seconds=5))  # the user is busy for 5 s
+    slot = await reserve_all_on(second, [user, app])
+    assert before + timedelta(seconds=5) <= slot <= before + timedelta(seconds=5) + NEAR
+    # Each key moved to the common slot plus its own interval.
+    assert await reserve_on(first, app.key, STEP) == slot + STEP
+    assert await reserve_on(first, user.key, user.interval) == slot + user.interval
+
+
+async def test_common_slots_keep_every_key_spaced_under_contention(replicas) -> None:
+    """Callers on two replicas reserve overlapping key sets, listed in random orders, mixed
+    with single-key reservations: no deadlock, and every key's slots stay spaced."""
+    first, second = replicas
+    app = PaceKey("simkl:app:a", STEP)
+    users = [PaceKey(f"simkl:user:{n}", 2 * STEP) for n in range(3)]
+    rng = random.Random(7)
+    plans: list[list[PaceKey]] = []
+    for n in range(24):
+        keys = [app, users[n % 3]] if n % 4 else [users[n % 3]]
+        rng.shuffle(keys)
+        plans.append(keys)
+    pools = (first, second) * 12
+    slots = await asyncio.wait_for(
+        asyncio.gather(*(reserve_all_on(p, keys) for p, keys in zip(pools, plans, strict=True))),
+        timeout=30,
+    )
+    for pace in [app, *users]:
+        on_key = [slot for slot, keys in zip(slots, plans, strict=True) if pace in keys]
+        assert_spaced(on_key, pace.interval)
+
+
+async def test_reserving_nothing_is_now(replicas) -> None:
+    first, _ = replicas
+    before = await db_now(first)
+    async with first.acquire() as conn:
+        assert before <= await reserve_all(conn, []) <= before + NEAR

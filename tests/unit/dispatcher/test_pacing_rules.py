@@ -1,0 +1,74 @@
+"""The pure pacing rules: which keys a write to each service counts against, how often."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from scrobble_dispatcher.pacing import SEND_MARGIN, PaceKey, app_pacing_key, pacing_keys
+
+CONNECTION = uuid.UUID("6f1c1a8e-0000-4000-8000-000000000001")
+APP = "client-id-123"
+# The published interval plus the margin for calls that reach the service late.
+SECOND = timedelta(seconds=1) + SEND_MARGIN
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        ("trakt", [PaceKey(f"trakt:user:{CONNECTION}", SECOND)]),
+        (
+            "simkl",
+            [
+                PaceKey(f"simkl:user:{CONNECTION}", SECOND),
+                PaceKey(app_pacing_key("simkl", APP), SECOND),
+            ],
+        ),
+        (
+            "lastfm",
+            [PaceKey(app_pacing_key("lastfm", APP), timedelta(milliseconds=200) + SEND_MARGIN)],
+        ),
+        ("listenbrainz", [PaceKey(f"listenbrainz:user:{CONNECTION}", timedelta(0))]),
+        ("anilist", [PaceKey(f"anilist:user:{CONNECTION}", timedelta(seconds=2) + SEND_MARGIN)]),
+    ],
+)
+def test_keys_and_intervals_per_service(service: str, expected: list[PaceKey]) -> None:
+    assert pacing_keys(service, CONNECTION, APP) == expected
+
+
+def test_user_keys_are_per_connection_and_app_keys_per_app() -> None:
+    other = uuid.uuid4()
+    assert pacing_keys("trakt", CONNECTION, APP) != pacing_keys("trakt", other, APP)
+    assert pacing_keys("lastfm", CONNECTION, APP) == pacing_keys("lastfm", other, APP)
+    assert pacing_keys("lastfm", CONNECTION, APP) != pacing_keys("lastfm", CONNECTION, "other")
+    mine, theirs = pacing_keys("simkl", CONNECTION, APP), pacing_keys("simkl", other, APP)
+    assert mine[0] != theirs[0]
+    assert mine[1] == theirs[1]
+
+
+def test_the_simkl_app_interval_is_configurable() -> None:
+    keys = pacing_keys("simkl", CONNECTION, APP, simkl_app_interval=timedelta(milliseconds=250))
+    assert [k.interval for k in keys] == [SECOND, timedelta(milliseconds=250) + SEND_MARGIN]
+
+
+def test_app_keys_never_hold_the_app_key_itself() -> None:
+    for service in ("simkl", "lastfm"):
+        assert all(APP not in k.key for k in pacing_keys(service, CONNECTION, APP))
+
+
+def test_app_keys_name_the_app_by_digest_or_stand_alone() -> None:
+    assert app_pacing_key("lastfm", APP).startswith("lastfm:app:")
+    assert [k.key for k in pacing_keys("lastfm", CONNECTION, "")] == ["lastfm:app"]
+    assert pacing_keys("simkl", CONNECTION, "")[1].key == "simkl:app"
+    assert pacing_keys("trakt", CONNECTION, "") == pacing_keys("trakt", CONNECTION, APP)
+
+
+def test_unknown_service_and_bad_intervals_are_refused() -> None:
+    with pytest.raises(ValueError, match="myspace"):
+        pacing_keys("myspace", CONNECTION, APP)
+    with pytest.raises(ValueError, match="negative"):
+        PaceKey("k", timedelta(seconds=-1))
+    with pytest.raises(ValueError, match="name"):
+        PaceKey("", SECOND)
