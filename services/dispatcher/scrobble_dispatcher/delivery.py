@@ -5,9 +5,15 @@ of the dispatcher lives here.
 - Now playing that is not done: failed, never retried, never dead (best effort).
 - RETRY (and transport failures): again after max(growing backoff, the service's wait), up
   to ``max_retries`` attempts; then dead.
-- REFRESH / RECONNECT: the connection is marked as needing reconnect (visible in the API)
-  and the work waits, rescheduled an hour ahead, instead of dying. Refreshing Trakt tokens
-  is still to come (issue 5); until then a 401 waits for a reconnect.
+- REFRESH (services with a refresh config, Trakt): the tokens are refreshed once, the new
+  pair persisted before it is used (tokens.py: in-flight mark, compare-and-set), and the
+  work is sent again once with it. Tokens whose ``token_expires_at`` has passed are
+  refreshed before the call. A refresh in flight elsewhere makes the work wait shortly; an
+  interrupted one is tried once more and, when the service had spent it, ends as below with
+  "a token refresh was interrupted; reconnect Trakt".
+- RECONNECT, a refused refresh, or REFRESH without a way to refresh: the connection is
+  marked as needing reconnect (visible in the API, with the reason) and the work waits,
+  rescheduled an hour ahead, instead of dying (now playing: failed, as always).
 - PERMANENT (and work that cannot become a request): dead with its reason, on the
   dead-letter topic and in history.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
@@ -18,14 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import asyncpg
 import httpx
 
-from scrobble_dispatcher import metrics, pacing, repository
+from scrobble_dispatcher import metrics, pacing, repository, tokens
 from scrobble_dispatcher.clients.anilist import (
     AniListClient,
     MediaLookupNeeded,
@@ -80,7 +86,11 @@ class Deliverer:
         http: dict[str, httpx.AsyncClient],
         relay: OutboxRelay,
         policy: DeliveryPolicy,
+        refresh: dict[str, tokens.RefreshConfig] | None = None,
+        refresh_lease: timedelta = tokens.REFRESH_LEASE,
     ) -> None:
+        self._refresh = refresh or {}
+        self._refresh_lease = refresh_lease
         self._pool = pool
         self._cipher = cipher
         self._clients = clients
@@ -98,14 +108,134 @@ class Deliverer:
             return await self._dead(claimed, work, f"{work.service}: {why}", None)
         if state.status == "needs_reconnect":
             return await self._wait_for_reconnect(claimed, "connection needs reconnecting")
-        user = UserCredentials(state.token)
+        config = self._refresh.get(work.service)
+        if config is not None:
+            ready = await self._usable_token(claimed, work, state, config, None)
+            if isinstance(ready, str):
+                return ready
+            state = ready
         try:
-            outcome = await self._send(work, claimed, user)
+            assert state.token is not None
+            outcome = await self._send(work, claimed, UserCredentials(state.token))
+            if outcome.kind is OutcomeKind.REFRESH and config is not None:
+                ready = await self._usable_token(claimed, work, state, config, state.tokens.version)
+                if isinstance(ready, str):
+                    return ready
+                assert ready.token is not None
+                # Once: a second refusal is handled by _apply (needs reconnect).
+                outcome = await self._send(work, claimed, UserCredentials(ready.token))
         except Unsendable as exc:
             outcome = Outcome.permanent(str(exc))
         except _Rescheduled:
             return "paced"
         return await self._apply(claimed, work, outcome)
+
+    async def _usable_token(
+        self,
+        claimed: repository.Claimed,
+        work: ScrobbleWork,
+        state: repository.ConnectionState,
+        config: tokens.RefreshConfig,
+        rejected_version: int | None,
+    ) -> repository.ConnectionState | str:
+        """The connection with an access token worth using, refreshed if need be; or, when
+        there is none now, the outcome label after the work was put back (or failed)."""
+        async with self._pool.acquire() as conn:
+            if rejected_version is not None:  # another replica may have refreshed already
+                fresh = await repository.connection_state(conn, self._cipher, claimed.connection_id)
+                if fresh is None or fresh.token is None or fresh.status != "active":
+                    why = "the connection changed during delivery"
+                    return await self._hold(claimed, work, datetime.now(UTC) + RECONNECT_WAIT, why)
+                state = fresh
+            now = await repository.db_now(conn)
+        decision = tokens.decide(
+            state.tokens, now, rejected_version=rejected_version, lease=self._refresh_lease
+        )
+        if decision is tokens.Decision.USE:
+            return state
+        if decision is tokens.Decision.WAIT:
+            at = now + tokens.REFRESH_IN_FLIGHT_WAIT
+            return await self._hold(claimed, work, at, "a token refresh is in progress")
+        if decision is tokens.Decision.RECONNECT:
+            reason = f"{config.service_label} access token expired and there is no refresh token"
+            async with self._pool.acquire() as conn:
+                await repository.mark_needs_reconnect(conn, claimed.connection_id, reason)
+            return await self._hold(claimed, work, now + RECONNECT_WAIT, reason)
+        return await self._refresh_tokens(
+            claimed, work, state, config, interrupted=decision is tokens.Decision.RECOVER
+        )
+
+    async def _refresh_tokens(
+        self,
+        claimed: repository.Claimed,
+        work: ScrobbleWork,
+        state: repository.ConnectionState,
+        config: tokens.RefreshConfig,
+        *,
+        interrupted: bool,
+    ) -> repository.ConnectionState | str:
+        """Mark in flight (committed), spend the refresh token, persist the new pair with
+        compare-and-set before anything uses it."""
+        from_version = state.tokens.version
+        async with self._pool.acquire() as conn:
+            refresh_token = await repository.begin_refresh(
+                conn, self._cipher, claimed.connection_id, from_version, self._refresh_lease
+            )
+        if refresh_token is None:  # another process got there first, or the tokens changed
+            at = datetime.now(UTC) + tokens.REFRESH_IN_FLIGHT_WAIT
+            return await self._hold(claimed, work, at, "a token refresh is in progress")
+        try:
+            response = await send(
+                self._http[work.service], tokens.build_refresh(config, refresh_token)
+            )
+        except TransportFailure as exc:
+            result: tokens.RefreshResult = tokens.NotNow(str(exc), None, spent_maybe=True)
+        else:
+            result = tokens.parse_refresh(response, datetime.now(UTC), config)
+        if isinstance(result, tokens.NewTokens):
+            async with self._pool.acquire() as conn:
+                version = await repository.persist_refreshed_tokens(
+                    conn, self._cipher, claimed.connection_id, from_version, result
+                )
+            if version is None:
+                at = datetime.now(UTC) + tokens.REFRESH_IN_FLIGHT_WAIT
+                return await self._hold(claimed, work, at, "tokens replaced during a refresh")
+            log.info("refreshed %s tokens of connection %s", work.service, claimed.connection_id)
+            return replace(
+                state,
+                token=result.access_token,
+                tokens=tokens.TokenState(
+                    version=version, expires_at=result.expires_at, has_refresh_token=True
+                ),
+            )
+        if isinstance(result, tokens.Refused):
+            reason = tokens.refused_reason(result, interrupted=interrupted)
+            async with self._pool.acquire() as conn:
+                await repository.refresh_refused(conn, claimed.connection_id, from_version, reason)
+            log.info("refresh refused: %s connection %s", work.service, claimed.connection_id)
+            return await self._hold(claimed, work, datetime.now(UTC) + RECONNECT_WAIT, reason)
+        if result.spent_maybe:
+            # The mark stays: once its lease has run out the next attempt recovers.
+            at = datetime.now(UTC) + self._refresh_lease + timedelta(seconds=1)
+        else:
+            async with self._pool.acquire() as conn:
+                await repository.end_refresh(conn, claimed.connection_id, from_version)
+            after = timedelta(seconds=result.retry_after_s or 0)
+            at = datetime.now(UTC) + max(tokens.REFRESH_RETRY_WAIT, after)
+        return await self._hold(claimed, work, at, result.reason)
+
+    async def _hold(
+        self, claimed: repository.Claimed, work: ScrobbleWork, at: datetime, reason: str
+    ) -> str:
+        """Put the work back until ``at`` without counting an attempt; now playing, being
+        best effort and never retried, fails instead."""
+        if work.kind is WorkKind.NOW_PLAYING:
+            async with self._pool.acquire() as conn:
+                await repository.record_failed(conn, claimed.id, reason, None)
+            metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
+            return "failed"
+        await self._reschedule(claimed, at, reason)
+        return "waiting"
 
     async def _send(
         self, work: ScrobbleWork, claimed: repository.Claimed, user: UserCredentials
@@ -145,6 +275,7 @@ class Deliverer:
             metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
             await asyncio.sleep(wait.total_seconds())
         started = asyncio.get_running_loop().time()
+        sent_at = datetime.now(UTC)
         try:
             response = await send(self._http[work.service], request)
         except TransportFailure as exc:
@@ -153,13 +284,25 @@ class Deliverer:
             metrics.REQUEST_SECONDS.labels(work.service, work.kind.value).observe(
                 asyncio.get_running_loop().time() - started
             )
-        hold_s = client.wait_before_next_s(response)
-        if hold_s:
-            until = datetime.now(UTC) + timedelta(seconds=hold_s)
-            async with self._pool.acquire() as conn:
-                for key in keys:
-                    await pacing.hold(conn, key.key, until)
+        await self._hold_after_send(keys, sent_at, client.wait_before_next_s(response))
         return client.classify(work, response), response
+
+    async def _hold_after_send(
+        self, keys: list[pacing.PaceKey], sent_at: datetime, service_wait_s: float | None
+    ) -> None:
+        """Space the next call from when this one really went out (a call sent late after a
+        busy moment must not let the next slot land too close), and honour the service's
+        own wait when it gave one."""
+        service_until = (
+            None if not service_wait_s else (datetime.now(UTC) + timedelta(seconds=service_wait_s))
+        )
+        async with self._pool.acquire() as conn:
+            for key in keys:
+                until = sent_at + key.interval
+                if service_until is not None:
+                    until = max(until, service_until)
+                if until > sent_at:
+                    await pacing.hold(conn, key.key, until)
 
     async def _send_anilist(
         self,

@@ -25,6 +25,7 @@ from scrobble_dispatcher.clients.simkl import SimklClient
 from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import new_client
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
@@ -51,6 +52,15 @@ def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, 
         "listenbrainz": lambda: ListenBrainzClient(settings.listenbrainz_api_url),
     }
     return {service: makers[service]() for service in services}
+
+
+def build_refresh(settings: Settings, services: list[ServiceName]) -> dict[str, RefreshConfig]:
+    """Token refresh per service that has it (Trakt; the others' tokens do not expire)."""
+    if "trakt" not in services:
+        return {}
+    auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
+    config = RefreshConfig.trakt(auth_url, _app(settings, "trakt"), settings.trakt_redirect_uri)
+    return {"trakt": config}
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -110,7 +120,13 @@ def build_app(settings: Settings) -> FastStream:
             )
             cipher = TokenCipher(token_keys)
             deliverer = Deliverer(
-                pool, cipher, build_clients(settings, services), http, relay, policy
+                pool,
+                cipher,
+                build_clients(settings, services),
+                http,
+                relay,
+                policy,
+                refresh=build_refresh(settings, list(services)),
             )
             state["subscriber"] = WorkSubscriber(pool, deliverer)
 

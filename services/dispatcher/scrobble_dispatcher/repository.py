@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from scrobble_dispatcher.tokens import NewTokens, TokenState
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db import Conn
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
@@ -90,13 +91,17 @@ class ConnectionState:
     enabled: bool
     status: str
     token: str | None
+    tokens: TokenState
 
 
 async def connection_state(
     conn: Conn, cipher: TokenCipher, connection_id: uuid.UUID
 ) -> ConnectionState | None:
     row = await conn.fetchrow(
-        "SELECT enabled, status, access_token_enc FROM connections WHERE id = $1", connection_id
+        "SELECT enabled, status, access_token_enc, refresh_token_enc IS NOT NULL AS has_refresh, "
+        "token_expires_at, token_version, refresh_started_at, refresh_from_version "
+        "FROM connections WHERE id = $1",
+        connection_id,
     )
     if row is None:
         return None
@@ -105,6 +110,92 @@ async def connection_state(
         enabled=row["enabled"],
         status=row["status"],
         token=None if encrypted is None else cipher.decrypt(encrypted),
+        tokens=TokenState(
+            version=row["token_version"],
+            expires_at=row["token_expires_at"],
+            has_refresh_token=row["has_refresh"],
+            refresh_started_at=row["refresh_started_at"],
+            refresh_from_version=row["refresh_from_version"],
+        ),
+    )
+
+
+async def db_now(conn: Conn) -> datetime:
+    """Postgres's clock: the one every replica's refresh lease is measured on."""
+    moment: datetime = await conn.fetchval("SELECT now()")
+    return moment
+
+
+async def begin_refresh(
+    conn: Conn,
+    cipher: TokenCipher,
+    connection_id: uuid.UUID,
+    version: int,
+    lease: timedelta,
+) -> str | None:
+    """Mark a refresh in flight from ``version`` (its own committed statement, before the
+    token endpoint is called) and hand back the refresh token to spend. None when another
+    process holds a live mark, the tokens changed, or the connection is not active."""
+    encrypted = await conn.fetchval(
+        "UPDATE connections SET refresh_started_at = now(), refresh_from_version = token_version, "
+        "updated_at = now() "
+        "WHERE id = $1 AND token_version = $2 AND status = 'active' "
+        "AND refresh_token_enc IS NOT NULL AND (refresh_started_at IS NULL "
+        "OR refresh_from_version <> token_version OR refresh_started_at < now() - $3::interval) "
+        "RETURNING refresh_token_enc",
+        connection_id,
+        version,
+        lease,
+    )
+    return None if encrypted is None else cipher.decrypt(encrypted)
+
+
+async def persist_refreshed_tokens(
+    conn: Conn,
+    cipher: TokenCipher,
+    connection_id: uuid.UUID,
+    from_version: int,
+    new: NewTokens,
+) -> int | None:
+    """Store the new pair (encrypted) if the tokens are still those of ``from_version``, and
+    clear the in-flight mark, in one statement. Returns the new version, None when the
+    compare-and-set lost (the tokens were replaced meanwhile, e.g. by a reconnect)."""
+    version: int | None = await conn.fetchval(
+        "UPDATE connections SET access_token_enc = $3, refresh_token_enc = $4, "
+        "token_expires_at = $5, token_version = token_version + 1, "
+        "refresh_started_at = NULL, refresh_from_version = NULL, updated_at = now() "
+        "WHERE id = $1 AND token_version = $2 RETURNING token_version",
+        connection_id,
+        from_version,
+        cipher.encrypt(new.access_token),
+        cipher.encrypt(new.refresh_token),
+        new.expires_at,
+    )
+    return version
+
+
+async def end_refresh(conn: Conn, connection_id: uuid.UUID, from_version: int) -> None:
+    """Clear the in-flight mark when the refresh token is known to be unspent (429)."""
+    await conn.execute(
+        "UPDATE connections SET refresh_started_at = NULL, refresh_from_version = NULL, "
+        "updated_at = now() WHERE id = $1 AND refresh_from_version = $2",
+        connection_id,
+        from_version,
+    )
+
+
+async def refresh_refused(
+    conn: Conn, connection_id: uuid.UUID, from_version: int, reason: str
+) -> None:
+    """The refresh failed for good: needs reconnect, with the reason, and no mark left.
+    Only while the tokens are still those the refresh started from."""
+    await conn.execute(
+        "UPDATE connections SET status = 'needs_reconnect', status_reason = $3, "
+        "refresh_started_at = NULL, refresh_from_version = NULL, updated_at = now() "
+        "WHERE id = $1 AND token_version = $2",
+        connection_id,
+        from_version,
+        reason,
     )
 
 
