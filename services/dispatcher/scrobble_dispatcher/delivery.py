@@ -269,6 +269,10 @@ class Deliverer:
             slot = await pacing.reserve_all(conn, keys)
         wait = slot - datetime.now(UTC)
         if wait > MAX_INLINE_WAIT:
+            # Give the unused slot back (if nobody reserved after it), or a backlog of put
+            # back work spends a slot on every return and never comes within reach.
+            async with self._pool.acquire() as conn:
+                await pacing.release(conn, keys, slot)
             await self._reschedule(claimed, slot, "paced under the service's rate limit")
             raise _Rescheduled
         if wait.total_seconds() > 0:

@@ -204,3 +204,25 @@ async def reserve_all(
         slot: datetime = await conn.fetchval(_LOCK_AND_SLOT, names, not_before)
         await conn.execute(_MOVE_ALL, names, [steps[name] for name in names], slot)
     return slot
+
+
+_RELEASE: Final = """
+UPDATE pacing_slots SET next_at = $2::timestamptz
+WHERE key = $1 AND next_at = $2::timestamptz + $3::interval
+"""
+
+
+async def release(conn: Conn, keys: Iterable[PaceKey], slot: datetime) -> None:
+    """Give back ``slot``, taken by :func:`reserve_all` on ``keys`` and not used, on every key
+    nobody has reserved or held past it since (``next_at`` is still ``slot + interval``).
+
+    For work put back because its slot was too far away: a slot left unused yet spent pushes
+    every later caller one interval further, so a backlog of such work would keep the next
+    slot out of inline reach for ever (each return spends one more). Safe: nothing is sent
+    on ``slot`` by this caller, and a key whose ``next_at`` moved on is left alone."""
+    _check_aware(slot, "slot")
+    steps: dict[str, timedelta] = {}
+    for pace in keys:  # as reserve_all counted them
+        steps[pace.key] = max(pace.interval, steps.get(pace.key, pace.interval))
+    for key, step in sorted(steps.items()):
+        await conn.execute(_RELEASE, key, slot, step)
