@@ -273,6 +273,12 @@ class Deliverer:
             # back work spends a slot on every return and never comes within reach.
             async with self._pool.acquire() as conn:
                 await pacing.release(conn, keys, slot)
+                if work.kind is WorkKind.NOW_PLAYING:
+                    # Later it would say "playing" about something long over: drop it.
+                    reason = "now playing skipped: the service's rate limit left no room"
+                    await repository.record_failed(conn, claimed.id, reason, None)
+                    metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
+                    raise _Rescheduled
             await self._reschedule(claimed, slot, "paced under the service's rate limit")
             raise _Rescheduled
         if wait.total_seconds() > 0:
@@ -424,4 +430,5 @@ class Deliverer:
 
 
 class _Rescheduled(Exception):
-    """The work was put back for later (pacing); nothing more to record."""
+    """The work was put back for later (pacing), or dropped as stale now playing; its row
+    is already recorded."""
