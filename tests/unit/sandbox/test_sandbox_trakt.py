@@ -352,6 +352,128 @@ async def test_sync_ratings(sb, client, token, case, rating, status):
     assert len(sb.trakt.snapshot()["ratings"]) == (1 if status == 201 else 0)
 
 
+NESTED_RATING_CASES = [
+    ("show", SHOW | {"rating": 9}, {"shows": 1, "seasons": 0, "episodes": 0}, ["show"]),
+    (
+        "season",
+        SHOW | {"seasons": [{"number": 1, "rating": 7}]},
+        {"shows": 0, "seasons": 1, "episodes": 0},
+        ["season"],
+    ),
+    (
+        "episode",
+        SHOW | {"seasons": [{"number": 1, "episodes": [{"number": 2, "rating": 8}]}]},
+        {"shows": 0, "seasons": 0, "episodes": 1},
+        ["episode"],
+    ),
+    (
+        "all three levels",
+        SHOW
+        | {
+            "rating": 9,
+            "seasons": [{"number": 1, "rating": 7, "episodes": [{"number": 2, "rating": 8}]}],
+        },
+        {"shows": 1, "seasons": 1, "episodes": 1},
+        ["show", "season", "episode"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "show", "added", "types"),
+    NESTED_RATING_CASES,
+    ids=[c[0] for c in NESTED_RATING_CASES],
+)
+async def test_sync_ratings_show_season_episode(sb, client, token, case, show, added, types):
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/sync/ratings",
+        json={"shows": [show]},
+        headers=headers(sb, token),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["added"] == {"movies": 0} | added
+    assert not any(response.json()["not_found"].values())
+    ratings = sb.trakt.snapshot()["ratings"]
+    assert [r["type"] for r in ratings] == types
+
+
+async def test_sync_ratings_nested_episode_is_stored_with_its_show(sb, client, token):
+    body = {
+        "shows": [
+            SHOW
+            | {
+                "seasons": [
+                    {
+                        "number": 1,
+                        "episodes": [
+                            {"number": 2, "rating": 8, "rated_at": "2026-01-02T03:04:05Z"}
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+    url = f"{sb.env['TRAKT_API_URL']}/sync/ratings"
+    response = await client.post(url, json=body, headers=headers(sb, token))
+    assert response.status_code == 201, response.text
+    [rating] = sb.trakt.snapshot()["ratings"]
+    assert rating["type"] == "episode"
+    assert rating["rating"] == 8
+    assert rating["episode"] == {"season": 1, "number": 2}
+    assert rating["show"] == SHOW
+    assert parse_iso(rating["rated_at"]) == parse_iso("2026-01-02T03:04:05Z")
+    listed = await client.get(f"{url}/episodes", headers=headers(sb, token))
+    assert [r["episode"] for r in listed.json()] == [{"season": 1, "number": 2}]
+
+
+BAD_NESTED_RATING_CASES = [
+    ("episode rating 0", {"seasons": [{"number": 1, "episodes": [{"number": 2, "rating": 0}]}]}),
+    (
+        "episode rating 7.5",
+        {"seasons": [{"number": 1, "episodes": [{"number": 2, "rating": 7.5}]}]},
+    ),
+    ("episode without rating", {"seasons": [{"number": 1, "episodes": [{"number": 2}]}]}),
+    ("season rating 11", {"seasons": [{"number": 1, "rating": 11}]}),
+    ("season without rating", {"seasons": [{"number": 1}]}),
+    (
+        "good show, bad episode",
+        {"rating": 9, "seasons": [{"number": 1, "episodes": [{"number": 2, "rating": "8"}]}]},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "nested"), BAD_NESTED_RATING_CASES, ids=[c[0] for c in BAD_NESTED_RATING_CASES]
+)
+async def test_sync_ratings_bad_nested_rating_is_422(sb, client, token, case, nested):
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/sync/ratings",
+        json={"shows": [SHOW | nested]},
+        headers=headers(sb, token),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error_description"] == "rating must be an integer 1-10"
+    assert sb.trakt.snapshot()["ratings"] == []
+
+
+async def test_sync_ratings_nested_not_found(sb, client, token):
+    body = {
+        "shows": [
+            {"title": "?", "seasons": [{"number": 1, "episodes": [{"number": 1, "rating": 5}]}]},
+            SHOW | {"seasons": [{"number": "one", "rating": 5}]},
+        ]
+    }
+    response = await client.post(
+        f"{sb.env['TRAKT_API_URL']}/sync/ratings", json=body, headers=headers(sb, token)
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["added"] == {"movies": 0, "shows": 0, "seasons": 0, "episodes": 0}
+    assert answer["not_found"]["shows"] == [body["shows"][0]]
+    assert answer["not_found"]["seasons"] == [{"number": "one", "rating": 5}]
+    assert sb.trakt.snapshot()["ratings"] == []
+
+
 async def test_history_pagination_headers_and_clamped_limit(sb, client, token):
     items = [
         {

@@ -230,6 +230,9 @@ class TraktApi(ScrobbleApi[TraktState]):
 
     # --- ratings ---------------------------------------------------------------------------
     async def add_ratings(self, request: web.Request) -> web.Response:
+        """Ratings of movies, shows, seasons and episodes. As at Trakt, a show may carry its
+        own rating and nest `seasons[]` (each with an optional rating) and their
+        `episodes[]`; each level that is rated counts in `added`."""
         got = await self.user_and_body(request)
         if isinstance(got, web.Response):
             return got
@@ -237,36 +240,71 @@ class TraktApi(ScrobbleApi[TraktState]):
         at = now()
         added = {"movies": 0, "shows": 0, "seasons": 0, "episodes": 0}
         not_found: dict[str, list[Any]] = {k: [] for k in added}
-        pending: list[tuple[str, str, int, float, dict[str, Any]]] = []
         try:
             items = [(plural, item) for plural in added for item in objects(body, plural)]
+            if not all(
+                ratings_valid(item, NESTED_RATINGS.get(plural, ())) for plural, item in items
+            ):
+                return error(422, "unprocessable_entity", "rating must be an integer 1-10")
         except ValueError as exc:
             return error(400, "bad_request", str(exc))
-        for plural, item in items:
-            rating = item.get("rating")
-            if not is_int(rating) or not 1 <= rating <= 10:
-                return error(422, "unprocessable_entity", "rating must be an integer 1-10")
-            key = (
-                self.episode_key(None, item)
-                if plural == "episodes"
-                else self.media_key(plural[:-1], item)
-            )
-            if key is None:
-                not_found[plural].append(item)
-                continue
-            try:
-                rated_at = parse_iso(item["rated_at"]) if "rated_at" in item else at
-            except (ValueError, TypeError):
-                return error(400, "bad_request", "rated_at must be an ISO 8601 string")
-            echo = {k: v for k, v in item.items() if k not in ("rating", "rated_at")}
-            pending.append((plural, key, rating, rated_at, echo))
-        for plural, key, rating, rated_at, echo in pending:
-            kind = plural[:-1]
-            self.state.ratings[(user, f"{kind}:{key}")] = Rating(
-                user, kind, key, rating, rated_at, echo
-            )
-            added[plural] += 1
+        pending: list[Rating] = []
+        try:
+            for plural, item in items:
+                if plural == "shows":
+                    pending += self.show_ratings(user, item, at, not_found)
+                    continue
+                key = (
+                    self.episode_key(None, item)
+                    if plural == "episodes"
+                    else self.media_key(plural[:-1], item)
+                )
+                if key is None:
+                    not_found[plural].append(item)
+                    continue
+                pending.append(rating_of(user, plural[:-1], key, item, rated_at(item, at)))
+        except ValueError as exc:
+            return error(400, "bad_request", str(exc))
+        for r in pending:
+            self.state.ratings[(user, f"{r.type}:{r.key}")] = r
+            added[f"{r.type}s"] += 1
         return json_response({"added": added, "not_found": not_found}, status=201)
+
+    def show_ratings(
+        self, user: str, show: dict[str, Any], at: float, not_found: dict[str, list[Any]]
+    ) -> list[Rating]:
+        """The ratings a `shows[]` entry gives: the show's own, its seasons' and their
+        episodes'. A nested `rated_at` defaults to the one above it. ValueError when a
+        rated_at is malformed."""
+        show_key = self.media_key("show", show)
+        if show_key is None:
+            not_found["shows"].append(show)
+            return []
+        out: list[Rating] = []
+        show_at = rated_at(show, at)
+        echo_show = strip(show, "seasons")
+        if rated_here(show, "seasons"):
+            out.append(rating_of(user, "show", show_key, show, show_at))
+        for season in objects(show, "seasons"):
+            number = season.get("number")
+            if not is_int(number) or self.unknown(season):
+                not_found["seasons"].append(season)
+                continue
+            season_at = rated_at(season, show_at)
+            if rated_here(season, "episodes"):
+                key = f"show:{show_key}:s{number}"
+                out.append(rating_of(user, "season", key, season, season_at, echo_show))
+            for ep in objects(season, "episodes"):
+                if not is_int(ep.get("number")) or self.unknown(ep):
+                    not_found["episodes"].append(ep)
+                    continue
+                episode = ep | {"season": number}
+                # The same episode a scrobble or history entry names by show + number.
+                key = self.state.items.episode("episode", show_key, episode) or ""
+                out.append(
+                    rating_of(user, "episode", key, episode, rated_at(ep, season_at), echo_show)
+                )
+        return out
 
     async def get_ratings(self, request: web.Request) -> web.Response:
         user = self.guard(request)
@@ -287,6 +325,54 @@ class TraktApi(ScrobbleApi[TraktState]):
         return json_response(
             {"user": {"username": user, "private": False, "vip": False, "ids": {"slug": user}}}
         )
+
+
+# What a rated item may nest, level by level: a show its seasons, a season its episodes.
+NESTED_RATINGS = {"shows": ("seasons", "episodes")}
+NESTED_KEYS = ("seasons", "episodes", "rating", "rated_at")
+
+
+def ratings_valid(node: dict[str, Any], nested: tuple[str, ...]) -> bool:
+    """True when every rating in `node` and below is an integer 1-10. A level must carry a
+    rating unless it nests rated levels (a show of rated episodes need not be rated itself).
+    ValueError when a nested list is not a list of objects."""
+    children = objects(node, nested[0]) if nested else []
+    if rated_here(node, nested[0] if nested else None):
+        value = node.get("rating")
+        if not is_int(value) or not 1 <= value <= 10:
+            return False
+    return all(ratings_valid(child, nested[1:]) for child in children)
+
+
+def rated_here(node: dict[str, Any], nested: str | None) -> bool:
+    """True when a level is rated itself: it carries a rating, or nests no level to rate."""
+    return "rating" in node or not (nested and node.get(nested))
+
+
+def rated_at(node: dict[str, Any], default: float) -> float:
+    """A node's `rated_at` (ISO 8601), else `default`; ValueError when malformed."""
+    if "rated_at" not in node:
+        return default
+    try:
+        return parse_iso(node["rated_at"])
+    except (ValueError, TypeError):
+        raise ValueError("rated_at must be an ISO 8601 string") from None
+
+
+def strip(node: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """A rated item as it is echoed back: without its rating, rated_at or nested levels."""
+    return {k: v for k, v in node.items() if k not in ("rating", "rated_at", *extra)}
+
+
+def rating_of(
+    user: str,
+    kind: str,
+    key: str,
+    node: dict[str, Any],
+    at: float,
+    show: dict[str, Any] | None = None,
+) -> Rating:
+    return Rating(user, kind, key, node["rating"], at, strip(node, *NESTED_KEYS), show)
 
 
 def _time_arg(request: web.Request, name: str) -> float | None:

@@ -100,14 +100,17 @@ class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
                 item_type = item["type"]
                 obj = item[item_type]
                 rated = parse_iso(item["rated_at"]) if "rated_at" in item else now()
+                show = item.get("show")
                 if item_type == "episode":
-                    found = self.api.episode_key(None, obj)
+                    # By show + season + number when given so, else by its own ids.
+                    found = self.api.episode_key(show, obj) if show is not None else None
+                    found = found or self.api.episode_key(None, obj)
                 else:
                     found = self.api.media_key(item_type, obj)
                 if found is None:
                     raise ValueError(f"a rated {item_type} needs ids or title + year")
                 self.state.ratings[(owner, f"{item_type}:{found}")] = Rating(
-                    owner, item_type, found, int(item["rating"]), rated, obj
+                    owner, item_type, found, int(item["rating"]), rated, obj, show
                 )
             return len(items)
         if kind == "unknown_ids":

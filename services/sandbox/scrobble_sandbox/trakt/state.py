@@ -49,14 +49,19 @@ class Rating:
     rating: int
     rated_at: float
     item: dict[str, Any]
+    # The show a season or episode was rated under (shows[].seasons[].episodes[]).
+    show: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "rated_at": iso_utc(self.rated_at),
             "rating": self.rating,
             "type": self.type,
             self.type: self.item,
         }
+        if self.show is not None:
+            out["show"] = self.show
+        return out
 
 
 @dataclass
