@@ -139,10 +139,14 @@ async def test_two_replicas_share_the_work_and_the_limits(
         codes = tuple(await asyncio.gather(first.stop(), second.stop(), ingest.stop()))
     logs = first.log_tail() + "\n---\n" + second.log_tail()
     assert codes == (0, 0, 0), logs
+    # Now playing is best effort: what pacing would have delayed past use is dropped as
+    # failed (never retried); everything else is sent.
+    now_playing = found.pop(("lastfm", "now_playing"))
+    assert len(now_playing) == USERS
+    assert set(now_playing) <= {"sent", "failed"}, now_playing
     assert found == {
         ("trakt", "start"): ["sent"] * USERS,
         ("trakt", "scrobble"): ["sent"] * USERS,
-        ("lastfm", "now_playing"): ["sent"] * USERS,
         ("lastfm", "scrobble"): ["sent"] * USERS,
     }, logs
 
@@ -150,7 +154,7 @@ async def test_two_replicas_share_the_work_and_the_limits(
     lastfm = sb.lastfm.requests("/")
     assert [r for r in trakt + lastfm if r.status == 429] == []
     assert Counter(r.status for r in trakt) == {201: 2 * USERS}
-    assert Counter(r.status for r in lastfm) == {200: 2 * USERS}
+    assert Counter(r.status for r in lastfm) == {200: USERS + now_playing.count("sent")}
     # Each play reached its fake once: one start and one stop per Trakt user, one now
     # playing and one scrobble per Last.fm user, and the fakes hold each play once.
     expected = {f"t{i}" for i in range(USERS)}
@@ -159,10 +163,13 @@ async def test_two_replicas_share_the_work_and_the_limits(
         assert set(per_user) == expected, per_user
         assert set(per_user.values()) == {1}, per_user
     expected = {f"l{i}" for i in range(USERS)}
-    for method in ("track.updateNowPlaying", "track.scrobble"):
-        per_user = Counter(r.user for r in lastfm_calls(sb, method))
-        assert set(per_user) == expected, per_user
-        assert set(per_user.values()) == {1}, per_user
+    per_user = Counter(r.user for r in lastfm_calls(sb, "track.scrobble"))
+    assert set(per_user) == expected, per_user
+    assert set(per_user.values()) == {1}, per_user
+    per_user = Counter(r.user for r in lastfm_calls(sb, "track.updateNowPlaying"))
+    assert set(per_user) <= expected, per_user
+    assert sum(per_user.values()) == now_playing.count("sent"), per_user
+    assert set(per_user.values()) <= {1}, per_user
     history = Counter((h.user, h.action) for h in sb.trakt.state.history)
     assert history == {(f"t{i}", "scrobble"): 1 for i in range(USERS)}
     scrobbled = Counter((s.user, s.track) for s in sb.lastfm.state.scrobbles)
@@ -173,7 +180,7 @@ async def test_two_replicas_share_the_work_and_the_limits(
     assert trakt_gap >= 1.0, trakt_gap
     assert busiest_second(lastfm) <= 5
     # Both replicas did a share of the work (the topics' partitions spread over the group).
-    assert sum(shares) == 4 * USERS, shares
+    assert sum(shares) == 3 * USERS + now_playing.count("sent"), shares
     assert min(shares) > 0, shares
     print(  # the figures, for the report (pytest -s)
         f"\nrows sent per replica {shares}; trakt min per-user gap {trakt_gap:.3f} s; "
