@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -28,13 +27,16 @@ from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import new_client
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.health import build_health_app, start_health_server
-from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.runtime import (
+    cancel_tasks,
+    no_decode,
+    open_core,
+    recover_forever,
+    serve_health,
+)
 from scrobble_shared.settings import ServiceName, Settings
 
 log = logging.getLogger("scrobble_dispatcher")
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the metrics port is scraped from outside the pod
 
 
 def _app(settings: Settings, service: ServiceName) -> AppCredentials:
@@ -76,9 +78,6 @@ def build_app(settings: Settings) -> FastStream:
     )
     state: dict[str, Any] = {}
 
-    async def _no_decode(_message: Any, _original: Any) -> None:
-        return None
-
     for service in services:
 
         @broker.subscriber(
@@ -88,7 +87,7 @@ def build_app(settings: Settings) -> FastStream:
             max_records=200,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
-            decoder=_no_decode,
+            decoder=no_decode,
             max_poll_interval_ms=300_000,
         )
         async def on_work(message: KafkaMessage) -> None:
@@ -97,18 +96,8 @@ def build_app(settings: Settings) -> FastStream:
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            pool = await create_pool(settings.database_url, min_size=2, max_size=10)
-            stack.push_async_callback(pool.close)
-            producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                client_id="scrobble-dispatcher-outbox",
-            )
-            await producer.start()
-            stack.push_async_callback(producer.stop)
-            relay = OutboxRelay(pool, producer, settings.kafka_bootstrap_servers)
-            await relay.recover()
+            core = await open_core(stack, settings, "scrobble-dispatcher-outbox", pool_max=10)
+            pool, relay = core.pool, core.relay
             http: dict[str, httpx.AsyncClient] = {service: new_client() for service in services}
             for client in http.values():
                 stack.push_async_callback(client.aclose)
@@ -130,28 +119,17 @@ def build_app(settings: Settings) -> FastStream:
             )
             state["subscriber"] = WorkSubscriber(pool, deliverer)
 
-            async def db_ready() -> bool:
-                return bool(await pool.fetchval("SELECT true"))
-
-            async def kafka_ready() -> bool:
-                return bool(await producer.client.force_metadata_update())
-
-            health = build_health_app({"postgres": db_ready, "kafka": kafka_ready})
             port = settings.metrics_port_for("dispatcher")
-            runner = await start_health_server(health, ALL_INTERFACES, port)
-            stack.push_async_callback(runner.cleanup)
-            poller = asyncio.create_task(poll_due_work(pool, deliverer, list(services)))
-            stack.push_async_callback(_cancel, poller)
+            await serve_health(stack, core, port)
+            tasks = [
+                asyncio.create_task(poll_due_work(pool, deliverer, list(services)), name="due"),
+                asyncio.create_task(recover_forever(relay), name="outbox-recovery"),
+            ]
+            stack.push_async_callback(cancel_tasks, tasks)
             log.info("dispatcher: delivering for %s; metrics on :%d", ", ".join(services), port)
             yield
 
     return FastStream(broker, lifespan=lifespan)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def run(settings: Settings) -> int:

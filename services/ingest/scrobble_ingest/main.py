@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -21,21 +20,16 @@ from scrobble_ingest.batch import Topics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_ingest.sweeper import run_sweeper
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.health import build_health_app, start_health_server
-from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.runtime import (
+    cancel_tasks,
+    no_decode,
+    open_core,
+    recover_forever,
+    serve_health,
+)
 from scrobble_shared.settings import Settings
 
 log = logging.getLogger("scrobble_ingest")
-RECOVERY_INTERVAL_S = 30.0
-# The metrics port is scraped from outside the pod, so it listens on every interface.
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104
-
-
-async def _no_decode(_message: Any, _original: Any) -> None:
-    # The handler reads the raw records itself; FastStream's JSON decoding is wasted work
-    # and would choke on the very values we must dead-letter.
-    return None
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -54,7 +48,7 @@ def build_app(settings: Settings) -> FastStream:
         max_records=settings.ingest_batch_size,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
-        decoder=_no_decode,
+        decoder=no_decode,
         max_poll_interval_ms=300_000,
     )
     async def on_playback_batch(message: KafkaMessage) -> None:
@@ -63,47 +57,32 @@ def build_app(settings: Settings) -> FastStream:
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            pool = await create_pool(settings.database_url, min_size=2, max_size=8)
-            stack.push_async_callback(pool.close)
-            producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
+            core = await open_core(
+                stack,
+                settings,
+                "scrobble-ingest-outbox",
+                pool_max=8,
                 linger_ms=5,
                 # Dead letters carry bad values unchanged, up to what the playback topic took.
                 max_request_size=8 * 1024 * 1024,
-                client_id="scrobble-ingest-outbox",
             )
-            await producer.start()
-            stack.push_async_callback(producer.stop)
-            relay = OutboxRelay(pool, producer, settings.kafka_bootstrap_servers)
-            recovered = await relay.recover()
-            if recovered:
-                log.info("published %d message(s) left by a previous run", recovered)
+            pool, relay = core.pool, core.relay
             cache = ConnectionCache()
             topics = Topics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
             silence = settings.scrobble_silence_timeout
             state["ingestor"] = Ingestor(pool, cache, relay, topics, silence)
 
-            async def db_ready() -> bool:
-                return bool(await pool.fetchval("SELECT true"))
-
-            async def kafka_ready() -> bool:
-                return bool(await producer.client.force_metadata_update())
-
-            health = build_health_app({"postgres": db_ready, "kafka": kafka_ready})
             port = settings.metrics_port_for("ingest")
-            runner = await start_health_server(health, ALL_INTERFACES, port)
-            stack.push_async_callback(runner.cleanup)
+            await serve_health(stack, core, port)
             tasks = [
                 asyncio.create_task(cache.listen(settings.database_url), name="listen"),
                 asyncio.create_task(
                     run_sweeper(pool, cache, relay, topics, silence, sweep_interval_s(silence)),
                     name="sweeper",
                 ),
-                asyncio.create_task(_recover_forever(relay), name="outbox-recovery"),
+                asyncio.create_task(recover_forever(relay), name="outbox-recovery"),
             ]
-            stack.push_async_callback(_cancel, tasks)
+            stack.push_async_callback(cancel_tasks, tasks)
             log.info(
                 "ingest: consuming %s as group %s; metrics on :%d",
                 settings.playback_topic,
@@ -118,21 +97,6 @@ def build_app(settings: Settings) -> FastStream:
 def sweep_interval_s(silence: timedelta) -> float:
     """Look for silent plays a few times per silence timeout, at most once a minute."""
     return min(60.0, max(1.0, silence.total_seconds() / 4))
-
-
-async def _recover_forever(relay: OutboxRelay) -> None:
-    while True:
-        await asyncio.sleep(RECOVERY_INTERVAL_S)
-        try:
-            await relay.recover(older_than=timedelta(seconds=RECOVERY_INTERVAL_S))
-        except Exception:
-            log.exception("outbox recovery failed")
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run(settings: Settings) -> int:
