@@ -264,8 +264,9 @@ def up(_: argparse.Namespace) -> int:
     applied = asyncio.run(_migrate(dsn))
     print(f"Kafka:    {exports['KAFKA_BOOTSTRAP_SERVERS']}")
     print(f"Postgres: {describe_target(dsn)} ({len(applied)} migration(s) applied now)")
-    print("The services (ingest, dispatcher, gateway) and the sandbox join `scrobble up` as")
-    print("they land (issues 3-8). To use this infrastructure from a shell:")
+    print("Run the services with `scrobble ingest`, `scrobble dispatcher` and the fake trackers")
+    print("with `scrobble sandbox` (starting them here comes with issue 8).")
+    print("To use this infrastructure from a shell:")
     for name, value in exports.items():
         print(f"  export {name}={value}")
     return 0
