@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import time
@@ -43,18 +42,19 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from bench.ingest import committed_all, create_topics, delete_topics, drop_database, produce
+from bench.ingest import committed_all, create_topics, delete_topics, produce
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.core.recording import RecordedRequest
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.migrate import apply_migrations
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.services import ServiceProcess
 
 SERVICES = ["trakt", "simkl", "anilist", "lastfm", "listenbrainz"]
 LASTFM_PUBLISHED_PER_S = 5.0  # the fake's per_key limit: 5 calls in any 1 s
@@ -105,21 +105,6 @@ def track_plays(users: Sequence[uuid.UUID], tracks: int, prefix: str) -> list[tu
 
 
 # --- database and processes -----------------------------------------------------------------
-async def setup_database(admin_dsn: str, name: str) -> str:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
-
-
 async def add_connections(
     dsn: str, service: str, users: Sequence[uuid.UUID], tokens: Sequence[str], key: str
 ) -> None:
@@ -180,53 +165,6 @@ async def wait_ingested(bootstrap: str, topic: str, group: str, deadline_s: floa
         if time.monotonic() > until:
             raise SystemExit("ingest did not catch up")
         await asyncio.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Service:
-    """One ``scrobble <name>`` process, its log under LOG_DIR."""
-
-    def __init__(self, name: str, env: dict[str, str], log_name: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.env = {**os.environ, **env, "METRICS_PORT": str(self.port)}
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / log_name
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, timeout_s: float = 60) -> None:
-        log: BinaryIO = self.log_path.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            SCROBBLE, self.name, env=self.env, stdout=log, stderr=log
-        )
-        log.close()
-        async with httpx.AsyncClient() as client:
-            until = time.monotonic() + timeout_s
-            while time.monotonic() < until:
-                if self.proc.returncode is not None:
-                    raise SystemExit(f"{self.name} exited early; see {self.log_path}")
-                try:
-                    answer = await client.get(f"http://127.0.0.1:{self.port}/readyz")
-                    if answer.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise SystemExit(f"{self.name} not ready; see {self.log_path}")
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -331,9 +269,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, admin_dsn: str) -> Non
     lb_users = [uuid.uuid4() for _ in range(args.lb_users)]
     lb_tokens = [f"lb-token-{i}" for i in range(args.lb_users)]
     print(f"database and topics {tag} ...", flush=True)
-    dsn = await setup_database(admin_dsn, tag)
-    ingest: Service | None = None
-    dispatcher: Service | None = None
+    dsn = await create_migrated_database(admin_dsn, tag)
+    ingest: ServiceProcess | None = None
+    dispatcher: ServiceProcess | None = None
     try:
         await create_topics(bootstrap, topics)
         await add_connections(dsn, "lastfm", lf_users, lf_tokens, key)
@@ -361,7 +299,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, admin_dsn: str) -> Non
                 "DISPATCHER_GROUP_ID": f"{tag}.dispatch",
                 "SCROBBLE_RETRY_BACKOFF": "1s",
             }
-            ingest = Service("ingest", env, f"{tag}-ingest.log")
+            dispatcher_log = LOG_DIR / f"{tag}-dispatcher.log"
+            ingest = ServiceProcess("ingest", env, LOG_DIR / f"{tag}-ingest.log")
             await ingest.start()
             print(f"logs: {LOG_DIR}/{tag}-*.log", flush=True)
 
@@ -370,7 +309,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, admin_dsn: str) -> Non
             await wait_ingested(bootstrap, topic, group)
             queued, _ = await counts(dsn, "lastfm")
             print(f"(a) {queued} Last.fm rows queued for {len(lf_users)} users", flush=True)
-            dispatcher = Service("dispatcher", dispatch_env, f"{tag}-dispatcher.log")
+            dispatcher = ServiceProcess("dispatcher", dispatch_env, dispatcher_log)
             await dispatcher.start()
             _, busy = await wait_settled(dsn, "lastfm", queued / LASTFM_PACED_PER_S * 3 + 30)
             await dispatcher.stop()
@@ -395,7 +334,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, admin_dsn: str) -> Non
             await wait_ingested(bootstrap, topic, group)
             queued, _ = await counts(dsn, "listenbrainz")
             print(f"(b) {queued} ListenBrainz rows queued for {len(lb_users)} users", flush=True)
-            dispatcher = Service("dispatcher", dispatch_env, f"{tag}-dispatcher.log")
+            dispatcher = ServiceProcess("dispatcher", dispatch_env, dispatcher_log)
             await dispatcher.start()
             _, busy = await wait_settled(dsn, "listenbrainz", 120)
             calls = sb.listenbrainz.requests("/submit-listens")
@@ -485,4 +424,5 @@ if __name__ == "__main__":
         bare_jobs = json.loads(Path(sys.argv[3]).read_text())
         asyncio.run(bare_loop(sys.argv[2], bare_jobs, int(sys.argv[4])))
     else:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
         asyncio.run(main())

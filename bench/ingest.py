@@ -31,7 +31,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from scrobble_shared.db.migrate import apply_migrations
+from tests.support.databases import create_migrated_database, drop_database
 
 SERVICES = ["trakt", "simkl", "anilist", "lastfm", "listenbrainz"]
 MIX = [("track", 0.5), ("episode", 0.25), ("movie", 0.15), ("anime_episode", 0.10)]
@@ -97,20 +97,12 @@ def make_load(n_events: int, users: list[str], seed: int = 7) -> list[tuple[byte
 
 
 async def setup_database(admin_dsn: str, name: str, users: list[str], rng: random.Random) -> str:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    dsn = await create_migrated_database(admin_dsn, name)
     conn = await asyncpg.connect(dsn)
     try:
-        await apply_migrations(conn)
         rows = []
         for user in users:
-            services = rng.sample(
-                ["trakt", "simkl", "anilist", "lastfm", "listenbrainz"], rng.randint(1, 3)
-            )
+            services = rng.sample(SERVICES, rng.randint(1, 3))
             rows += [(uuid.UUID(user), s) for s in services]
         await conn.copy_records_to_table(
             "connections", records=rows, columns=["user_id", "service"]
@@ -118,14 +110,6 @@ async def setup_database(admin_dsn: str, name: str, users: list[str], rng: rando
     finally:
         await conn.close()
     return dsn
-
-
-async def drop_database(admin_dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def create_topics(bootstrap: str, names: list[str]) -> None:

@@ -36,12 +36,18 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await conn.close()
 
 
-async def create_migrated_template(admin_dsn: str) -> str:
-    name = unique_name("tpl")
+async def create_migrated_database(admin_dsn: str, name: str) -> str:
+    """A new database with the current schema; returns its DSN."""
     dsn = await create_database(admin_dsn, name)
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn)
     finally:
         await conn.close()
+    return dsn
+
+
+async def create_migrated_template(admin_dsn: str) -> str:
+    name = unique_name("tpl")
+    await create_migrated_database(admin_dsn, name)
     return name
