@@ -1,0 +1,48 @@
+"""What the gateway's handlers find on the app and the request: typed app keys set by the
+app factory (``app.py``), and the caller the bearer-token middleware put on the request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+import httpx
+from aiohttp import web
+
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.settings import Settings
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+POOL: Final = web.AppKey("pool", asyncpg.Pool)
+CIPHER: Final = web.AppKey("cipher", TokenCipher)
+# One long-lived client for every call the gateway makes to a service (token exchange,
+# session, validate-token, revoke); explicit timeouts and our User-Agent are set on it.
+HTTP: Final = web.AppKey("http", httpx.AsyncClient)
+
+_CALLER: Final = "scrobble.caller"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the request, from a verified bearer token: ``sub`` and the ``roles`` claim."""
+
+    user_id: uuid.UUID
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+def set_caller(request: web.Request, caller: Caller) -> None:
+    request[_CALLER] = caller
+
+
+def caller(request: web.Request) -> Caller:
+    """The authenticated caller; routes reached without the auth middleware have none."""
+    found = request.get(_CALLER)
+    if not isinstance(found, Caller):
+        raise RuntimeError("route is not behind the bearer-token middleware")
+    return found
