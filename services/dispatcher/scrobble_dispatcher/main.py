@@ -24,6 +24,7 @@ from scrobble_dispatcher.clients.simkl import SimklClient
 from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.gauges import mark_enabled, sample_forever
 from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import new_client
 from scrobble_shared.crypto import TokenCipher
@@ -124,7 +125,9 @@ def build_app(settings: Settings) -> FastStream:
             tasks = [
                 asyncio.create_task(poll_due_work(pool, deliverer, list(services)), name="due"),
                 asyncio.create_task(recover_forever(relay), name="outbox-recovery"),
+                asyncio.create_task(sample_forever(pool), name="queue-gauges"),
             ]
+            mark_enabled(services)
             stack.push_async_callback(cancel_tasks, tasks)
             log.info("dispatcher: delivering for %s; metrics on :%d", ", ".join(services), port)
             yield
