@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -54,13 +54,21 @@ class OutboxMessage:
 
 
 async def insert_outbox(conn: Conn, messages: Sequence[OutboxMessage]) -> list[int]:
+    return list(await insert_outbox_messages(conn, messages))
+
+
+async def insert_outbox_messages(
+    conn: Conn, messages: Sequence[OutboxMessage]
+) -> dict[int, OutboxMessage]:
+    """Write outbox rows; returns each row id with its message, so the writer can publish
+    them (:meth:`OutboxRelay.publish_written`) without reading the values back."""
     if not messages:
-        return []
+        return {}
     rows = await conn.fetch(
         """
         INSERT INTO outbox (topic, key, value, headers, message_id)
         SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::text[])
-        RETURNING id
+        RETURNING id, message_id
         """,
         [m.topic for m in messages],
         [m.key for m in messages],
@@ -68,7 +76,8 @@ async def insert_outbox(conn: Conn, messages: Sequence[OutboxMessage]) -> list[i
         [json.dumps(m.headers) for m in messages],
         [m.message_id for m in messages],
     )
-    return [row["id"] for row in rows]
+    by_message_id = {m.message_id: m for m in messages}
+    return {row["id"]: by_message_id[row["message_id"]] for row in rows}
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,10 @@ def _row(record: asyncpg.Record) -> _Row:
     return _Row(**{**dict(record), "headers": json.loads(record["headers"])})
 
 
+def _pair(row: _Row) -> tuple[int, OutboxMessage]:
+    return row.id, OutboxMessage(row.topic, row.key, row.value, row.headers, row.message_id)
+
+
 class OutboxRelay:
     """Publishes outbox rows to Kafka; see the module docstring for the failure policy."""
 
@@ -107,7 +120,21 @@ class OutboxRelay:
                 "FOR UPDATE SKIP LOCKED",
                 list(ids),
             )
-            return await self._send_and_delete(conn, [_row(r) for r in rows])
+            return await self._send_and_delete(conn, [_pair(_row(r)) for r in rows])
+
+    async def publish_written(self, written: Mapping[int, OutboxMessage]) -> int:
+        """Publish rows this process has just written, from the messages it still holds:
+        only the ids are locked and read, not the values. Rows another process took over
+        are skipped, as in :meth:`publish`."""
+        if not written:
+            return 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetch(
+                "SELECT id FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id "
+                "FOR UPDATE SKIP LOCKED",
+                list(written),
+            )
+            return await self._send_and_delete(conn, [(r["id"], written[r["id"]]) for r in locked])
 
     async def recover(self, older_than: timedelta = timedelta(seconds=0), limit: int = 5000) -> int:
         """Publish leftover rows of any process, skipping messages already in the log."""
@@ -127,7 +154,7 @@ class OutboxRelay:
                 missing = [r for r in rows if r.message_id not in present]
                 if present:
                     log.info("outbox recovery: %d message(s) were already published", len(present))
-                await self._send_and_delete(conn, missing)
+                await self._send_and_delete(conn, [_pair(r) for r in missing])
                 await conn.execute(
                     "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
                 )
@@ -135,33 +162,35 @@ class OutboxRelay:
             if len(records) < limit:
                 return total
 
-    async def _send(self, row: _Row, value: bytes, extra: dict[str, str]) -> asyncio.Future[Any]:
+    async def _send(
+        self, row: OutboxMessage, value: bytes, extra: dict[str, str]
+    ) -> asyncio.Future[Any]:
         headers = {**row.headers, **extra, MESSAGE_ID_HEADER: row.message_id}
         future: asyncio.Future[Any] = await self._producer.send(
             row.topic, value, key=row.key, headers=[(k, v.encode()) for k, v in headers.items()]
         )
         return future
 
-    async def _send_and_delete(self, conn: Conn, rows: Sequence[_Row]) -> int:
+    async def _send_and_delete(self, conn: Conn, rows: Sequence[tuple[int, OutboxMessage]]) -> int:
         if not rows:
             return 0
         sends = []
-        for row in rows:
+        for _, row in rows:
             try:
                 sends.append(await self._send(row, row.value, {}))
             except TOO_LARGE:
                 sends.append(await self._send_without_value(row))
-        for row, outcome in zip(
+        for (_, row), outcome in zip(
             rows, await asyncio.gather(*sends, return_exceptions=True), strict=True
         ):
             if isinstance(outcome, TOO_LARGE):
                 await await_sent(await self._send_without_value(row))
             elif isinstance(outcome, BaseException):
                 raise outcome
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows])
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [i for i, _ in rows])
         return len(rows)
 
-    async def _send_without_value(self, row: _Row) -> asyncio.Future[Any]:
+    async def _send_without_value(self, row: OutboxMessage) -> asyncio.Future[Any]:
         # A dead letter larger than its topic takes would block the partition forever;
         # it goes out without its value instead, saying so, rather than not at all.
         log.warning(

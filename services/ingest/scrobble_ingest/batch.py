@@ -26,7 +26,6 @@ from scrobble_ingest.plan import (
     as_uuid,
     dead_letter_headers,
     decode,
-    dumps,
     is_play_event,
     plan_batch,
     play_key,
@@ -34,7 +33,7 @@ from scrobble_ingest.plan import (
     work_message,
 )
 from scrobble_shared.db import Conn
-from scrobble_shared.outbox import OutboxMessage, insert_outbox
+from scrobble_shared.outbox import OutboxMessage, insert_outbox_messages
 from scrobble_shared.plays import DEFAULT_SILENCE
 from scrobble_shared.work import ConnectionRules, Work
 
@@ -56,7 +55,8 @@ class Topics:
 
 @dataclass
 class BatchResult:
-    outbox_ids: list[int] = field(default_factory=list)
+    # The outbox rows written, by id: published from here after the commit.
+    outbox: dict[int, OutboxMessage] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
 
@@ -93,15 +93,10 @@ def new_scrobble(
 
 
 def _scrobbles(plan: Plan) -> list[store.NewScrobble]:
-    contents: dict[str, dict[str, Any]] = {}
     rows = []
     for work, event in plan.work:
-        content = contents.get(event.event_id)
-        if content is None:
-            content = contents[event.event_id] = event.content.model_dump(
-                mode="json", exclude_none=True
-            )
-        rows.append(new_scrobble(work, as_uuid(event.user_id), content, uuid.UUID(event.event_id)))
+        user_id, event_id = as_uuid(event.user_id), uuid.UUID(event.event_id)
+        rows.append(new_scrobble(work, user_id, plan.content_of(event), event_id))
     return rows
 
 
@@ -118,7 +113,7 @@ async def queue_scrobbles(
                 OutboxMessage(
                     topic=topics.for_service(row.service),
                     key=str(row.connection_id).encode(),
-                    value=dumps(row.request),
+                    value=row.request_json.encode(),
                     headers={"kind": row.kind},
                     message_id=str(row.id),
                 )
@@ -155,6 +150,6 @@ async def process_batch(
         work_messages, result.queued = await queue_scrobbles(conn, _scrobbles(plan), topics)
         new_rejections = await store.record_rejections(conn, plan.rejections)
         messages = [_dead_letter(r, topics.dead_letters) for r in new_rejections]
-        result.outbox_ids = await insert_outbox(conn, messages + work_messages)
+        result.outbox = await insert_outbox_messages(conn, messages + work_messages)
     result.outcomes.update({k: v for k, v in plan.outcomes.items() if k != DUPLICATE})
     return result

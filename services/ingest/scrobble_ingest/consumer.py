@@ -11,9 +11,14 @@ Failure policy:
   first offset) and the consumer waits with growing backoff (1 s .. 30 s, far below
   ``max_poll_interval_ms``) before reading again. Every write is idempotent, so the
   batch's second reading has exactly the effect of the first.
-- Offsets are committed only after the database commit and after the batch's messages
-  were published. A crash in between leaves the outbox rows to the relay's recovery and
-  the records to redelivery, which finds them already processed.
+- Offsets are committed only after the database commit. The batch's messages are then
+  published while the next batch is written (the outbox rows are the promise that they
+  will go out): one publish at a time, in batch order, so one connection's work keeps
+  its order. A crash leaves unpublished rows to the relay's recovery at start-up and the
+  uncommitted records to redelivery, which finds them already processed.
+- A publish that fails (Kafka down) leaves its rows in the outbox; before the next batch
+  is written, everything left is published in order through recovery, and while that
+  fails the batch is rewound and the consumer backs off as above.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from scrobble_ingest import metrics
 from scrobble_ingest.batch import Topics, process_batch
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.plan import Record
-from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.outbox import OutboxMessage, OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,10 @@ class Ingestor:
         self._topics = topics
         self._silence = silence
         self._backoff = 0.0
+        # The previous batch's publish, still in flight while this batch is written.
+        self._in_flight: asyncio.Task[int] | None = None
+        # A publish failed: its rows (and maybe later ones) wait in the outbox.
+        self._unpublished = False
 
     async def handle(self, message: KafkaMessage) -> None:
         raw = message.raw_message
@@ -68,7 +77,7 @@ class Ingestor:
                 result = await process_batch(
                     conn, records, self._cache.lookup, self._topics, self._silence
                 )
-            await self._relay.publish(result.outbox_ids)
+            await self.publish_in_order(result.outbox)
         except Exception as exc:
             await self._rewind(message, exc)
             return
@@ -83,6 +92,32 @@ class Ingestor:
             log.info("ingest: writing again after the outage")
             metrics.PAUSED.set(0)
         self._backoff = 0.0
+
+    async def publish_in_order(self, written: dict[int, OutboxMessage]) -> None:
+        """Wait for the previous batch's publish, then start this one's in the background."""
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None:
+            try:
+                await previous
+            except Exception as exc:
+                log.warning("ingest: publish failed (%s); the outbox keeps the messages", exc)
+                self._unpublished = True
+        if self._unpublished:
+            # Everything left, this batch's rows included, in outbox order.
+            await self._relay.recover()
+            self._unpublished = False
+            return
+        if written:
+            self._in_flight = asyncio.create_task(self._relay.publish_written(written))
+
+    async def drain(self) -> None:
+        """At shutdown: let the last publish finish (recovery takes it over if it fails)."""
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None:
+            try:
+                await previous
+            except Exception as exc:
+                log.warning("ingest: last publish failed (%s); left to outbox recovery", exc)
 
     async def _rewind(self, message: KafkaMessage, exc: Exception) -> None:
         reason = type(exc).__name__

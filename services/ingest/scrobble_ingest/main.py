@@ -70,7 +70,8 @@ def build_app(settings: Settings) -> FastStream:
             cache = ConnectionCache()
             topics = Topics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
             silence = settings.scrobble_silence_timeout
-            state["ingestor"] = Ingestor(pool, cache, relay, topics, silence)
+            ingestor = state["ingestor"] = Ingestor(pool, cache, relay, topics, silence)
+            stack.push_async_callback(ingestor.drain)
 
             port = settings.metrics_port_for("ingest")
             await serve_health(stack, core, port)

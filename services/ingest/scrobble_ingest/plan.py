@@ -133,6 +133,15 @@ class Plan:
     work: list[tuple[Work, PlaybackEvent]] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+    # Each event's content as JSON values, by event id: dumped once per event.
+    contents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def content_of(self, event: PlaybackEvent) -> dict[str, Any]:
+        content = self.contents.get(event.event_id)
+        if content is None:
+            content = event.content.model_dump(mode="json", exclude_none=True)
+            self.contents[event.event_id] = content
+        return content
 
     def count(self, outcome: str, n: int = 1) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
@@ -186,7 +195,7 @@ def plan_batch(
         if is_play_event(event):
             key = play_key(event)
             step = advance(current.get(key), event, new_id, silence)
-            content = event.content.model_dump(mode="json", exclude_none=True)
+            content = plan.content_of(event)
             for play in (step.superseded, step.play):
                 if play is not None:
                     plan.plays[(*key, play.play_number)] = PlayWrite(play, content)

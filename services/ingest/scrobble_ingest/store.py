@@ -7,6 +7,7 @@ go through ``unnest`` of arrays, one statement per table per batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from scrobble_ingest.plan import PlayKey, PlayWrite, Rejection
+from scrobble_ingest.plan import PlayKey, PlayWrite, Rejection, dumps
 from scrobble_shared.db import Conn
 from scrobble_shared.events import Action, PlaybackEvent
 from scrobble_shared.plays import Play
@@ -162,6 +163,11 @@ class NewScrobble:
     request: dict[str, Any]
     occurred_at: datetime
 
+    @functools.cached_property
+    def request_json(self) -> str:
+        """The request as JSON text, encoded once for the row and its message."""
+        return dumps(self.request).decode("utf-8")
+
 
 async def insert_scrobbles(conn: Conn, scrobbles: Sequence[NewScrobble]) -> set[uuid.UUID]:
     """Queue work; returns the ids really inserted (the rest already existed for that play)."""
@@ -187,7 +193,7 @@ async def insert_scrobbles(conn: Conn, scrobbles: Sequence[NewScrobble]) -> set[
         [s.source_event_id for s in scrobbles],
         [s.content_type for s in scrobbles],
         [s.content_id for s in scrobbles],
-        [json.dumps(s.request) for s in scrobbles],
+        [s.request_json for s in scrobbles],
         [s.occurred_at for s in scrobbles],
     )
     return {row["id"] for row in rows}
