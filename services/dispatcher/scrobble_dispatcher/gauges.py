@@ -27,7 +27,7 @@ QUEUE_DEPTH = Gauge(
 )
 OLDEST_AGE = Gauge(
     "scrobble_queue_oldest_age_seconds",
-    "Age of the oldest undelivered scrobble work, 0 when none waits",
+    "Age of the oldest undelivered work of active connections, 0 when none waits",
     ["service"],
 )
 NEEDS_RECONNECT = Gauge(
@@ -43,12 +43,15 @@ SERVICE_ENABLED = Gauge(
 
 SAMPLE_EVERY_S: Final = 15.0
 
+# Work of a connection that needs reconnecting waits for its user on purpose: it counts in
+# the depth but not in the oldest age, so one revoked account cannot hold the age alert on.
 _QUEUE_SQL: Final = """
-    SELECT service, count(*) AS depth,
-           coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest_s
-    FROM scrobbles
-    WHERE status IN ('queued', 'sending', 'retrying')
-    GROUP BY service
+    SELECT s.service, count(*) AS depth,
+           coalesce(extract(epoch FROM now() - min(s.created_at)
+                    FILTER (WHERE c.status = 'active')), 0) AS oldest_s
+    FROM scrobbles s JOIN connections c ON c.id = s.connection_id
+    WHERE s.status IN ('queued', 'sending', 'retrying')
+    GROUP BY s.service
 """
 _RECONNECT_SQL: Final = """
     SELECT service, count(*) AS n FROM connections

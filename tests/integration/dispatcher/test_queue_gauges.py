@@ -63,11 +63,13 @@ async def test_gauges_follow_the_tables(database_url: str) -> None:
             await add_work(conn, lastfm, "lastfm", "queued", age_s=30)
             await add_work(conn, lastfm, "lastfm", "retrying", age_s=600)
             await add_work(conn, lastfm, "lastfm", "sent", age_s=9000)
-            await add_work(conn, trakt, "trakt", "queued", age_s=5)
+            await add_work(conn, trakt, "trakt", "queued", age_s=5000)
         await sample(pool)
         assert gauge("scrobble_queue_depth", "lastfm") == 2
         assert 600 <= gauge("scrobble_queue_oldest_age_seconds", "lastfm") < 9000
         assert gauge("scrobble_queue_depth", "trakt") == 1
+        # Trakt's only connection needs reconnecting: its waiting work has no age alert.
+        assert gauge("scrobble_queue_oldest_age_seconds", "trakt") == 0
         assert gauge("scrobble_queue_depth", "simkl") == 0
         assert gauge("scrobble_queue_oldest_age_seconds", "simkl") == 0
         assert gauge("scrobble_connections_needing_reconnect", "trakt") == 1

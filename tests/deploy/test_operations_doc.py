@@ -1,0 +1,41 @@
+"""docs/operations.md keeps up with the code: every setting is in its configuration
+reference, every alert has a runbook section, and every metric family is listed."""
+
+from __future__ import annotations
+
+import re
+
+from scrobble_shared.settings import Settings
+from tests.deploy.support import OPERATIONS, registered_families, rule_exprs
+
+
+def section(title: str) -> str:
+    text = OPERATIONS.read_text()
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert found, f"no section {title!r} in {OPERATIONS.name}"
+    return found.group(1)
+
+
+def test_every_setting_is_in_the_configuration_reference() -> None:
+    table = section("Configuration reference")
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    missing = sorted(
+        name.upper() for name in Settings.model_fields if name.upper() not in documented
+    )
+    assert not missing, f"settings missing from the configuration reference: {missing}"
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = section("Runbook")
+    for alert in rule_exprs():
+        assert f"### {alert}\n" in runbook, alert
+
+
+def test_every_metric_family_is_listed() -> None:
+    listed = section("Metrics")
+    missing = sorted(
+        family
+        for family, series in registered_families().items()
+        if family.startswith("scrobble_") and not any(f"`{name}" in listed for name in series)
+    )
+    assert not missing, f"metrics missing from {OPERATIONS.name}: {missing}"
