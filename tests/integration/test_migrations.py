@@ -24,6 +24,7 @@ from scrobble_shared.db.migrate import (
 pytestmark = pytest.mark.integration
 SCROBBLE = str(Path(sys.executable).with_name("scrobble"))
 EXPECTED_TABLES = {
+    "id_lookups",
     "rejected_records",
     "connections",
     "processed_events",

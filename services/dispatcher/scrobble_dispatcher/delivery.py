@@ -18,6 +18,12 @@ of the dispatcher lives here.
   dead-letter topic and in history.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
   ``MAX_INLINE_WAIT`` away reschedules the work for then rather than holding the consumer.
+- Ids (``resolve/``, when a resolver is given): before the first call the item is resolved
+  to the ids its service needs, through the shared lookup cache; lookups are paced like
+  writes. An item the service cannot name is ``failed`` with the reason (not retried, not
+  dead-lettered: replaying the same item cannot name it either); a lookup that got no
+  answer (429, 5xx, timeout) is retried like a write; a lookup in flight at another
+  replica makes the work wait a moment.
 """
 
 from __future__ import annotations
@@ -51,6 +57,12 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
+from scrobble_dispatcher.resolve.resolver import (
+    UNRESOLVED,
+    IdResolver,
+    ItemUnresolved,
+    LookupInProgress,
+)
 from scrobble_dispatcher.transport import TransportFailure, send
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
@@ -62,6 +74,7 @@ log = logging.getLogger(__name__)
 # apart per token), or such work would be put back before its last step, forever.
 MAX_INLINE_WAIT: Final = timedelta(seconds=5)
 RECONNECT_WAIT: Final = timedelta(hours=1)
+LOOKUP_BUSY_WAIT: Final = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,9 @@ class Deliverer:
         policy: DeliveryPolicy,
         refresh: dict[str, tokens.RefreshConfig] | None = None,
         refresh_lease: timedelta = tokens.REFRESH_LEASE,
+        resolver: IdResolver | None = None,
     ) -> None:
+        self._resolver = resolver
         self._refresh = refresh or {}
         self._refresh_lease = refresh_lease
         self._pool = pool
@@ -128,6 +143,10 @@ class Deliverer:
             outcome = Outcome.permanent(str(exc))
         except _Rescheduled:
             return "paced"
+        except ItemUnresolved as exc:
+            return await self._unresolved(claimed, work, str(exc))
+        except LookupInProgress as exc:
+            return await self._hold(claimed, work, datetime.now(UTC) + LOOKUP_BUSY_WAIT, str(exc))
         return await self._apply(claimed, work, outcome)
 
     async def _usable_token(
@@ -241,6 +260,18 @@ class Deliverer:
         self, work: ScrobbleWork, claimed: repository.Claimed, user: UserCredentials
     ) -> Outcome:
         client = self._clients[work.service]
+        if self._resolver is not None:
+            resolved = await self._resolver.resolve(
+                work,
+                claimed.connection_id,
+                user,
+                lambda request, keys: self._exchange(
+                    client, work, claimed, request, keys=keys, endpoint="lookup"
+                ),
+            )
+            if isinstance(resolved, Outcome):
+                return resolved
+            work = resolved
         if isinstance(client, AniListClient):
             return await self._send_anilist(client, work, claimed, user)
         return await self._call(client, work, claimed, client.build(work, user))
@@ -260,11 +291,16 @@ class Deliverer:
         work: ScrobbleWork,
         claimed: repository.Claimed,
         request: HttpRequest,
+        *,
+        keys: list[pacing.PaceKey] | None = None,
+        endpoint: str | None = None,
     ) -> tuple[Outcome, HttpResponse | None]:
-        """Pace, send, classify; the response too, for steps that read it."""
-        keys = pacing.pacing_keys(
-            work.service, claimed.connection_id, self._policy.app_keys.get(work.service, "")
-        )
+        """Pace (on the write keys unless ``keys`` are given), send, classify; the response
+        too, for steps that read it."""
+        if keys is None:
+            keys = pacing.pacing_keys(
+                work.service, claimed.connection_id, self._policy.app_keys.get(work.service, "")
+            )
         async with self._pool.acquire() as conn:
             slot = await pacing.reserve_all(conn, keys)
         wait = slot - datetime.now(UTC)
@@ -291,7 +327,7 @@ class Deliverer:
         except TransportFailure as exc:
             return Outcome.retry(str(exc)), None
         finally:
-            metrics.REQUEST_SECONDS.labels(work.service, work.kind.value).observe(
+            metrics.REQUEST_SECONDS.labels(work.service, endpoint or work.kind.value).observe(
                 asyncio.get_running_loop().time() - started
             )
         await self._hold_after_send(keys, sent_at, client.wait_before_next_s(response))
@@ -419,6 +455,16 @@ class Deliverer:
         metrics.DEAD.labels(work.service).inc()
         log.info("dead: %s %s (%s)", work.service, claimed.id, reason)
         return "dead"
+
+    async def _unresolved(
+        self, claimed: repository.Claimed, work: ScrobbleWork, reason: str
+    ) -> str:
+        """The service cannot name the item: failed for good, with the reason in history."""
+        async with self._pool.acquire() as conn:
+            await repository.record_failed(conn, claimed.id, reason, None)
+        UNRESOLVED.labels(work.service).inc()
+        log.info("unresolved: %s %s (%s)", work.service, claimed.id, reason)
+        return "unresolved"
 
     async def _wait_for_reconnect(self, claimed: repository.Claimed, reason: str) -> str:
         await self._reschedule(claimed, datetime.now(UTC) + RECONNECT_WAIT, reason)

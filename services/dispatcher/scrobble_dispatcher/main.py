@@ -25,6 +25,8 @@ from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.gauges import mark_enabled, sample_forever
+from scrobble_dispatcher.resolve import build as build_resolvers
+from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import new_client
 from scrobble_shared.crypto import TokenCipher
@@ -64,6 +66,18 @@ def build_refresh(settings: Settings, services: list[ServiceName]) -> dict[str, 
     auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
     config = RefreshConfig.trakt(auth_url, _app(settings, "trakt"), settings.trakt_redirect_uri)
     return {"trakt": config}
+
+
+def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
+    """External-id resolution for the services that need it, cached in Postgres."""
+    urls = {
+        "trakt": settings.trakt_api_url,
+        "simkl": settings.simkl_api_url,
+        "anilist": settings.anilist_api_url,
+    }
+    apps: dict[str, AppCredentials] = {s: _app(settings, s) for s in services}
+    app_keys: dict[str, str] = {s: settings.service(s).client_id or s for s in services}
+    return IdResolver(pool, build_resolvers(list(services), urls, apps), app_keys)
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -117,6 +131,7 @@ def build_app(settings: Settings) -> FastStream:
                 relay,
                 policy,
                 refresh=build_refresh(settings, list(services)),
+                resolver=build_resolver(settings, list(services), pool),
             )
             state["subscriber"] = WorkSubscriber(pool, deliverer)
 

@@ -64,8 +64,9 @@ class AniListFake(ServiceFake[AniListState, AniListRateLimits]):
         response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
 
     def seed(self, kind: str, items: list[dict[str, Any]], user: str | None = None) -> int:
-        """media: {"id", "idMal"?, "title", "episodes"?, "type"?}; entries: {"mediaId",
-        "status"?, "progress"?, "scoreRaw"?} for `user`; users: {"name", "token"?}."""
+        """media: {"id", "idMal"?, "title", "english"?, "year"?, "episodes"?, "type"?};
+        entries: {"mediaId", "status"?, "progress"?, "scoreRaw"?} for `user`; users:
+        {"name", "token"?}."""
         if kind == "media":
             for item in items:
                 media = Media(
@@ -75,6 +76,8 @@ class AniListFake(ServiceFake[AniListState, AniListRateLimits]):
                     item.get("episodes"),
                     str(item.get("type", "ANIME")),
                     str(item.get("format", "TV")),
+                    item.get("year"),
+                    item.get("english"),
                 )
                 self.state.catalog[media.id] = media
             return len(items)

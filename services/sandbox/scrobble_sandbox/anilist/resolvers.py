@@ -14,6 +14,7 @@ from graphql import GraphQLResolveInfo
 from scrobble_sandbox.anilist.schema import anilist_schema
 from scrobble_sandbox.anilist.state import AniListState, AniListUser, Entry, Media
 from scrobble_sandbox.core.clock import now
+from scrobble_sandbox.core.items import title_words
 
 # Resolvers ignore the info argument; the context they need is bound in `Resolvers`.
 Info = GraphQLResolveInfo[Any]
@@ -101,6 +102,19 @@ def raw_from(score: float, fmt: str) -> int:
     return round(score * factor)
 
 
+def search_score(wanted: list[str], titles: list[str]) -> float:
+    """How well a title answers a search: 2 for the same words, less the more words the
+    title has beyond every word searched; 0 when a word is missing."""
+    score = 0.0
+    for title in titles:
+        words = title_words(title)
+        if words == wanted:
+            return 2.0
+        if all(w in words for w in wanted):
+            score = max(score, len(wanted) / len(words))
+    return score
+
+
 def user_json(user: AniListUser) -> dict[str, Any]:
     return {
         "id": user.id,
@@ -145,10 +159,12 @@ class Resolvers:
             "idMal": media.id_mal,
             "title": {
                 "romaji": media.title,
-                "english": media.title,
+                "english": media.english or media.title,
                 "native": media.title,
                 "userPreferred": media.title,
             },
+            "startDate": {"year": media.year, "month": None, "day": None},
+            "seasonYear": media.year,
             "type": media.type,
             "format": media.format,
             "status": "FINISHED",
@@ -202,7 +218,10 @@ class Resolvers:
         return user_json(self._find_user(args.get("id"), args.get("name")))
 
     def media(self, info: Info, **args: Any) -> dict[str, Any]:
-        search = (args.get("search") or "").lower()
+        """The one media matching the filters; with `search`, AniList's best match: an
+        exact title first, then the title holding every word with the fewest extra."""
+        best: tuple[float, Media] | None = None
+        wanted = title_words(args.get("search") or "")
         for media in self.state.catalog.values():
             if "id" in args and args["id"] is not None and media.id != args["id"]:
                 continue
@@ -210,10 +229,12 @@ class Resolvers:
                 continue
             if args.get("type") is not None and media.type != args["type"]:
                 continue
-            if search and search not in media.title.lower():
-                continue
-            return self.media_json(media)
-        raise not_found()
+            score = search_score(wanted, media.titles()) if wanted else 1.0
+            if score and (best is None or score > best[0]):
+                best = (score, media)
+        if best is None:
+            raise not_found()
+        return self.media_json(best[1])
 
     def media_list(self, info: Info, **args: Any) -> dict[str, Any]:
         for entry in self.state.entries.values():

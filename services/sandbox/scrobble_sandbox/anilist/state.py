@@ -28,6 +28,12 @@ class Media:
     episodes: int | None
     type: str = "ANIME"
     format: str = "TV"
+    # startDate.year (and seasonYear, which the fake takes as the same year).
+    year: int | None = None
+    english: str | None = None
+
+    def titles(self) -> list[str]:
+        return [self.title] + ([self.english] if self.english else [])
 
 
 @dataclass
@@ -65,11 +71,19 @@ class Entry:
 
 def default_catalog() -> dict[int, Media]:
     media = [
-        Media(1, 1, "Cowboy Bebop", 26),
-        Media(20, 20, "NARUTO", 220),
-        Media(21, 21, "ONE PIECE", None),
-        Media(16498, 16498, "Shingeki no Kyojin", 25),
-        Media(30002, 2, "Berserk", None, type="MANGA", format="MANGA"),
+        Media(1, 1, "Cowboy Bebop", 26, year=1998, english="Cowboy Bebop"),
+        Media(20, 20, "NARUTO", 220, year=2002, english="Naruto"),
+        Media(21, 21, "ONE PIECE", None, year=1999, english="ONE PIECE"),
+        Media(16498, 16498, "Shingeki no Kyojin", 25, year=2013, english="Attack on Titan"),
+        Media(
+            154587,
+            52991,
+            "Sousou no Frieren",
+            28,
+            year=2023,
+            english="Frieren: Beyond Journey's End",
+        ),
+        Media(30002, 2, "Berserk", None, type="MANGA", format="MANGA", year=1989),
     ]
     return {m.id: m for m in media}
 

@@ -6,8 +6,13 @@ treat {imdb, tmdb} and {tmdb} as two items, so the fakes resolve items through a
 ANY id (kind and value) of an item already seen, or with the title + year of one, is that
 item, and the ids it brings are remembered for the next lookup. Episodes are named by their
 show's identity + season + number, or by their own ids.
+
+A `Catalog` is what a fake knows before anyone scrobbles: the items its search and id
+lookup endpoints answer about (seeded per fake, kind `catalog`).
 """
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -170,3 +175,130 @@ def _ordered(ids: dict[str, str]) -> list[tuple[str, str]]:
 
 def _contradicts(known: dict[str, str], sent: dict[str, str]) -> bool:
     return any(kind in known and known[kind] != value for kind, value in sent.items())
+
+
+# --- catalogues: what a service knows before anyone scrobbles (search and id lookups) ----
+
+
+def title_words(title: str) -> list[str]:
+    """A title as search words: accents, case and punctuation dropped."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return re.sub(r"[^\w\s]+", " ", text.replace("&", " and ")).split()
+
+
+@dataclass
+class CatalogItem:
+    """One item a service knows: a movie, show, episode or anime, with its ids.
+
+    Episodes name their show by the show's first id (`show_key`, e.g. `trakt:1388`) with
+    `season` and `number`. `titles` are other titles it is known by (English, romaji)."""
+
+    type: str
+    title: str
+    year: int | None
+    ids: dict[str, Any]
+    titles: list[str] = field(default_factory=list)
+    show_key: str | None = None
+    season: int | None = None
+    number: int | None = None
+
+    def all_titles(self) -> list[str]:
+        return [self.title, *self.titles]
+
+    def summary(self) -> dict[str, Any]:
+        """`{title, year, ids}` as both services write an item."""
+        return {"title": self.title, "year": self.year, "ids": dict(self.ids)}
+
+
+class Catalog:
+    """A fake's catalogue: text search ranked like a search engine (an exact title first,
+    then titles holding every word asked for), and lookups by any id."""
+
+    def __init__(self, items: Iterable[CatalogItem] = ()) -> None:
+        self.items: list[CatalogItem] = []
+        for item in items:
+            self.add(item)
+
+    def add(self, item: CatalogItem) -> CatalogItem:
+        self.items.append(item)
+        return item
+
+    def add_json(self, data: dict[str, Any]) -> CatalogItem:
+        """Seed shape: {"type", "title", "year"?, "ids", "titles"?, for episodes "show"
+        (the show's ids) + "season" + "number"}."""
+        kind = data.get("type")
+        if not isinstance(kind, str) or kind not in ("movie", "show", "episode", "anime"):
+            raise ValueError("a catalogue item's type is movie, show, episode or anime")
+        ids = data.get("ids")
+        if not isinstance(ids, dict) or not ids:
+            raise ValueError("a catalogue item needs ids")
+        show_key = None
+        if kind == "episode":
+            keys = id_keys({"ids": data.get("show")})
+            if not keys or not is_int(data.get("season")) or not is_int(data.get("number")):
+                raise ValueError("an episode needs its show's ids, a season and a number")
+            show_key = keys[0]
+        year = data.get("year")
+        return self.add(
+            CatalogItem(
+                kind,
+                str(data.get("title", "")),
+                year if is_int(year) else None,
+                dict(ids),
+                [str(t) for t in data.get("titles", [])],
+                show_key,
+                data.get("season"),
+                data.get("number"),
+            )
+        )
+
+    def search(
+        self, types: Iterable[str], query: str, years: tuple[int, int] | None = None
+    ) -> list[tuple[float, CatalogItem]]:
+        """Items of `types` whose title holds every word of `query`, best first, scored
+        1000 for an exact title and less the more words the title has beyond the query."""
+        wanted = title_words(query)
+        kinds = set(types)
+        if not wanted:
+            return []
+        found: list[tuple[float, CatalogItem]] = []
+        for item in self.items:
+            if item.type not in kinds:
+                continue
+            if years is not None and (item.year is None or not years[0] <= item.year <= years[1]):
+                continue
+            best = 0.0
+            for title in item.all_titles():
+                words = title_words(title)
+                if words == wanted:
+                    best = 1000.0
+                elif all(w in words for w in wanted):
+                    best = max(best, round(500.0 * len(wanted) / len(words), 3))
+            if best:
+                found.append((best, item))
+        found.sort(key=lambda pair: -pair[0])
+        return found
+
+    def by_id(
+        self, id_type: str, value: str, types: Iterable[str] | None = None
+    ) -> list[CatalogItem]:
+        wanted = str(value).strip().lower()
+        kinds = set(types) if types is not None else None
+        return [
+            item
+            for item in self.items
+            if (kinds is None or item.type in kinds)
+            and str(item.ids.get(id_type, "")).strip().lower() == wanted
+            and wanted
+        ]
+
+    def show_of(self, episode: CatalogItem) -> CatalogItem | None:
+        if episode.show_key is None:
+            return None
+        kind, _, value = episode.show_key.partition(":")
+        shows = self.by_id(kind, value, ("show", "anime"))
+        return shows[0] if shows else None
+
+    def __len__(self) -> int:
+        return len(self.items)

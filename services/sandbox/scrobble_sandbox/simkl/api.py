@@ -1,5 +1,5 @@
 """Simkl API routes: app id and token checks, scrobble, sync history/ratings, activities,
-all-items."""
+all-items, and the catalogue reads: text search and id lookup."""
 
 import zlib
 from collections import defaultdict
@@ -10,12 +10,15 @@ from aiohttp import web
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
 from scrobble_sandbox.core.fake import USER_KEY
 from scrobble_sandbox.core.http import bearer_token, json_response
-from scrobble_sandbox.core.items import is_int, is_number
+from scrobble_sandbox.core.items import CatalogItem, is_int, is_number
 from scrobble_sandbox.core.scrobbling import ScrobbleApi, objects, watched_at
 from scrobble_sandbox.credentials import SIMKL_CLIENT_ID
 from scrobble_sandbox.simkl.state import GROUPS, Kind, SimklRating, SimklState, WatchEvent
 
 ALL_ITEMS_TYPES: dict[str, Kind] = {"movies": "movie", "shows": "show", "anime": "anime"}
+# Text search paths -> catalogue types, and the endpoint_type each result carries.
+SEARCH_TYPES = {"movie": ("movie", "movies"), "tv": ("show", "tv"), "anime": ("anime", "anime")}
+LOOKUP_IDS = ("simkl", "imdb", "tmdb", "tvdb", "mal", "anidb", "anilist", "traktslug")
 
 
 def simkl_error(status: int, error: str, message: str) -> web.Response:
@@ -45,6 +48,8 @@ class SimklApi(ScrobbleApi[SimklState]):
         router.add_get(f"{prefix}/sync/all-items/{{type}}/{{status}}", self.all_items)
         router.add_get(f"{prefix}/users/settings", self.settings)
         router.add_post(f"{prefix}/users/settings", self.settings)
+        router.add_get(f"{prefix}/search/id", self.id_lookup)
+        router.add_get(f"{prefix}/search/{{type}}", self.text_search)
 
     def guard(self, request: web.Request) -> str | web.Response:
         bad = check_client(request)
@@ -58,6 +63,62 @@ class SimklApi(ScrobbleApi[SimklState]):
 
     def bad_request(self, message: str) -> web.Response:
         return simkl_error(400, "bad_request", message)
+
+    def reader(self, request: web.Request) -> web.Response | None:
+        """Public reads: the app id always; a token only when one is sent (then live)."""
+        bad = check_client(request)
+        if bad is not None:
+            return bad
+        if "Authorization" in request.headers:
+            user = self.state.tokens.user_for(bearer_token(request))
+            if user is None:
+                return simkl_error(401, "user_token_failed", "The user token is missing or invalid")
+            request[USER_KEY] = user
+        return None
+
+    # --- search ----------------------------------------------------------------------------
+    async def text_search(self, request: web.Request) -> web.Response:
+        """GET /search/{movie|tv|anime}?q=: titles holding every word, best first; no year
+        filter (results carry their year); `page`/`limit` (at most 50)."""
+        refused = self.reader(request)
+        if refused is not None:
+            return refused
+        kind = SEARCH_TYPES.get(request.match_info["type"])
+        if kind is None:
+            return simkl_error(404, "not_found", "Unknown search type")
+        query = request.query.get("q", "")
+        if not query.strip():
+            return simkl_error(400, "bad_request", "q is required")
+        try:
+            page = max(1, int(request.query.get("page") or 1))
+            limit = min(max(1, int(request.query.get("limit") or 10)), 50)
+        except ValueError:
+            return simkl_error(400, "bad_request", "page and limit must be integers")
+        found = self.state.catalog.search([kind[0]], query)
+        chunk = found[(page - 1) * limit : page * limit]
+        results = [_search_result(item, kind[1]) for _, item in chunk]
+        headers = {
+            "X-Pagination-Page": str(page),
+            "X-Pagination-Limit": str(limit),
+            "X-Pagination-Page-Count": str(max(1, -(-len(found) // limit))),
+            "X-Pagination-Item-Count": str(len(found)),
+        }
+        return json_response(results, headers=headers)
+
+    async def id_lookup(self, request: web.Request) -> web.Response:
+        """GET /search/id?<id name>=<value>[&type=movie|show]: the items with that id, `[]`
+        when none."""
+        refused = self.reader(request)
+        if refused is not None:
+            return refused
+        given = [(n, request.query[n]) for n in LOOKUP_IDS if request.query.get(n)]
+        if not given:
+            return simkl_error(400, "bad_request", "An id to look up is required")
+        name, value = given[0]
+        kind = request.query.get("type")
+        types = {"movie": ["movie"], "show": ["show", "anime"]}.get(kind or "")
+        items = self.state.catalog.by_id(name, value, types)
+        return json_response([_lookup_result(item) for item in items])
 
     def episode_key(self, kind: Kind, show_key: str | None, episode: Any) -> str | None:
         if self.unknown(episode):
@@ -321,6 +382,30 @@ class SimklApi(ScrobbleApi[SimklState]):
         return json_response(
             {"user": {"name": user}, "account": {"id": zlib.crc32(user.encode()) % 10**7}}
         )
+
+
+def _search_result(item: CatalogItem, endpoint_type: str) -> dict[str, Any]:
+    """A text search result as Simkl writes it: `ids.simkl_id`, not `ids.simkl`."""
+    result: dict[str, Any] = {
+        "title": item.title,
+        "year": item.year,
+        "endpoint_type": endpoint_type,
+        "poster": f"{item.ids.get('simkl', 0) % 100}/{item.ids.get('simkl', 0)}",
+        "ids": {"simkl_id": item.ids.get("simkl"), "slug": item.ids.get("slug")},
+    }
+    if item.titles:
+        result["title_en"] = item.titles[0]
+    return result
+
+
+def _lookup_result(item: CatalogItem) -> dict[str, Any]:
+    return {
+        "type": item.type,
+        "title": item.title,
+        "year": item.year,
+        "poster": f"{item.ids.get('simkl', 0) % 100}/{item.ids.get('simkl', 0)}",
+        "ids": dict(item.ids),
+    }
 
 
 __all__ = ["GROUPS", "SimklApi", "check_client", "simkl_error"]

@@ -93,11 +93,17 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
             return len(items)
         if kind == "unknown_ids":
             return self.state.add_unknown_ids(items)
+        if kind == "catalog":
+            for item in items:
+                self.state.catalog.add_json(item)
+            return len(items)
         if kind == "users":
             for entry in items:
                 self.state.tokens.add(entry["token"], entry["name"])
             return len(items)
-        raise ValueError(f"simkl seeds history, ratings, unknown_ids or users, not {kind!r}")
+        raise ValueError(
+            f"simkl seeds history, ratings, unknown_ids, catalog or users, not {kind!r}"
+        )
 
     def approve_pin(self, user_code: str, user: str = SANDBOX_USER) -> bool:
         grant = self.state.pins.get(user_code.upper())

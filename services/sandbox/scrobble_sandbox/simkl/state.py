@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from scrobble_sandbox.core.clock import iso_utc, now
 from scrobble_sandbox.core.device import DeviceGrant
+from scrobble_sandbox.core.items import Catalog, CatalogItem
 from scrobble_sandbox.core.ledger import ScrobbleLedger
 from scrobble_sandbox.core.oauth import CodeGrant
 from scrobble_sandbox.core.tokens import TokenStore
@@ -52,6 +53,61 @@ class SimklRating:
     rated_at: float
 
 
+def default_catalog() -> Catalog:
+    """A few real titles as Simkl lists them (Simkl ids illustrative), including an anime
+    known by its English title too."""
+    return Catalog(
+        [
+            CatalogItem(
+                "movie",
+                "Heat",
+                1995,
+                {"simkl": 53452, "slug": "heat", "imdb": "tt0113277", "traktslug": "heat-1995"},
+            ),
+            CatalogItem(
+                "movie", "Heat", 1986, {"simkl": 94011, "slug": "heat", "imdb": "tt0093164"}
+            ),
+            CatalogItem(
+                "movie",
+                "Inception",
+                2010,
+                {"simkl": 53536, "slug": "inception", "imdb": "tt1375666", "tmdb": 27205},
+            ),
+            CatalogItem(
+                "show",
+                "Breaking Bad",
+                2008,
+                {
+                    "simkl": 11121,
+                    "slug": "breaking-bad",
+                    "tvdb": 81189,
+                    "imdb": "tt0903747",
+                    "traktslug": "breaking-bad",
+                },
+            ),
+            CatalogItem(
+                "show",
+                "Severance",
+                2022,
+                {"simkl": 1283914, "slug": "severance", "tvdb": 371980, "imdb": "tt11280740"},
+            ),
+            CatalogItem(
+                "anime",
+                "Cowboy Bebop",
+                1998,
+                {"simkl": 37089, "slug": "cowboy-bebop", "mal": 1, "anilist": 1},
+            ),
+            CatalogItem(
+                "anime",
+                "Sousou no Frieren",
+                2023,
+                {"simkl": 2185386, "slug": "sousou-no-frieren", "mal": 52991, "anilist": 154587},
+                titles=["Frieren: Beyond Journey's End"],
+            ),
+        ]
+    )
+
+
 @dataclass
 class SimklState(ScrobbleLedger):
     tokens: TokenStore = field(default_factory=TokenStore)
@@ -59,6 +115,8 @@ class SimklState(ScrobbleLedger):
     pins: dict[str, DeviceGrant] = field(default_factory=dict)
     history: list[WatchEvent] = field(default_factory=list)
     ratings: dict[tuple[str, str], SimklRating] = field(default_factory=dict)
+    # What search and id lookups answer about (seed kind "catalog").
+    catalog: Catalog = field(default_factory=default_catalog)
     # (user, activities group, field) -> when it last changed.
     activity: dict[tuple[str, str, str], float] = field(default_factory=dict)
     full_syncs: int = 0
@@ -104,5 +162,6 @@ class SimklState(ScrobbleLedger):
             "scrobbles": list(self.scrobbles),
             "playback": self.playback_json(),
             "full_syncs": self.full_syncs,
+            "catalog_size": len(self.catalog),
             "live_tokens": self.tokens.count_live(),
         }

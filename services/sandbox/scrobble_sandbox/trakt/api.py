@@ -1,4 +1,5 @@
-"""Trakt API routes: header rules, scrobble, sync history and ratings, user settings."""
+"""Trakt API routes: header rules, scrobble, sync history and ratings, user settings, and
+the catalogue reads: text search and id lookup."""
 
 import math
 from typing import Any
@@ -8,13 +9,15 @@ from aiohttp import web
 from scrobble_sandbox.core.clock import now, parse_iso
 from scrobble_sandbox.core.fake import USER_KEY
 from scrobble_sandbox.core.http import bearer_token, int_arg, json_response
-from scrobble_sandbox.core.items import is_int, is_number
+from scrobble_sandbox.core.items import CatalogItem, is_int, is_number
 from scrobble_sandbox.core.scrobbling import ScrobbleApi, objects, watched_at
 from scrobble_sandbox.credentials import TRAKT_CLIENT_ID
 from scrobble_sandbox.trakt.state import Rating, TraktState
 
 SHARING = {"twitter": False, "mastodon": False, "tumblr": False}
 HISTORY_TYPES = {"movies": "movie", "shows": "episode", "seasons": "episode", "episodes": "episode"}
+SEARCH_TYPES = ("movie", "show", "episode", "person", "list")
+ID_TYPES = ("trakt", "imdb", "tmdb", "tvdb")
 
 
 def error(status: int, code: str, description: str) -> web.Response:
@@ -56,6 +59,8 @@ class TraktApi(ScrobbleApi[TraktState]):
         router.add_get(f"{prefix}/sync/ratings", self.get_ratings)
         router.add_get(f"{prefix}/sync/ratings/{{type}}", self.get_ratings)
         router.add_get(f"{prefix}/users/settings", self.user_settings)
+        router.add_get(f"{prefix}/search/{{type}}", self.text_search)
+        router.add_get(f"{prefix}/search/{{id_type}}/{{id}}", self.id_lookup)
 
     def authed_user(self, request: web.Request) -> str | None:
         user = self.state.access.user_for(bearer_token(request))
@@ -72,6 +77,67 @@ class TraktApi(ScrobbleApi[TraktState]):
 
     def bad_request(self, message: str) -> web.Response:
         return error(400, "bad_request", message)
+
+    def reader(self, request: web.Request) -> web.Response | None:
+        """Reads that take OAuth optionally: the headers as always, and a token only when
+        one is sent (then it must be live)."""
+        bad = check_headers(request)
+        if bad is not None:
+            return bad
+        if "Authorization" in request.headers and self.authed_user(request) is None:
+            return unauthorized()
+        return None
+
+    # --- search ----------------------------------------------------------------------------
+    async def text_search(self, request: web.Request) -> web.Response:
+        """GET /search/{type}?query=&years=: items whose title holds every word, best first
+        (`score`), `years` a year or a range `1990-1999`; paginated."""
+        refused = self.reader(request)
+        if refused is not None:
+            return refused
+        types = request.match_info["type"].split(",")
+        if not all(t in SEARCH_TYPES for t in types):
+            return error(404, "not_found", "Unknown search type")
+        query = request.query.get("query", "")
+        try:
+            years = _years(request.query.get("years"))
+            page = max(1, int_arg(request, "page", 1))
+            limit = min(max(1, int_arg(request, "limit", 10)), self.state.max_page_limit)
+        except ValueError as exc:
+            return error(400, "bad_request", f"Invalid query parameter: {exc}")
+        found = self.state.catalog.search(types, query, years)
+        chunk = found[(page - 1) * limit : page * limit]
+        results = [self.search_result(item, score) for score, item in chunk]
+        return json_response(results, headers=pagination_headers(page, limit, len(found)))
+
+    async def id_lookup(self, request: web.Request) -> web.Response:
+        """GET /search/{id_type}/{id}?type=: the items with that id (an empty list if none)."""
+        refused = self.reader(request)
+        if refused is not None:
+            return refused
+        id_type = request.match_info["id_type"]
+        if id_type not in ID_TYPES:
+            return error(404, "not_found", "Unknown id type")
+        wanted = request.query.get("type")
+        types = wanted.split(",") if wanted else ["movie", "show", "episode"]
+        items = self.state.catalog.by_id(id_type, request.match_info["id"], types)
+        results = [self.search_result(item, 1000.0) for item in items]
+        return json_response(results, headers=pagination_headers(1, 10, len(results)))
+
+    def search_result(self, item: CatalogItem, score: float) -> dict[str, Any]:
+        result: dict[str, Any] = {"type": item.type, "score": score}
+        if item.type == "episode":
+            result["episode"] = {
+                "season": item.season,
+                "number": item.number,
+                "title": item.title,
+                "ids": dict(item.ids),
+            }
+            show = self.state.catalog.show_of(item)
+            result["show"] = show.summary() if show is not None else None
+        else:
+            result[item.type] = item.summary()
+        return result
 
     # --- scrobble --------------------------------------------------------------------------
     def resolve_item(
@@ -373,6 +439,14 @@ def rating_of(
     show: dict[str, Any] | None = None,
 ) -> Rating:
     return Rating(user, kind, key, node["rating"], at, strip(node, *NESTED_KEYS), show)
+
+
+def _years(raw: str | None) -> tuple[int, int] | None:
+    """`2010` or `2010-2012`; ValueError otherwise."""
+    if raw is None or not raw.strip():
+        return None
+    first, _, last = raw.strip().partition("-")
+    return int(first), int(last or first)
 
 
 def _time_arg(request: web.Request, name: str) -> float | None:

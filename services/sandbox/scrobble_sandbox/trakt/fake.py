@@ -115,11 +115,17 @@ class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
             return len(items)
         if kind == "unknown_ids":
             return self.state.add_unknown_ids(items)
+        if kind == "catalog":
+            for item in items:
+                self.state.catalog.add_json(item)
+            return len(items)
         if kind == "users":
             for entry in items:
                 self.state.access.add(entry["token"], entry["name"])
             return len(items)
-        raise ValueError(f"trakt seeds history, ratings, unknown_ids or users, not {kind!r}")
+        raise ValueError(
+            f"trakt seeds history, ratings, unknown_ids, catalog or users, not {kind!r}"
+        )
 
     def seed_history(self, items: list[dict[str, Any]], user: str | None = None) -> int:
         return self.seed("history", items, user)

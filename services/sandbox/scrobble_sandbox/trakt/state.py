@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from scrobble_sandbox.core.clock import iso_utc, now
 from scrobble_sandbox.core.device import DeviceGrant
+from scrobble_sandbox.core.items import Catalog, CatalogItem
 from scrobble_sandbox.core.ledger import ScrobbleLedger
 from scrobble_sandbox.core.oauth import CodeGrant
 from scrobble_sandbox.core.tokens import TokenStore
@@ -64,6 +65,76 @@ class Rating:
         return out
 
 
+def default_catalog() -> Catalog:
+    """A few real titles with their ids (as Trakt lists them; the Trakt ids of the
+    episodes are illustrative), including two movies named "Heat" a decade apart."""
+    bb, sev = {"trakt": 1388}, {"trakt": 154997}
+    return Catalog(
+        [
+            CatalogItem(
+                "movie",
+                "Heat",
+                1995,
+                {"trakt": 1074, "slug": "heat-1995", "imdb": "tt0113277", "tmdb": 949},
+            ),
+            CatalogItem(
+                "movie",
+                "Heat",
+                1986,
+                {"trakt": 10239, "slug": "heat-1986", "imdb": "tt0093164", "tmdb": 31052},
+            ),
+            CatalogItem(
+                "movie",
+                "Inception",
+                2010,
+                {"trakt": 16662, "slug": "inception-2010", "imdb": "tt1375666", "tmdb": 27205},
+            ),
+            CatalogItem(
+                "movie",
+                "The Matrix",
+                1999,
+                {"trakt": 481, "slug": "the-matrix-1999", "imdb": "tt0133093", "tmdb": 603},
+            ),
+            CatalogItem(
+                "movie",
+                "Amélie",
+                2001,
+                {"trakt": 112, "slug": "amelie-2001", "imdb": "tt0211915", "tmdb": 194},
+            ),
+            CatalogItem(
+                "show",
+                "Breaking Bad",
+                2008,
+                bb | {"slug": "breaking-bad", "tvdb": 81189, "imdb": "tt0903747", "tmdb": 1396},
+            ),
+            CatalogItem(
+                "show",
+                "Severance",
+                2022,
+                sev | {"slug": "severance", "tvdb": 371980, "imdb": "tt11280740", "tmdb": 95396},
+            ),
+            CatalogItem(
+                "episode",
+                "Pilot",
+                2008,
+                {"trakt": 73482, "tvdb": 349232, "imdb": "tt0959621", "tmdb": 62085},
+                show_key="trakt:1388",
+                season=1,
+                number=1,
+            ),
+            CatalogItem(
+                "episode",
+                "Good News About Hell",
+                2022,
+                {"trakt": 5346017, "tvdb": 8436781, "imdb": "tt11650328", "tmdb": 1979036},
+                show_key="trakt:154997",
+                season=1,
+                number=1,
+            ),
+        ]
+    )
+
+
 @dataclass
 class TraktState(ScrobbleLedger):
     access: TokenStore = field(default_factory=TokenStore)
@@ -73,6 +144,8 @@ class TraktState(ScrobbleLedger):
     devices: dict[str, DeviceGrant] = field(default_factory=dict)
     history: list[HistoryItem] = field(default_factory=list)
     ratings: dict[tuple[str, str], Rating] = field(default_factory=dict)
+    # What search and id lookups answer about (seed kind "catalog").
+    catalog: Catalog = field(default_factory=default_catalog)
     max_page_limit: int = 100
     device_interval: int = 5
     next_id: int = 1
@@ -112,6 +185,7 @@ class TraktState(ScrobbleLedger):
             "scrobbles": list(self.scrobbles),
             "playback": self.playback_json(),
             "live_tokens": self.access.count_live(),
+            "catalog_size": len(self.catalog),
             "devices": [
                 {"user_code": d.user_code, "status": d.status, "user": d.user}
                 for d in self.devices.values()
