@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: Port = 8080
     gateway_public_url: str = "http://localhost:8080"
+    # Where the gateway may send a browser after connecting an account: comma-separated
+    # origins (https://app.example) or URL prefixes (https://app.example/settings/).
+    gateway_return_url_allowlist: str = ""
     metrics_port: Port | None = None
 
     scrobble_enabled: bool = True
@@ -282,6 +285,15 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("gateway_return_url_allowlist")
+    @classmethod
+    def _return_url_allowlist(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            parts = urlsplit(entry)
+            if entry and (parts.scheme not in ("http", "https") or not parts.netloc):
+                raise ValueError("expected comma-separated http:// or https:// origins or URLs")
         return value
 
     @field_validator("token_encryption_key")

@@ -64,11 +64,26 @@ def test_unknown_subcommand_is_a_usage_error() -> None:
     assert "invalid choice" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["gateway"])
-def test_services_not_built_yet_say_so(name: str) -> None:
-    result = run(name)
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TOKEN_ENCRYPTION_KEY": ""}, "TOKEN_ENCRYPTION_KEY"),
+        (
+            {
+                "TOKEN_ENCRYPTION_KEY": "x4p7Wq2JcF1lq0w3sJ5mO1yqkQ0m3c3xQ8V1l9v5mZc=",
+                "GATEWAY_JWT_SECRET": "",
+                "GATEWAY_JWKS_URL": "",
+            },
+            "GATEWAY_JWT_SECRET",
+        ),
+    ],
+)
+def test_gateway_refuses_to_start_without_its_keys(env: dict[str, str], named: str) -> None:
+    # Refused before any connection is tried: an unreachable database proves it.
+    result = run("gateway", env={**env, "DATABASE_URL": "postgresql://127.0.0.1:1/none"})
     assert result.returncode == 2
-    assert "not available yet" in result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
 
+from scrobble_cli import quickstart
 from scrobble_sandbox.main import run as run_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect, describe_target
@@ -70,11 +72,26 @@ def dispatcher(_: argparse.Namespace) -> int:
     return run(_settings())
 
 
+def gateway(_: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaConnectionError
+
+    from scrobble_gateway.main import run
+
+    settings = _settings()
+    try:
+        return run(settings)
+    except KafkaConnectionError:
+        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
+    except OSError as exc:
+        where = f"{settings.gateway_host}:{settings.gateway_port}"
+        raise CommandError(f"gateway cannot listen on {where}: {exc.strerror}") from None
+
+
 # --- dlq -----------------------------------------------------------------------------
 
 
 async def _dlq_list(dsn: str, service: str | None) -> list[str]:
-    from scrobble_dispatcher.repository import list_dead
+    from scrobble_shared.db.dead_letters import list_dead
 
     conn = await connect(dsn)
     try:
@@ -95,7 +112,7 @@ def dlq_list(args: argparse.Namespace) -> int:
 
 
 async def _dlq_replay(dsn: str, service: str | None, scrobble_id: UUID | None) -> int:
-    from scrobble_dispatcher.repository import replay_dead
+    from scrobble_shared.db.dead_letters import replay_dead
 
     conn = await connect(dsn)
     try:
@@ -258,21 +275,44 @@ def _exports(text: str) -> dict[str, str]:
     return found
 
 
-def up(_: argparse.Namespace) -> int:
-    exports = _exports(_infra("up"))
+def _quickstart_state(args: argparse.Namespace) -> quickstart.StateDir:
+    root = Path(args.state_dir) if args.state_dir else repo_root() / ".local" / "quickstart"
+    return quickstart.StateDir(root.resolve())
+
+
+def up(args: argparse.Namespace) -> int:
+    """Infrastructure (given, or local), schema, sandbox, the three services, the demo."""
+    given = {name: os.environ.get(name, "") for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    external = all(given.values())
+    if external:
+        exports = given
+        print("infra:      using KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL from the environment")
+    else:
+        print("infra:      starting local Kafka and Postgres (deploy/local/infra.sh up)")
+        exports = _exports(_infra("up"))
     dsn = exports["DATABASE_URL"]
     applied = asyncio.run(_migrate(dsn))
-    print(f"Kafka:    {exports['KAFKA_BOOTSTRAP_SERVERS']}")
-    print(f"Postgres: {describe_target(dsn)} ({len(applied)} migration(s) applied now)")
-    print("Run the services with `scrobble ingest`, `scrobble dispatcher` and the fake trackers")
-    print("with `scrobble sandbox` (starting them here comes with issue 8).")
-    print("To use this infrastructure from a shell:")
-    for name, value in exports.items():
-        print(f"  export {name}={value}")
+    print(f"schema:     {describe_target(dsn)} ({len(applied)} migration(s) applied now)")
+    ports = quickstart.Ports(
+        gateway=args.gateway_port,
+        ingest_metrics=args.ingest_metrics_port,
+        dispatcher_metrics=args.dispatcher_metrics_port,
+        sandbox=args.sandbox_port,
+    )
+    state = _quickstart_state(args)
+    try:
+        report = quickstart.bring_up(state, ports, exports, external)
+    except quickstart.QuickstartError as exc:
+        raise CommandError(f"{exc} (stop what started with `scrobble down`)") from None
+    for line in quickstart.describe(report, state, ports):
+        print(line)
     return 0
 
 
-def down(_: argparse.Namespace) -> int:
-    _infra("down")
-    print("stopped local Kafka and Postgres")
+def down(args: argparse.Namespace) -> int:
+    if quickstart.bring_down(_quickstart_state(args)):
+        _infra("down")
+        print("stopped local Kafka and Postgres")
+    else:
+        print("left Kafka and Postgres running: `scrobble up` did not start them")
     return 0

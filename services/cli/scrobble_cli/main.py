@@ -24,14 +24,6 @@ EXIT_USAGE = 2
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _not_yet(name: str, issue: int) -> Handler:
-    def handler(_: argparse.Namespace) -> int:
-        print(f"scrobble {name}: not available yet (tracked in issue {issue})", file=sys.stderr)
-        return EXIT_USAGE
-
-    return handler
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scrobble",
@@ -51,9 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(handler=commands.ingest)
     dispatcher = sub.add_parser("dispatcher", help="run the dispatcher service in the foreground")
     dispatcher.set_defaults(handler=commands.dispatcher)
-    for name, issue in (("gateway", 6),):
-        service = sub.add_parser(name, help=f"run the {name} service in the foreground")
-        service.set_defaults(handler=_not_yet(name, issue))
+    gateway = sub.add_parser("gateway", help="run the oauth-gateway (HTTP API) in the foreground")
+    gateway.set_defaults(handler=commands.gateway)
 
     sandbox = sub.add_parser("sandbox", help="run fakes of the five services on loopback")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -94,9 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--id", help="one scrobble id")
     replay.set_defaults(handler=commands.dlq_replay)
 
-    up = sub.add_parser("up", help="quick start: local Kafka and Postgres, schema, services")
+    up = sub.add_parser(
+        "up",
+        help="quick start: Kafka, Postgres, schema, sandbox, the three services and a demo",
+        description="Uses KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when both are set, else "
+        "starts local ones. Talks to the real services when their credentials are set, "
+        "else starts the sandbox and delivers a demo set of plays to it.",
+    )
+    state_help = "where pid files, logs and generated keys live (default .local/quickstart)"
+    up.add_argument("--state-dir", help=state_help)
+    up.add_argument("--gateway-port", type=int, default=8080)
+    up.add_argument("--ingest-metrics-port", type=int, default=9101)
+    up.add_argument("--dispatcher-metrics-port", type=int, default=9102)
+    up.add_argument("--sandbox-port", type=int, default=8090)
     up.set_defaults(handler=commands.up)
     down = sub.add_parser("down", help="stop what `scrobble up` started")
+    down.add_argument("--state-dir", help=state_help)
     down.set_defaults(handler=commands.down)
     return parser
 

@@ -10,8 +10,10 @@ from typing import Final
 import asyncpg
 import httpx
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.settings import Settings
 
 SETTINGS: Final = web.AppKey("settings", Settings)
@@ -20,8 +22,10 @@ CIPHER: Final = web.AppKey("cipher", TokenCipher)
 # One long-lived client for every call the gateway makes to a service (token exchange,
 # session, validate-token, revoke); explicit timeouts and our User-Agent are set on it.
 HTTP: Final = web.AppKey("http", httpx.AsyncClient)
-
-_CALLER: Final = "scrobble.caller"
+# The outbox producer (also what /readyz asks about Kafka) and the relay that publishes
+# hand-queued work after its transaction committed.
+PRODUCER: Final = web.AppKey("producer", AIOKafkaProducer)
+RELAY: Final = web.AppKey("relay", OutboxRelay)
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,15 @@ class Caller:
         return "admin" in self.roles
 
 
+_CALLER: Final = web.RequestKey("caller", Caller)
+
+
 def set_caller(request: web.Request, caller: Caller) -> None:
     request[_CALLER] = caller
 
 
 def caller(request: web.Request) -> Caller:
     """The authenticated caller; routes reached without the auth middleware have none."""
-    found = request.get(_CALLER)
-    if not isinstance(found, Caller):
+    if _CALLER not in request:
         raise RuntimeError("route is not behind the bearer-token middleware")
-    return found
+    return request[_CALLER]

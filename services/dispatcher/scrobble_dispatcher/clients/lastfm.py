@@ -15,7 +15,6 @@ Pure (see :mod:`scrobble_dispatcher.clients.base`): no network, no clock, no dat
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,6 +31,7 @@ from scrobble_dispatcher.clients.base import (
     retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType
+from scrobble_shared.lastfm_signature import sign as sign  # re-exported: tests use it
 from scrobble_shared.settings import ServiceName
 from scrobble_shared.work import LOVE_FROM_RATING, WorkKind
 
@@ -41,9 +41,6 @@ MAX_BATCH: Final = 50
 RATE_LIMIT_BACKOFF_S: Final = 10.0
 """How long to hold calls after error 29 when no Retry-After came (Last.fm sends none and no
 limit headers; one put in by a proxy or a fake is honoured)."""
-
-# Left out of the signature, as Last.fm leaves them out when it checks it.
-_UNSIGNED: Final = frozenset({"format", "callback", "api_sig"})
 
 _TRANSIENT_ERRORS: Final = frozenset({11, 16})  # service offline, temporary error
 _OPERATION_FAILED: Final = 8
@@ -69,15 +66,6 @@ class UnsendableInBatch(Unsendable):
     def __init__(self, index: int, reason: str) -> None:
         super().__init__(reason)
         self.index = index
-
-
-def sign(params: Mapping[str, str], secret: str) -> str:
-    """Last.fm's ``api_sig``: MD5 of every name+value except ``format``, ``callback`` and
-    ``api_sig``, names in plain byte order (``artist[10]`` before ``artist[1]``), followed
-    by the shared secret, all as UTF-8."""
-    names = sorted((n for n in params if n not in _UNSIGNED), key=lambda n: n.encode("utf-8"))
-    base = "".join(name + params[name] for name in names) + secret
-    return hashlib.md5(base.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 class LastfmClient:

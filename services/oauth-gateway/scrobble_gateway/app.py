@@ -1,0 +1,93 @@
+"""The gateway's one wiring place: :func:`create_app` checks the settings, declares the
+resources (pool, outbox producer and relay, token cipher, HTTP client) in ``cleanup_ctx``
+so they are opened at start-up and closed in reverse, and mounts the routes.
+
+Middlewares, outermost first: metrics (sees every final status), problems (errors become
+problem+json), bearer auth (sets the caller; 401/403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+import httpx
+from aiohttp import web
+
+from scrobble_gateway import api, connect, health, openapi
+from scrobble_gateway.auth import TokenVerifier, auth_middleware
+from scrobble_gateway.errors import problem_middleware
+from scrobble_gateway.keys import CIPHER, HTTP, POOL, PRODUCER, RELAY, SETTINGS
+from scrobble_gateway.metrics import metrics_middleware
+from scrobble_gateway.routing import is_admin_route, is_public
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.runtime import cancel_tasks, open_core, recover_forever
+from scrobble_shared.settings import Settings
+
+log = logging.getLogger("scrobble_gateway")
+
+# Bodies are small JSON objects; nothing legitimate comes near this.
+MAX_BODY_BYTES: Final = 64 * 1024
+# Explicit limits on every call to a service (token exchange, validate-token, revoke).
+HTTP_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
+
+
+def user_agent() -> str:
+    try:
+        version = importlib.metadata.version("revenge-scrobble")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0"
+    return f"revenge-scrobble/{version} (+https://github.com/revenge-scrobble)"
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The gateway app; refuses (SettingsError naming the setting) before any I/O when the
+    token key or a way to check bearer tokens is missing."""
+    settings.require("token_encryption_key")
+    assert settings.token_encryption_key is not None
+    cipher = TokenCipher(settings.token_encryption_key.get_secret_value())
+    verifier = TokenVerifier.from_settings(settings)
+
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[
+            metrics_middleware,
+            problem_middleware,
+            auth_middleware(verifier, is_public, is_admin_route),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[CIPHER] = cipher
+    app.cleanup_ctx.append(_core)
+    app.cleanup_ctx.append(_http_client)
+    app.router.add_routes(health.routes)
+    app.router.add_routes(openapi.routes)
+    app.router.add_routes(api.routes)
+    app.router.add_routes(connect.routes)
+    return app
+
+
+async def _core(app: web.Application) -> AsyncIterator[None]:
+    """Pool, outbox producer and relay (publishing what a previous run left), and the
+    periodic outbox recovery; closed in reverse order."""
+    async with contextlib.AsyncExitStack() as stack:
+        core = await open_core(stack, app[SETTINGS], "scrobble-gateway-outbox", pool_max=10)
+        app[POOL], app[PRODUCER], app[RELAY] = core.pool, core.producer, core.relay
+        recovery = asyncio.create_task(recover_forever(core.relay), name="outbox-recovery")
+        stack.push_async_callback(cancel_tasks, [recovery])
+        yield
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    client = httpx.AsyncClient(
+        timeout=HTTP_TIMEOUT, headers={"User-Agent": user_agent()}, follow_redirects=False
+    )
+    app[HTTP] = client
+    try:
+        yield
+    finally:
+        await client.aclose()

@@ -1,0 +1,451 @@
+"""The connect routes (CONTRACTS section 4):
+
+- ``POST /api/v1/scrobble/connect/{service}``: start a browser flow (Trakt, Simkl, AniList,
+  Last.fm) and answer ``{authorization_url, state}``; for ListenBrainz check the user's
+  token with validate-token and answer 201 with the connection.
+- ``GET /api/v1/scrobble/{service}/callback``: no bearer token, bound by ``state``; spend
+  the state, exchange the code (or Last.fm token), store the connection with its tokens
+  encrypted, then 303 to the allowed return URL or show a "connected" page.
+- ``POST /api/v1/scrobble/connect/trakt/device`` and ``.../device/poll``: Trakt's device
+  code flow, the device code bound to the user who asked for it.
+
+Failure policy: a bad request is a 4xx problem; a service that fails or is unreachable is a
+502 problem (a page for a browser at the callback). Either way no connection is created and
+nothing that was sent or received (codes, tokens, secrets) is logged or answered; log lines
+carry the service, the user id and an error code or exception type.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import httpx
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from scrobble_gateway.connect import pages, providers, states
+from scrobble_gateway.connect.providers import (
+    BROWSER_SERVICES,
+    TITLES,
+    DevicePoll,
+    ExchangeFailed,
+    FormRequest,
+    InvalidUserToken,
+    IssuedTokens,
+    JsonRequest,
+)
+from scrobble_gateway.connect.return_urls import (
+    MAX_RETURN_URL_LENGTH,
+    is_allowed,
+    parse_allowlist,
+)
+from scrobble_gateway.connect.store import save_connection
+from scrobble_gateway.keys import CIPHER, HTTP, POOL, SETTINGS, caller
+from scrobble_gateway.problems import problem
+from scrobble_gateway.repository import get_connection
+from scrobble_gateway.validation import field_error, parse_body
+from scrobble_gateway.views import connection_view, json_response
+from scrobble_shared.settings import SERVICES, ServiceName
+
+log = logging.getLogger(__name__)
+
+BASE: Final = "/api/v1/scrobble"
+routes = web.RouteTableDef()
+
+# Error codes a provider puts in the callback are shown only when they look like one.
+_ERROR_CODE: Final = re.compile(r"[a-z_]{1,40}")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrowserConnectBody(_Body):
+    return_url: str | None = Field(default=None, max_length=MAX_RETURN_URL_LENGTH)
+
+
+class ListenBrainzConnectBody(_Body):
+    # Printable ASCII without spaces: it goes into an Authorization header as it is.
+    token: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
+
+
+class DevicePollBody(_Body):
+    device_code: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_or_none(answer: httpx.Response) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+async def _post_json(request: web.Request, call: JsonRequest) -> tuple[int, Any]:
+    answer = await request.app[HTTP].post(
+        call.url, json=call.body, headers={"Accept": "application/json"}
+    )
+    return answer.status_code, _json_or_none(answer)
+
+
+async def _post_form(request: web.Request, call: FormRequest) -> tuple[int, Any]:
+    answer = await request.app[HTTP].post(call.url, data=call.form)
+    return answer.status_code, _json_or_none(answer)
+
+
+def _service(name: str) -> ServiceName | None:
+    for service in SERVICES:
+        if service == name:
+            return service
+    return None
+
+
+def _unknown_service(name: str) -> web.Response:
+    return problem(
+        404,
+        "Unknown service",
+        f"{name[:40]!r} is not a service this gateway connects; use one of {', '.join(SERVICES)}",
+    )
+
+
+def _unavailable(request: web.Request, service: ServiceName) -> web.Response | None:
+    reason = providers.service_unavailable_reason(request.app[SETTINGS], service)
+    if reason is None:
+        return None
+    return problem(409, f"{TITLES[service]} is not available", reason, service=service)
+
+
+def _unreachable(service: ServiceName, exc: Exception) -> web.Response:
+    log.warning("%s: call failed (%s)", service, type(exc).__name__)
+    title = TITLES[service]
+    return problem(502, f"{title} did not answer", f"{title} could not be reached; try again")
+
+
+async def _connection_created(request: web.Request, connection_id: uuid.UUID) -> web.Response:
+    row = await get_connection(request.app[POOL], caller(request).user_id, connection_id)
+    if row is None:  # disconnected in the meantime
+        return problem(409, "Connection removed", "the connection was removed meanwhile")
+    return json_response(connection_view(row), status=201)
+
+
+# --- starting a flow ----------------------------------------------------------------------
+
+
+@routes.post(f"{BASE}/connect/{{service}}")
+async def start_connect(request: web.Request) -> web.Response:
+    name = request.match_info["service"]
+    service = _service(name)
+    if service is None:
+        return _unknown_service(name)
+    unavailable = _unavailable(request, service)
+    if unavailable is not None:
+        return unavailable
+    if service == "listenbrainz":
+        return await _connect_listenbrainz(request)
+    body = await parse_body(request, BrowserConnectBody, optional=True)
+    settings = request.app[SETTINGS]
+    if body.return_url is not None and not is_allowed(
+        body.return_url, parse_allowlist(settings.gateway_return_url_allowlist)
+    ):
+        raise field_error("return_url", "not on this gateway's allow-list of return URLs")
+    user_id = caller(request).user_id
+    app = None if service == "lastfm" else providers.oauth_app(settings, service)
+    verifier = providers.new_code_verifier() if app is not None and app.pkce else None
+    state = await states.start_flow(
+        request.app[POOL],
+        request.app[CIPHER],
+        user_id=user_id,
+        service=service,
+        code_verifier=verifier,
+        return_url=body.return_url,
+    )
+    if app is None:
+        url = providers.lastfm_authorization_url(settings, state)
+    else:
+        url = providers.authorization_url(app, state, verifier)
+    log.info("connect %s started for user %s", service, user_id)
+    return web.json_response({"authorization_url": url, "state": state})
+
+
+async def _connect_listenbrainz(request: web.Request) -> web.Response:
+    body = await parse_body(request, ListenBrainzConnectBody)
+    settings = request.app[SETTINGS]
+    try:
+        answer = await request.app[HTTP].get(
+            providers.listenbrainz_validate_url(settings),
+            headers={"Authorization": f"Token {body.token}", "Accept": "application/json"},
+        )
+        user_name = providers.parse_validate_token(answer.status_code, _json_or_none(answer))
+    except httpx.HTTPError as exc:
+        return _unreachable("listenbrainz", exc)
+    except InvalidUserToken:
+        return problem(
+            400,
+            "Invalid ListenBrainz token",
+            "ListenBrainz does not accept this token; copy it again from your ListenBrainz "
+            "settings page",
+        )
+    except ExchangeFailed as exc:
+        log.warning("listenbrainz: validate-token failed: %s", exc)
+        return problem(502, "ListenBrainz did not answer", "could not check the token; try again")
+    tokens = IssuedTokens(body.token, None, None, user_name)
+    user_id = caller(request).user_id
+    connection_id = await save_connection(
+        request.app[POOL],
+        request.app[CIPHER],
+        user_id=user_id,
+        service="listenbrainz",
+        tokens=tokens,
+    )
+    log.info("connected listenbrainz for user %s (connection %s)", user_id, connection_id)
+    return await _connection_created(request, connection_id)
+
+
+# --- the callback -------------------------------------------------------------------------
+
+_STATE_FAILURES: Final[dict[states.StateProblem, tuple[int, str, str]]] = {
+    "unknown": (
+        400,
+        "Sign-in link not recognised",
+        "This sign-in link is not one this server started for {title}. "
+        "Start connecting again from the app.",
+    ),
+    "used": (
+        400,
+        "Sign-in link already used",
+        "This sign-in link has already been used. Start connecting again from the app.",
+    ),
+    "expired": (
+        410,
+        "Sign-in link expired",
+        "Sign-in links last 10 minutes. Start connecting {title} again from the app.",
+    ),
+}
+
+
+def _state_failure(request: web.Request, title: str, reason: states.StateProblem) -> web.Response:
+    status, heading, detail = _STATE_FAILURES[reason]
+    return pages.failure(
+        request, status, f"{title} not connected: {heading}", detail.format(title=title)
+    )
+
+
+@routes.get(f"{BASE}/{{service}}/callback")
+async def callback(request: web.Request) -> web.Response:
+    name = request.match_info["service"]
+    service = _service(name)
+    if service is None or service not in BROWSER_SERVICES:
+        return pages.failure(
+            request, 404, "Unknown service", "There is no sign-in to finish for this address."
+        )
+    title = TITLES[service]
+    query = request.query
+    state = query.get("state", "")
+    if not state:
+        return pages.failure(
+            request,
+            400,
+            f"{title} not connected",
+            "The answer carries no state, so it cannot be matched to a sign-in you started. "
+            "Start connecting again from the app.",
+        )
+    pool, cipher = request.app[POOL], request.app[CIPHER]
+    error = query.get("error")
+    if error is not None:
+        return await _provider_refused(request, service, state, error)
+    try:
+        pending = await states.spend_state(pool, cipher, state=state, service=service)
+    except states.StateRejected as exc:
+        log.info("%s callback: state %s", service, exc.reason)
+        return _state_failure(request, title, exc.reason)
+    unavailable = _unavailable(request, service)
+    if unavailable is not None:
+        return pages.failure(
+            request, 409, f"{title} not connected", f"{title} is not available on this server."
+        )
+    try:
+        tokens = await _tokens_from_callback(request, service, pending)
+    except _MissingParameter as missing:
+        return pages.failure(
+            request,
+            400,
+            f"{title} not connected",
+            f"{title} came back without a {missing.name}. Start connecting again from the app.",
+        )
+    except httpx.HTTPError as exc:
+        log.warning("%s callback: call failed (%s)", service, type(exc).__name__)
+        return pages.failure(
+            request, 502, f"{title} not connected", f"{title} could not be reached; try again."
+        )
+    except ExchangeFailed as exc:
+        log.warning("%s callback for user %s: %s", service, pending.user_id, exc)
+        return pages.failure(
+            request,
+            502,
+            f"{title} not connected",
+            f"{title} did not complete the sign-in. Start connecting again from the app.",
+        )
+    connection_id = await save_connection(
+        pool, cipher, user_id=pending.user_id, service=service, tokens=tokens
+    )
+    log.info("connected %s for user %s (connection %s)", service, pending.user_id, connection_id)
+    allowlist = parse_allowlist(request.app[SETTINGS].gateway_return_url_allowlist)
+    if pending.return_url is not None and is_allowed(pending.return_url, allowlist):
+        return web.Response(
+            status=303, headers={"Location": pending.return_url, "Cache-Control": "no-store"}
+        )
+    return pages.connected_page(title)
+
+
+async def _provider_refused(
+    request: web.Request, service: ServiceName, state: str, error: str
+) -> web.Response:
+    """The user said no (or the service refused): the state is spent, nothing connected."""
+    title = TITLES[service]
+    try:
+        await states.spend_state(
+            request.app[POOL], request.app[CIPHER], state=state, service=service
+        )
+    except states.StateRejected as exc:
+        log.info("%s callback with error: state %s", service, exc.reason)
+    if error == "access_denied":
+        log.info("%s: the user declined access", service)
+        return pages.failure(
+            request,
+            400,
+            f"{title} not connected",
+            f"You declined access at {title}, so nothing was connected.",
+        )
+    code = error if _ERROR_CODE.fullmatch(error) else "unknown"
+    log.warning("%s callback: the service answered error %s", service, code)
+    # 400, not 5xx: the browser brought us the service's refusal; nothing failed on our side.
+    return pages.failure(
+        request,
+        400,
+        f"{title} not connected",
+        f"{title} refused the sign-in ({code}). Start connecting again from the app.",
+    )
+
+
+class _MissingParameter(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+async def _tokens_from_callback(
+    request: web.Request, service: ServiceName, pending: states.PendingConnect
+) -> IssuedTokens:
+    settings = request.app[SETTINGS]
+    if service == "lastfm":
+        token = request.query.get("token")
+        if not token:
+            raise _MissingParameter("token")
+        _, body = await _post_form(request, providers.lastfm_session_request(settings, token))
+        return providers.parse_lastfm_session(body)
+    code = request.query.get("code")
+    if not code:
+        raise _MissingParameter("code")
+    app = providers.oauth_app(settings, service)
+    exchange = providers.code_exchange(app, code, pending.code_verifier)
+    status, body = await _post_json(request, exchange)
+    return providers.parse_token_answer(status, body, _now())
+
+
+# --- Trakt device code --------------------------------------------------------------------
+
+
+@routes.post(f"{BASE}/connect/trakt/device")
+async def start_device(request: web.Request) -> web.Response:
+    unavailable = _unavailable(request, "trakt")
+    if unavailable is not None:
+        return unavailable
+    app = providers.oauth_app(request.app[SETTINGS], "trakt")
+    try:
+        status, body = await _post_json(request, providers.trakt_device_code_request(app))
+        device = providers.parse_device_code(status, body)
+    except httpx.HTTPError as exc:
+        return _unreachable("trakt", exc)
+    except ExchangeFailed as exc:
+        log.warning("trakt: device code request failed: %s", exc)
+        return problem(502, "Trakt did not answer", "could not get a device code; try again")
+    user_id = caller(request).user_id
+    await states.bind_device_code(
+        request.app[POOL],
+        user_id=user_id,
+        device_code=device.device_code,
+        expires_in_s=device.expires_in,
+    )
+    log.info("trakt device code issued for user %s", user_id)
+    return web.json_response(
+        {
+            "device_code": device.device_code,
+            "user_code": device.user_code,
+            "verification_url": device.verification_url,
+            "expires_in": device.expires_in,
+            "interval": device.interval,
+        }
+    )
+
+
+_DEVICE_FAILURES: Final[dict[DevicePoll, tuple[int, str, str]]] = {
+    DevicePoll.DENIED: (400, "Device code denied", "the user declined access at Trakt"),
+    DevicePoll.EXPIRED: (410, "Device code expired", "start the device flow again"),
+    DevicePoll.INVALID: (400, "Device code not known", "Trakt does not know this device code"),
+    DevicePoll.USED: (409, "Device code already used", "this device code already gave tokens"),
+}
+
+
+@routes.post(f"{BASE}/connect/trakt/device/poll")
+async def poll_device(request: web.Request) -> web.Response:
+    unavailable = _unavailable(request, "trakt")
+    if unavailable is not None:
+        return unavailable
+    body = await parse_body(request, DevicePollBody)
+    user_id = caller(request).user_id
+    pool = request.app[POOL]
+    binding = await states.device_binding(pool, user_id=user_id, device_code=body.device_code)
+    if binding == "missing":
+        return problem(404, "Device code not known", "no device flow of yours has this code")
+    if binding == "expired":
+        await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code)
+        return problem(410, "Device code expired", "start the device flow again")
+    app = providers.oauth_app(request.app[SETTINGS], "trakt")
+    try:
+        status, answer = await _post_json(
+            request, providers.trakt_device_poll_request(app, body.device_code)
+        )
+        outcome = providers.classify_device_poll(status, answer, _now())
+    except httpx.HTTPError as exc:
+        return _unreachable("trakt", exc)
+    except ExchangeFailed as exc:
+        log.warning("trakt: device poll for user %s failed: %s", user_id, exc)
+        return problem(502, "Trakt did not answer", "could not poll the device code; try again")
+    if outcome in (DevicePoll.PENDING, DevicePoll.SLOW_DOWN):
+        response = web.json_response({"state": "pending"}, status=202)
+        if outcome is DevicePoll.SLOW_DOWN:
+            response.headers["Retry-After"] = "5"
+        return response
+    if isinstance(outcome, DevicePoll):
+        await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code)
+        status_code, title, detail = _DEVICE_FAILURES[outcome]
+        log.info("trakt device flow for user %s ended: %s", user_id, outcome.value)
+        return problem(status_code, title, detail)
+    if not await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code):
+        # Another poll of the same code finished first and stored the connection.
+        return problem(409, "Device code already used", "this device code already gave tokens")
+    connection_id = await save_connection(
+        pool, request.app[CIPHER], user_id=user_id, service="trakt", tokens=outcome
+    )
+    log.info("connected trakt (device) for user %s (connection %s)", user_id, connection_id)
+    return await _connection_created(request, connection_id)

@@ -1,0 +1,74 @@
+"""Where a browser may be sent after connecting: only to a URL the operator allowed
+(``GATEWAY_RETURN_URL_ALLOWLIST``), so the gateway is never an open redirect.
+
+An entry is an origin (``https://app.example``: any path there) or a URL prefix
+(``https://app.example/settings/``: that path and below). Scheme, host and port must match
+exactly; a prefix matches at a path-segment boundary, so ``/app`` allows ``/app`` and
+``/app/x`` but not ``/application``. URLs with user info, backslashes, control characters or
+``.``/``..`` path segments are refused outright: browsers and parsers disagree on what they
+mean, or resolve them to somewhere the prefix does not cover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+MAX_RETURN_URL_LENGTH = 2048
+
+
+@dataclass(frozen=True)
+class AllowedPrefix:
+    origin: tuple[str, str, int]
+    path: str  # "" for a whole origin
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int] | None:
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def _suspicious(url: str) -> bool:
+    return "\\" in url or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url)
+
+
+def _is_dot_segment(segment: str) -> bool:
+    # "/settings/../admin" starts with "/settings/" but a browser goes to "/admin".
+    return segment.lower().replace("%2e", ".") in (".", "..")
+
+
+def parse_allowlist(raw: str) -> list[AllowedPrefix]:
+    allowed: list[AllowedPrefix] = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry or _suspicious(entry):
+            continue
+        parts = urlsplit(entry)
+        origin = _origin(parts)
+        if origin is None or parts.username is not None:
+            continue
+        allowed.append(AllowedPrefix(origin, parts.path.rstrip("/")))
+    return allowed
+
+
+def is_allowed(url: str, allowlist: list[AllowedPrefix]) -> bool:
+    if not url or len(url) > MAX_RETURN_URL_LENGTH or _suspicious(url):
+        return False
+    parts = urlsplit(url)
+    origin = _origin(parts)
+    if origin is None or parts.username is not None or parts.password is not None:
+        return False
+    path = parts.path or "/"
+    if any(_is_dot_segment(segment) for segment in path.split("/")):
+        return False
+    for entry in allowlist:
+        if entry.origin != origin:
+            continue
+        if not entry.path or path == entry.path or path.startswith(entry.path + "/"):
+            return True
+    return False

@@ -1,0 +1,137 @@
+"""A gateway of one's own per test: private database and topics, the app served in-process
+(aiohttp's TestServer on a loopback port) with a real pool and a real Kafka producer.
+
+``gateway.auth(user)`` makes the headers of a valid bearer token for that user.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import jwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.fernet import Fernet
+
+from scrobble_gateway.app import create_app
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.db.connections import NewConnection, create_connection
+from scrobble_shared.settings import SERVICES, Settings, load_settings
+from tests.support.infra import Infra
+from tests.support.topics import Topics
+
+JWT_SECRET = "test-secret-of-the-gateway-0123456789abcdef"
+
+
+def make_token(
+    user: uuid.UUID | str,
+    roles: tuple[str, ...] = (),
+    *,
+    secret: str = JWT_SECRET,
+    expires_in: float = 600,
+    **claims: Any,
+) -> str:
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": str(user), "iat": now, "exp": now + int(expires_in)}
+    if roles:
+        payload["roles"] = list(roles)
+    if "claims_roles" in claims:  # a roles claim of any shape, to test bad ones
+        payload["roles"] = claims.pop("claims_roles")
+    payload.update(claims)
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Gateway:
+    client: TestClient[Any, Any]
+    settings: Settings
+    database_url: str
+    service_topics: dict[str, str]
+    cipher: TokenCipher
+
+    def auth(self, user: uuid.UUID, *roles: str) -> dict[str, str]:
+        return bearer(make_token(user, roles))
+
+    async def connect(
+        self,
+        user: uuid.UUID,
+        service: str = "trakt",
+        *,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        **settings: Any,
+    ) -> uuid.UUID:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            created = await create_connection(
+                conn,
+                self.cipher,
+                NewConnection(
+                    user_id=user,
+                    service=service,  # type: ignore[arg-type]
+                    access_token=access_token,
+                    refresh_token=refresh_token,
+                    **settings,
+                ),
+            )
+        finally:
+            await conn.close()
+        return created.id
+
+    async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+
+def gateway_environ(infra: Infra, database_url: str, prefix: str, key: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "TOKEN_ENCRYPTION_KEY": key,
+        "GATEWAY_JWT_SECRET": JWT_SECRET,
+        "SCROBBLE_TOPIC_PREFIX": prefix,
+    }
+
+
+async def open_gateway(
+    infra: Infra,
+    database_url: str,
+    topics: Topics,
+    prepare: Callable[[web.Application], None] | None = None,
+    **server_options: Any,
+) -> Gateway:
+    """Start a gateway (``prepare`` may add to the app first); close with ``client.close()``."""
+    service_topics: dict[str, str] = {s: await topics.create(f"scrobble.{s}") for s in SERVICES}
+    key = Fernet.generate_key().decode()
+    environ = gateway_environ(infra, database_url, topics.name("scrobble."), key)
+    settings = load_settings(environ)
+    app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
+    server = TestServer(app)
+    await server.start_server(**server_options)
+    client: TestClient[Any, Any] = TestClient(server)
+    await client.start_server()
+    return Gateway(client, settings, database_url, service_topics, TokenCipher(key))
+
+
+@pytest.fixture
+async def gateway(infra: Infra, database_url: str, topics: Topics) -> AsyncIterator[Gateway]:
+    started = await open_gateway(infra, database_url, topics)
+    try:
+        yield started
+    finally:
+        await started.client.close()

@@ -1,0 +1,112 @@
+"""Acceptance: a real headless Chromium connects Trakt, Simkl, AniList and Last.fm through the
+gateway against the sandbox, with auto-approve off: it opens the authorization URL, presses
+Approve on the fake's consent page, lands on the gateway's success page, and the connection
+is then stored with its tokens encrypted. A screenshot of each success page is kept under
+``.local/artifacts/``.
+
+One browser serves the whole module; each test gets a fresh browser context (no cookies
+carried from one service's flow into the next).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright
+
+from scrobble_sandbox import Sandbox, running_sandbox
+from tests.integration.gateway.test_connect_support import (
+    API,
+    ConnectGateway,
+    auth,
+    serve_gateway,
+    token_owner,
+)
+from tests.support.infra import REPO, Infra
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = REPO / ".local" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
+# Generous for a loaded machine; a step that passes never waits for it.
+STEP_TIMEOUT_MS = 20_000
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sandbox_server() -> AsyncIterator[Sandbox]:
+    async with running_sandbox("127.0.0.1", 0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb(sandbox_server: Sandbox) -> Sandbox:
+    sandbox_server.reset()  # auto-approve is off after a reset
+    sandbox_server.disable_rate_limits()
+    return sandbox_server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
+    async with serve_gateway(infra, database_url, sb) as gateway:
+        yield gateway
+
+
+@pytest.mark.parametrize("service", ["trakt", "simkl", "anilist", "lastfm"])
+async def test_browser_connects(
+    browser: Browser, gw: ConnectGateway, sb: Sandbox, service: str
+) -> None:
+    assert not sb.auto_approve
+    user = uuid.uuid4()
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        authorization_url = await gw.authorization_url(client, user, service)
+
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        await page.goto(authorization_url)
+        assert await page.title() == f"{TITLES[service]} (sandbox)"
+        await page.click("#approve")
+        await page.wait_for_url(f"{gw.url}{API}/{service}/callback?*")
+        heading = await page.text_content("h1")
+        screenshot = await _screenshot(page, service)
+    finally:
+        await context.close()
+
+    assert heading == f"{TITLES[service]} connected"
+    assert screenshot.stat().st_size > 0
+    [row] = await gw.connections(user)
+    assert (row["service"], row["status"]) == (service, "active")
+    token = gw.access_token(row)
+    assert token_owner(sb, service, token) == "sandbox"
+    assert token.encode() not in bytes(row["access_token_enc"])
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        listed = await client.get(f"{gw.url}{API}/connections", headers=auth(user))
+    assert [c["service"] for c in listed.json()["items"]] == [service]
+
+
+async def _screenshot(page: Page, service: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"connect-{service}-success.png"
+    path.unlink(missing_ok=True)
+    await page.screenshot(path=str(path), full_page=True)
+    assert path.exists()
+    return path

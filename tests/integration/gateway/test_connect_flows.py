@@ -1,0 +1,685 @@
+"""Connecting accounts end to end: the real gateway app against the sandbox's fakes, with
+httpx as the browser (the fakes approve at once, or their consent form is submitted).
+
+Each test has its own database and gateway; the sandbox is shared by the module and reset
+before each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from scrobble_gateway.connect.revoke import revoke_at_service
+from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox.credentials import SANDBOX_TOKEN
+from tests.integration.gateway.test_connect_support import (
+    API,
+    RETURN_PREFIX,
+    ConnectGateway,
+    auth,
+    serve_gateway,
+    token_owner,
+)
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+OAUTH = ("trakt", "simkl", "anilist")
+TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
+HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sandbox_server() -> AsyncIterator[Sandbox]:
+    async with running_sandbox("127.0.0.1", 0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb(sandbox_server: Sandbox) -> Sandbox:
+    sandbox_server.reset()
+    sandbox_server.disable_rate_limits()
+    return sandbox_server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
+    async with serve_gateway(infra, database_url, sb) as gateway:
+        yield gateway
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as c:
+        yield c
+
+
+async def follow(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """Follow redirects like a browser, but stop at our own 303 to the return URL (the
+    app at the return URL does not exist in the tests)."""
+    answer = await client.get(url, **kwargs)
+    for _ in range(10):
+        location = answer.headers.get("Location")
+        if answer.status_code not in (302, 303) or location is None:
+            return answer
+        if location.startswith(RETURN_PREFIX) or location.startswith("https://evil"):
+            return answer
+        answer = await client.get(urljoin(str(answer.url), location), **kwargs)
+    raise AssertionError("too many redirects")
+
+
+async def callback_url(client: httpx.AsyncClient, authorization_url: str) -> str:
+    """Where the (auto-approving) fake sends the browser back: our callback with its code."""
+    answer = await client.get(authorization_url)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = a.get("action", "")
+        elif tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value", "")
+
+
+async def decide(
+    client: httpx.AsyncClient, page: httpx.Response, decision: str, **typed: str
+) -> httpx.Response:
+    """Press Approve or Deny on a fake's consent page."""
+    assert page.status_code == 200, page.text
+    form = _Forms()
+    form.feed(page.text)
+    data = {**form.fields, **typed, "decision": decision}
+    return await client.post(urljoin(str(page.url), form.action), data=data)
+
+
+# --- each service end to end --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", OAUTH)
+async def test_oauth_service_connects_end_to_end(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    url = await gw.authorization_url(client, user, service)
+
+    page = await follow(client, url, headers=HTML)
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"{TITLES[service]} connected" in page.text
+    [row] = await gw.connections(user)
+    assert (row["service"], row["status"], row["enabled"]) == (service, "active", True)
+    token = gw.access_token(row)
+    assert token_owner(sb, service, token) == "sandbox"
+    assert token.encode() not in bytes(row["access_token_enc"])
+    listed = await client.get(f"{gw.url}{API}/connections", headers=auth(user))
+    assert [c["id"] for c in listed.json()["items"]] == [str(row["id"])]
+    assert token not in listed.text
+
+
+async def test_trakt_uses_pkce_and_keeps_the_refresh_token(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    url = await gw.authorization_url(client, user, "trakt")
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) == 43
+    assert query["redirect_uri"] == [f"{gw.url}{API}/trakt/callback"]
+
+    assert (await follow(client, url)).status_code == 200
+
+    [exchange] = sb.trakt.requests("/oauth/token")
+    assert exchange.status == 200
+    assert exchange.body["code_verifier"] == "[REDACTED]"  # sent (the fake hides secrets)
+    assert exchange.headers["content-type"] == "application/json"
+    [row] = await gw.connections(user)
+    refresh = gw.cipher.decrypt(row["refresh_token_enc"])
+    assert refresh in sb.trakt.state.refresh
+    assert refresh.encode() not in bytes(row["refresh_token_enc"])
+    assert row["token_expires_at"] is not None
+
+
+async def test_trakt_code_exchange_without_the_right_verifier_fails(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "trakt"))
+    other_verifier = gw.cipher.encrypt("x" * 64)
+    await gw.sql("UPDATE oauth_states SET code_verifier_enc = $1", other_verifier)
+
+    page = await client.get(back, headers=HTML)
+
+    assert page.status_code == 502
+    assert "Trakt not connected" in page.text
+    assert sb.trakt.requests("/oauth/token")[-1].status == 400
+    assert await gw.connections() == []
+
+
+async def test_lastfm_connects_with_a_signed_get_session(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    url = await gw.authorization_url(client, user, "lastfm")
+    query = parse_qs(urlsplit(url).query)
+    assert query["api_key"] == [sb.env["LASTFM_API_KEY"]]
+    assert query["cb"][0].startswith(f"{gw.url}{API}/lastfm/callback?state=")
+
+    page = await follow(client, url, headers=HTML)
+
+    assert page.status_code == 200
+    assert "Last.fm connected" in page.text
+    calls = sb.lastfm.requests("/", method="POST")
+    [call] = [
+        r for r in calls if isinstance(r.body, dict) and r.body.get("method") == "auth.getSession"
+    ]
+    assert (call.method, call.status, call.body["api_sig"]) == ("POST", 200, "[REDACTED]")
+    [row] = await gw.connections(user)
+    assert row["external_user_name"] == "sandbox"
+    session_key = gw.access_token(row)
+    assert token_owner(sb, "lastfm", session_key) == "sandbox"
+    assert session_key.encode() not in bytes(row["access_token_enc"])
+
+
+async def test_listenbrainz_token_is_checked_then_stored(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    user = uuid.uuid4()
+
+    answer = await gw.start(client, user, "listenbrainz", {"token": SANDBOX_TOKEN})
+
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert {
+        "id",
+        "user_id",
+        "service",
+        "enabled",
+        "scrobble_threshold_percent",
+        "sync_watch_status",
+        "sync_ratings",
+        "last_sync_at",
+        "last_sync_status",
+        "status",
+        "status_reason",
+    } <= set(body)
+    assert (body["user_id"], body["service"], body["status"]) == (
+        str(user),
+        "listenbrainz",
+        "active",
+    )
+    assert SANDBOX_TOKEN not in answer.text
+    [check] = sb.listenbrainz.requests("/validate-token")
+    assert check.headers["authorization"] == "Token [REDACTED]"
+    [row] = await gw.connections(user)
+    assert gw.access_token(row) == SANDBOX_TOKEN
+    assert SANDBOX_TOKEN.encode() not in bytes(row["access_token_enc"])
+    assert row["external_user_name"] == "sandbox"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"token": "5a4db0c5-0000-4000-8000-00000000dead"}, 400),
+        ({"token": ""}, 422),
+        ({}, 422),
+        ({"token": "has spaces in it"}, 422),
+    ],
+)
+async def test_listenbrainz_bad_token_is_refused(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, body: dict[str, str], status: int
+) -> None:
+    user = uuid.uuid4()
+    answer = await gw.start(client, user, "listenbrainz", body)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    if status == 400:
+        assert answer.json()["title"] == "Invalid ListenBrainz token"
+    assert await gw.connections() == []
+
+
+async def test_reconnecting_replaces_the_tokens_and_makes_it_active_again(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    await follow(client, await gw.authorization_url(client, user, "simkl"))
+    [first] = await gw.connections(user)
+    await gw.sql(
+        "UPDATE connections SET status = 'needs_reconnect', status_reason = 'token revoked'"
+    )
+
+    await follow(client, await gw.authorization_url(client, user, "simkl"))
+
+    [again] = await gw.connections(user)
+    assert again["id"] == first["id"]
+    assert (again["status"], again["status_reason"]) == ("active", None)
+    assert gw.access_token(again) != gw.access_token(first)
+    assert again["token_version"] == first["token_version"] + 1
+
+
+# --- state: single use, expiry, binding ---------------------------------------------------
+
+
+async def test_replayed_state_is_rejected_and_creates_nothing(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "anilist"))
+    query = parse_qs(urlsplit(back).query)
+    forged = back.replace(query["code"][0], "ac_not-the-code")
+
+    first = await client.get(forged)  # spends the state, the exchange fails
+    replay = await client.get(back)  # the real code, the same state
+
+    assert first.status_code == 502
+    assert replay.status_code == 400
+    assert replay.headers["content-type"].startswith("application/problem+json")
+    assert replay.json()["title"] == "AniList not connected: Sign-in link already used"
+    assert len(sb.anilist.requests("/token")) == 1  # the replay never reached AniList
+    assert await gw.connections() == []
+
+
+async def test_successful_state_cannot_be_replayed(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "trakt"))
+    assert (await client.get(back)).status_code == 200
+    [before] = await gw.connections()
+
+    replay = await client.get(back, headers=HTML)
+
+    assert replay.status_code == 400
+    assert "already been used" in replay.text
+    [after] = await gw.connections()
+    assert after["token_version"] == before["token_version"]
+
+
+async def test_racing_callbacks_with_one_state_connect_once(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "simkl"))
+
+    answers = await asyncio.gather(*(client.get(back) for _ in range(4)))
+
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
+    assert len(sb.simkl.requests("/oauth/token")) == 1
+    assert len(await gw.connections(user)) == 1
+
+
+async def test_lastfm_token_that_gives_no_session_creates_nothing(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "lastfm"))
+    token = parse_qs(urlsplit(back).query)["token"][0]
+
+    page = await client.get(back.replace(token, "lt-not-a-token"), headers=HTML)
+
+    assert page.status_code == 502
+    assert "Last.fm did not complete the sign-in" in page.text
+    assert await gw.connections() == []
+
+
+@pytest.mark.parametrize(
+    "aged",
+    [
+        "UPDATE oauth_states SET created_at = now() - interval '11 minutes'",
+        "UPDATE oauth_states SET created_at = now() - interval '20 minutes', "
+        "expires_at = now() - interval '1 second'",
+    ],
+)
+async def test_expired_state_is_rejected(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, aged: str
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "simkl"))
+    await gw.sql(aged)
+
+    page = await client.get(back, headers=HTML)
+
+    assert page.status_code == 410
+    assert "Sign-in links last 10 minutes" in page.text
+    assert sb.simkl.requests("/oauth/token") == []
+    assert await gw.connections() == []
+
+
+async def test_state_is_bound_to_the_user_who_started(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    alice, mallory = uuid.uuid4(), uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, alice, "trakt"))
+
+    # Mallory finishes Alice's flow with her own bearer token: it still is Alice's.
+    page = await client.get(back, headers=auth(mallory))
+
+    assert page.status_code == 200
+    assert await gw.connections(mallory) == []
+    [row] = await gw.connections(alice)
+    assert row["service"] == "trakt"
+    theirs = await client.get(f"{gw.url}{API}/connections", headers=auth(mallory))
+    assert theirs.json()["items"] == []
+
+
+async def test_state_of_one_service_does_not_finish_another(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back = await callback_url(client, await gw.authorization_url(client, user, "trakt"))
+    elsewhere = back.replace("/trakt/callback", "/simkl/callback")
+
+    answer = await client.get(elsewhere)
+
+    assert answer.status_code == 400
+    assert answer.json()["title"] == "Simkl not connected: Sign-in link not recognised"
+    assert await gw.connections() == []
+
+
+@pytest.mark.parametrize("query", ["", "?code=abc", "?state=" + "x" * 43 + "&code=abc"])
+async def test_callback_without_a_known_state_fails_cleanly(
+    gw: ConnectGateway, client: httpx.AsyncClient, query: str
+) -> None:
+    answer = await client.get(f"{gw.url}{API}/trakt/callback{query}", headers=HTML)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Trakt not connected" in answer.text
+    assert "Traceback" not in answer.text
+    assert await gw.connections() == []
+
+
+# --- return URLs --------------------------------------------------------------------------
+
+
+async def test_allowed_return_url_is_followed(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    back_to = f"{RETURN_PREFIX}connections?tab=music"
+    url = await gw.authorization_url(client, user, "lastfm", return_url=back_to)
+
+    answer = await follow(client, url)
+
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == back_to
+    assert len(await gw.connections(user)) == 1
+
+
+@pytest.mark.parametrize(
+    "return_url",
+    [
+        "https://evil.example/steal",
+        "http://app.example.test/settingsX",
+        "http://app.example.test/settings/../admin",
+        "http://user@app.example.test/settings/",
+        "javascript:alert(1)",
+    ],
+)
+async def test_return_url_off_the_allowlist_is_refused_at_start(
+    gw: ConnectGateway, client: httpx.AsyncClient, return_url: str
+) -> None:
+    answer = await gw.start(client, uuid.uuid4(), "trakt", {"return_url": return_url})
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "return_url"
+    assert await gw.sql("SELECT * FROM oauth_states") == []
+
+
+async def test_return_url_no_longer_allowed_is_not_followed(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    url = await gw.authorization_url(client, user, "simkl", return_url=RETURN_PREFIX)
+    # As if the allow-list changed (or the row was tampered with) since the flow started.
+    await gw.sql("UPDATE oauth_states SET return_url = 'https://evil.example/x'")
+
+    answer = await follow(client, url)
+
+    assert answer.status_code == 200
+    assert "Location" not in answer.headers
+    assert "Simkl connected" in answer.text
+    assert len(await gw.connections(user)) == 1
+
+
+# --- refusals and failures ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", OAUTH)
+async def test_user_denying_access_gets_a_clear_page(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
+) -> None:
+    user = uuid.uuid4()
+    consent = await client.get(await gw.authorization_url(client, user, service))
+    denied = await decide(client, consent, "deny")
+    assert denied.status_code == 302
+    assert "error=access_denied" in denied.headers["Location"]
+
+    page = await client.get(denied.headers["Location"], headers=HTML)
+    replay = await client.get(denied.headers["Location"])
+
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"You declined access at {TITLES[service]}" in page.text
+    assert replay.headers["content-type"].startswith("application/problem+json")
+    assert replay.json()["title"] == f"{TITLES[service]} not connected"
+    assert await gw.connections() == []
+    [state] = await gw.sql("SELECT used_at FROM oauth_states")
+    assert state["used_at"] is not None
+
+
+async def test_token_endpoint_failure_creates_nothing(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    sb.trakt.faults.error(500, count=1, path_prefix="/oauth/token")
+    user = uuid.uuid4()
+
+    page = await follow(client, await gw.authorization_url(client, user, "trakt"), headers=HTML)
+
+    assert page.status_code == 502
+    assert "Trakt did not complete the sign-in" in page.text
+    assert await gw.connections() == []
+
+
+async def test_unknown_and_unconfigured_services(
+    infra: Infra, database_url: str, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    async with serve_gateway(infra, database_url, sb, ANILIST_CLIENT_SECRET="") as gw:
+        user = uuid.uuid4()
+        unknown = await gw.start(client, user, "spotify")
+        off = await gw.start(client, user, "anilist")
+        callback = await client.get(f"{gw.url}{API}/listenbrainz/callback?state=x", headers=HTML)
+
+    assert unknown.status_code == 404
+    assert unknown.json()["title"] == "Unknown service"
+    assert off.status_code == 409
+    assert off.headers["content-type"].startswith("application/problem+json")
+    assert off.json()["title"] == "AniList is not available"
+    assert callback.status_code == 404
+
+
+async def test_starting_needs_a_bearer_token(gw: ConnectGateway, client: httpx.AsyncClient) -> None:
+    answer = await client.post(f"{gw.url}{API}/connect/trakt")
+    assert answer.status_code == 401
+
+
+async def test_no_token_code_or_secret_reaches_the_logs(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    caplog.set_level(logging.DEBUG)
+    back = await callback_url(client, await gw.authorization_url(client, user, "trakt"))
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    assert (await client.get(back)).status_code == 200
+    [row] = await gw.connections(user)
+
+    # The test's own client logs the URLs it fetches (codes included); the gateway's side
+    # is everything else. (The gateway's access log is path-only: see scrobble_gateway.main.)
+    logged = "\n".join(
+        r.getMessage()
+        for r in caplog.records
+        if not (r.name.startswith(("httpx", "httpcore")) and gw.url in r.getMessage())
+    )
+    for secret in (
+        code,
+        gw.access_token(row),
+        gw.cipher.decrypt(row["refresh_token_enc"]),
+        sb.env["TRAKT_CLIENT_SECRET"],
+    ):
+        assert secret not in logged
+    assert f"connected trakt for user {user}" in logged
+
+
+# --- Trakt device code --------------------------------------------------------------------
+
+
+async def _device(gw: ConnectGateway, client: httpx.AsyncClient, user: uuid.UUID) -> Any:
+    answer = await client.post(f"{gw.url}{API}/connect/trakt/device", headers=auth(user))
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def _poll(
+    gw: ConnectGateway, client: httpx.AsyncClient, user: uuid.UUID, device_code: str
+) -> httpx.Response:
+    return await client.post(
+        f"{gw.url}{API}/connect/trakt/device/poll",
+        json={"device_code": device_code},
+        headers=auth(user),
+    )
+
+
+async def test_device_code_pending_then_connected(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.trakt.state.device_interval = 0
+    user, other = uuid.uuid4(), uuid.uuid4()
+    device = await _device(gw, client, user)
+    assert set(device) == {"device_code", "user_code", "verification_url", "expires_in", "interval"}
+    assert device["verification_url"] == f"{sb.env['TRAKT_AUTH_URL']}/activate"
+
+    pending = await _poll(gw, client, user, device["device_code"])
+    assert (pending.status_code, pending.json()) == (202, {"state": "pending"})
+
+    # A person types the code on the activation page and approves.
+    page = await client.get(device["verification_url"])
+    activated = await decide(client, page, "approve", user_code=device["user_code"].lower())
+    assert activated.status_code == 200
+
+    not_theirs = await _poll(gw, client, other, device["device_code"])
+    done = await _poll(gw, client, user, device["device_code"])
+    again = await _poll(gw, client, user, device["device_code"])
+
+    assert not_theirs.status_code == 404
+    assert done.status_code == 201, done.text
+    connection = done.json()
+    assert (connection["user_id"], connection["service"]) == (str(user), "trakt")
+    assert again.status_code == 404
+    [row] = await gw.connections(user)
+    assert token_owner(sb, "trakt", gw.access_token(row)) == "sandbox"
+    assert await gw.connections(other) == []
+
+
+@pytest.mark.parametrize(("action", "status"), [("deny", 400), ("expire", 410)])
+async def test_device_code_denied_or_expired(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, action: str, status: int
+) -> None:
+    sb.trakt.state.device_interval = 0
+    user = uuid.uuid4()
+    device = await _device(gw, client, user)
+    assert sb.trakt.set_device_status(
+        device["user_code"], "denied" if action == "deny" else "expired"
+    )
+
+    answer = await _poll(gw, client, user, device["device_code"])
+
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert await gw.connections() == []
+
+
+async def test_device_code_expired_on_our_side_is_not_polled(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    user = uuid.uuid4()
+    device = await _device(gw, client, user)
+    await gw.sql(
+        "UPDATE oauth_states SET created_at = now() - interval '1 hour', "
+        "expires_at = now() - interval '1 minute'"
+    )
+
+    answer = await _poll(gw, client, user, device["device_code"])
+
+    assert answer.status_code == 410
+    assert sb.trakt.requests("/oauth/device/token") == []
+    [row] = await gw.sql("SELECT state FROM oauth_states")
+    assert device["device_code"] not in row["state"]
+
+
+# --- revoke on disconnect -----------------------------------------------------------------
+
+
+async def test_disconnect_revokes_at_trakt(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    await follow(client, await gw.authorization_url(client, user, "trakt"))
+    [row] = await gw.connections(user)
+    token = gw.access_token(row)
+    assert token_owner(sb, "trakt", token) == "sandbox"
+
+    answer = await client.delete(f"{gw.url}{API}/connections/{row['id']}", headers=auth(user))
+
+    assert answer.status_code == 204, answer.text
+    [revoke] = sb.trakt.requests("/oauth/revoke")
+    assert (revoke.method, revoke.status, revoke.body["token"]) == ("POST", 200, "[REDACTED]")
+    assert token_owner(sb, "trakt", token) is None
+    assert await gw.connections(user) == []
+
+
+async def test_revoke_failure_is_logged_without_the_token(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture, infra: Infra, database_url: str
+) -> None:
+    sb.trakt.faults.error(503, count=1, path_prefix="/oauth/revoke")
+    caplog.set_level(logging.INFO)
+    async with serve_gateway(infra, database_url, sb) as gw:
+        await revoke_at_service(gw.app, "trakt", SANDBOX_TOKEN, None)
+        await revoke_at_service(gw.app, "lastfm", "a-session-key", None)
+
+    assert "revoking at trakt failed: HTTP 503" in caplog.text
+    assert SANDBOX_TOKEN not in caplog.text
+    assert [r.status for r in sb.trakt.requests("/oauth/revoke")] == [503]
+    assert sb.lastfm.requests() == []

@@ -1,0 +1,99 @@
+"""Pure parts of the gateway: cursors, bearer-token verification, hand-queued work."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from datetime import UTC, datetime
+
+import jwt
+import pytest
+
+from scrobble_gateway.auth import TokenVerifier, Unauthenticated
+from scrobble_gateway.pagination import BadCursor, Position, decode_cursor, encode_cursor
+from scrobble_gateway.queue import QueueRefused, manual_event, manual_work
+from scrobble_gateway.schemas import ScrobbleRequest
+from scrobble_shared.work import ConnectionRules, WorkKind
+
+SECRET = "unit-secret-0123456789abcdef0123456789"
+USER = uuid.UUID("5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11")
+NOW = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+
+
+def test_a_cursor_round_trips_and_damaged_ones_are_refused() -> None:
+    position = Position(datetime(2026, 11, 20, 21, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
+    assert decode_cursor(encode_cursor(position)) == position
+    for bad in ("", "nope", encode_cursor(position)[:-3], "W10", "WzEsMl0"):
+        with pytest.raises(BadCursor):
+            decode_cursor(bad)
+
+
+def token(**claims: object) -> str:
+    body: dict[str, object] = {"sub": str(USER), "exp": int(time.time()) + 60, **claims}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+async def test_the_verifier_takes_a_good_token_with_its_roles() -> None:
+    caller = await TokenVerifier(SECRET, None).verify(token(roles=["admin", "x"]))
+    assert caller.user_id == USER
+    assert caller.is_admin
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        token(exp=int(time.time()) - 1),
+        token(nbf=int(time.time()) + 60),
+        token(sub="42"),
+        token(roles="admin"),
+        jwt.encode({"sub": str(USER)}, SECRET, algorithm="HS256"),
+        jwt.encode({"sub": str(USER), "exp": int(time.time()) + 60}, "other" * 8, "HS256"),
+    ],
+)
+async def test_the_verifier_refuses_bad_tokens(bad: str) -> None:
+    with pytest.raises(Unauthenticated):
+        await TokenVerifier(SECRET, None).verify(bad)
+
+
+async def test_without_a_jwks_only_hs256_is_accepted() -> None:
+    _, payload, signature = token().split(".")
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
+    with pytest.raises(Unauthenticated, match="algorithm"):
+        await TokenVerifier(SECRET, None).verify(f"{header}.{payload}.{signature}")
+
+
+def movie(**fields: object) -> ScrobbleRequest:
+    base: dict[str, object] = {
+        "content_type": "movie",
+        "content_id": "6a1f7e44-6f0b-4b35-9d35-8f2a5b7c1d01",
+        "action": "stop",
+        "progress_percent": 85,
+        "external_ids": {"tmdb": 949},
+    }
+    return ScrobbleRequest.model_validate({**base, **fields})
+
+
+def test_a_stop_above_the_threshold_is_one_watched_scrobble_whose_key_is_stable() -> None:
+    rules = ConnectionRules(id=uuid.uuid4(), service="trakt")
+    first = manual_work(rules, manual_event(USER, rules.id, movie(), NOW))
+    again = manual_work(rules, manual_event(USER, rules.id, movie(), NOW))
+    assert [w.kind for w in first] == [WorkKind.SCROBBLE]
+    assert first[0].dedupe_key == again[0].dedupe_key
+    assert first[0].play_id is None
+
+
+def test_a_stop_below_the_connections_threshold_keeps_the_position_only() -> None:
+    rules = ConnectionRules(id=uuid.uuid4(), service="trakt", scrobble_threshold_percent=90)
+    work = manual_work(rules, manual_event(USER, rules.id, movie(), NOW))
+    assert [w.kind for w in work] == [WorkKind.PAUSE]
+
+
+def test_a_rating_needs_sync_ratings() -> None:
+    request = movie(action="rate", rating=9)
+    off = ConnectionRules(id=uuid.uuid4(), service="trakt")
+    with pytest.raises(QueueRefused, match="sync_ratings"):
+        manual_work(off, manual_event(USER, off.id, request, NOW))
+    on = ConnectionRules(id=uuid.uuid4(), service="trakt", sync_ratings=True)
+    work = manual_work(on, manual_event(USER, on.id, request, NOW))
+    assert [(w.kind, w.rating) for w in work] == [(WorkKind.RATING, 9)]
