@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 INFRA := deploy/local/infra.sh
 CHECKED := shared services tests bench
 
-.PHONY: help install lint typecheck infra-up infra-down test test-unit test-integration up down clean
+.PHONY: help install test-tools lint typecheck infra-up infra-down test test-unit test-integration up down clean
 
 help:
 	@echo "make up         quick start: local Kafka + Postgres, schema, services"
@@ -27,6 +27,11 @@ help:
 
 install: $(if $(findstring .local/tools,$(UV)),.local/tools/bin/uv)
 	$(UV) sync --frozen --quiet --python python3.11
+
+# What the test suites run besides Python: promtool and Prometheus, Chromium, helm,
+# kubeconform and the other deploy linters (into .local/tools; apt for the first two).
+test-tools:
+	bash deploy/tools/install-linters.sh
 
 lint: install
 	$(VENV)/bin/ruff check $(CHECKED)
@@ -43,7 +48,7 @@ infra-down:
 
 # Real Kafka and Postgres come from KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when both are
 # given, else from deploy/local/infra.sh (started or reused here).
-test: lint typecheck
+test: lint typecheck test-tools
 	@if [[ -z "$${KAFKA_BOOTSTRAP_SERVERS:-}" || -z "$${DATABASE_URL:-}" ]]; then \
 		eval "$$(bash $(INFRA) up)"; \
 	fi; \

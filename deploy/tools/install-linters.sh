@@ -10,7 +10,8 @@
 #                                                                       .local/tools/linters/bin/*
 #
 # and, when missing, Debian's prometheus package (promtool and the server, for the rule
-# tests and the real-scrape test): apt-get install -y prometheus, as root only.
+# tests and the real-scrape test) and Debian's chromium (for the gateway's browser tests):
+# apt-get install, as root only.
 # Needs Go >= 1.24 on PATH (or /usr/local/go/bin) and python3 with venv. Prints nothing on
 # stdout; progress goes to stderr. Run it again any time: what is there at the right version
 # is kept.
@@ -98,7 +99,21 @@ install_prometheus() {
 		die "apt-get install -y prometheus failed"
 }
 
+# The browser tests of the gateway (Playwright) drive Debian's Chromium at /usr/bin/chromium
+# rather than a browser Playwright would download (no network for that here).
+install_chromium() {
+	if [[ -x /usr/bin/chromium ]]; then
+		log "chromium: /usr/bin/chromium"
+		return 0
+	fi
+	[[ $EUID -eq 0 ]] || die "chromium missing; as root: apt-get install -y chromium"
+	log "chromium: installing Debian package chromium ..."
+	{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2; } ||
+		die "apt-get install -y chromium failed"
+}
+
 install_prometheus
+install_chromium
 install_go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ldflags"
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 install_python_linters
