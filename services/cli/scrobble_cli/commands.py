@@ -9,16 +9,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from uuid import UUID
 
-from scrobble_cli import quickstart
-from scrobble_sandbox.main import run as run_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect, describe_target
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
 from scrobble_shared.db.migrate import apply_migrations
 from scrobble_shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from scrobble_cli.quickstart import StateDir
 
 
 class CommandError(Exception):
@@ -136,6 +137,8 @@ def dlq_replay(args: argparse.Namespace) -> int:
 
 def sandbox(args: argparse.Namespace) -> int:
     try:
+        from scrobble_sandbox.main import run as run_sandbox
+
         return run_sandbox(args.host, args.port)
     except OSError as exc:
         raise CommandError(f"sandbox cannot listen on {args.host}:{args.port}: {exc}") from None
@@ -275,13 +278,17 @@ def _exports(text: str) -> dict[str, str]:
     return found
 
 
-def _quickstart_state(args: argparse.Namespace) -> quickstart.StateDir:
+def _quickstart_state(args: argparse.Namespace) -> StateDir:
+    from scrobble_cli.quickstart import StateDir
+
     root = Path(args.state_dir) if args.state_dir else repo_root() / ".local" / "quickstart"
-    return quickstart.StateDir(root.resolve())
+    return StateDir(root.resolve())
 
 
 def up(args: argparse.Namespace) -> int:
     """Infrastructure (given, or local), schema, sandbox, the three services, the demo."""
+    from scrobble_cli import quickstart
+
     given = {name: os.environ.get(name, "") for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
     external = all(given.values())
     if external:
@@ -310,6 +317,8 @@ def up(args: argparse.Namespace) -> int:
 
 
 def down(args: argparse.Namespace) -> int:
+    from scrobble_cli import quickstart
+
     if quickstart.bring_down(_quickstart_state(args)):
         _infra("down")
         print("stopped local Kafka and Postgres")
