@@ -5,7 +5,9 @@ Postgres (so a redelivered message, or the poller, cannot send it twice at once)
 and its outcome recorded (``delivery.py``), and only then is the batch committed. Work a
 connection sends keeps its order: one connection's messages share a key and a partition
 and are handled one after another. Postgres or Kafka unavailable: the batch is rewound
-and the consumer backs off, like ingest. Retries never wait in the consumer: they are rows
+and the consumer backs off, like ingest. A backlog of one connection's scrobbles goes in
+batched calls where the service takes them (Last.fm 50 per call, ListenBrainz imports).
+Retries never wait in the consumer: they are rows
 with ``next_attempt_at`` that the poller claims when due, so a partition is never blocked
 and per-message work stays far below ``max_poll_interval_ms``.
 """
@@ -17,12 +19,15 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
 
 import asyncpg
 from faststream.kafka import KafkaMessage
 
 from scrobble_dispatcher import repository
 from scrobble_dispatcher.delivery import Deliverer
+from scrobble_shared.work import WorkKind
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +35,34 @@ MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 POLL_INTERVAL_S = 1.0
 POLL_BATCH = 100
+SUPERSEDED = "now playing skipped: later work of this connection was already waiting"
 
 
-def scrobble_ids(message: KafkaMessage) -> dict[bytes | None, list[uuid.UUID]]:
+@dataclass(frozen=True)
+class Named:
+    """A row a message names, and the kind of work it says it is."""
+
+    id: uuid.UUID
+    kind: str
+
+
+def scrobble_ids(message: KafkaMessage) -> dict[bytes | None, list[Named]]:
     """The rows a batch names, grouped by key (connection), in arrival order."""
     raw = message.raw_message
-    grouped: dict[bytes | None, list[uuid.UUID]] = defaultdict(list)
+    grouped: dict[bytes | None, list[Named]] = defaultdict(list)
     for record in raw if isinstance(raw, tuple) else (raw,):
         try:
-            grouped[record.key].append(uuid.UUID(json.loads(record.value)["scrobble_id"]))
+            value = json.loads(record.value)
+            grouped[record.key].append(Named(uuid.UUID(value["scrobble_id"]), str(value["kind"])))
         except (ValueError, KeyError, TypeError):
             log.warning("skipping a message that names no scrobble at offset %s", record.offset)
     return grouped
+
+
+def is_superseded(named: list[Named], index: int) -> bool:
+    """Now playing followed by more work of the same connection is over already: saying
+    "playing" about it would be wrong (and would split a backlog's batches)."""
+    return named[index].kind == WorkKind.NOW_PLAYING.value and index < len(named) - 1
 
 
 class WorkSubscriber:
@@ -64,12 +85,53 @@ class WorkSubscriber:
         self._backoff = 0.0
         await message.ack()
 
-    async def _deliver_in_order(self, ids: list[uuid.UUID]) -> None:
-        for scrobble_id in ids:
-            async with self._pool.acquire() as conn:
-                claimed = await repository.claim(conn, scrobble_id)
-            if claimed is not None:
-                await self._deliverer.deliver(claimed)
+    async def _deliver_in_order(self, named: list[Named]) -> None:
+        async def claimed_rows() -> AsyncIterator[repository.Claimed]:
+            for index, row in enumerate(named):
+                async with self._pool.acquire() as conn:
+                    claimed = await repository.claim(conn, row.id)
+                if claimed is None:
+                    continue
+                if is_superseded(named, index):
+                    await self._deliverer.skip_now_playing(claimed, SUPERSEDED)
+                    continue
+                yield claimed
+
+        await deliver_in_batches(self._deliverer, claimed_rows())
+
+
+async def deliver_in_batches(
+    deliverer: Deliverer, rows: AsyncIterable[repository.Claimed] | Iterable[repository.Claimed]
+) -> None:
+    """Deliver one connection's claimed rows in order; runs of scrobbles its service takes
+    together (``Deliverer.batch_limit``) go in one call each. A row is claimed before it
+    joins a run, and a run is at most 100 rows, so claims stay far inside their lease."""
+    run: list[repository.Claimed] = []
+
+    async def flush() -> None:
+        if run:
+            await deliverer.deliver_many(list(run))
+            run.clear()
+
+    async def each(claimed: repository.Claimed) -> None:
+        limit = deliverer.batch_limit(claimed)
+        if limit <= 1:
+            await flush()
+            await deliverer.deliver(claimed)
+            return
+        if run and run[0].connection_id != claimed.connection_id:
+            await flush()
+        run.append(claimed)
+        if len(run) >= limit:
+            await flush()
+
+    if isinstance(rows, AsyncIterable):
+        async for claimed in rows:
+            await each(claimed)
+    else:
+        for claimed in rows:
+            await each(claimed)
+    await flush()
 
 
 async def poll_due_work(pool: asyncpg.Pool, deliverer: Deliverer, services: list[str]) -> None:
@@ -79,8 +141,11 @@ async def poll_due_work(pool: asyncpg.Pool, deliverer: Deliverer, services: list
             for service in services:
                 async with pool.acquire() as conn:
                     due = await repository.claim_due(conn, service, POLL_BATCH)
+                by_connection: dict[uuid.UUID, list[repository.Claimed]] = defaultdict(list)
                 for claimed in due:
-                    await deliverer.deliver(claimed)
+                    by_connection[claimed.connection_id].append(claimed)
+                for rows in by_connection.values():
+                    await deliver_in_batches(deliverer, rows)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("retry poller: %s; trying again shortly", exc)
         await asyncio.sleep(POLL_INTERVAL_S)

@@ -16,6 +16,10 @@ of the dispatcher lives here.
   rescheduled an hour ahead, instead of dying (now playing: failed, as always).
 - PERMANENT (and work that cannot become a request): dead with its reason, on the
   dead-letter topic and in history.
+- Backlogs (:meth:`Deliverer.deliver_many`): consecutive scrobbles of one connection go
+  together, up to 50 in one Last.fm ``track.scrobble`` and 100 in one ListenBrainz
+  ``import``: one pacing slot per call. Last.fm answers item by item; an import's answer
+  applies to each of its works; a work that cannot be sent is dead on its own.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
   ``MAX_INLINE_WAIT`` away reschedules the work for then rather than holding the consumer.
 - Ids (``resolve/``, when a resolver is given): before the first call the item is resolved
@@ -30,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -57,6 +63,9 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
+from scrobble_dispatcher.clients.lastfm import MAX_BATCH as LASTFM_MAX_BATCH
+from scrobble_dispatcher.clients.lastfm import LastfmClient
+from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
 from scrobble_dispatcher.resolve.resolver import (
     UNRESOLVED,
     IdResolver,
@@ -75,6 +84,9 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT: Final = timedelta(seconds=5)
 RECONNECT_WAIT: Final = timedelta(hours=1)
 LOOKUP_BUSY_WAIT: Final = timedelta(seconds=2)
+# Listens per ListenBrainz import from a backlog: far under its 1,000, so the claims of one
+# call stay short-lived and one bad answer touches few rows.
+LISTENBRAINZ_BATCH: Final = 100
 
 
 @dataclass(frozen=True)
@@ -297,9 +309,27 @@ class Deliverer:
     ) -> tuple[Outcome, HttpResponse | None]:
         """Pace (on the write keys unless ``keys`` are given), send, classify; the response
         too, for steps that read it."""
+        sent = await self._paced_send(client, work, [claimed], request, keys, endpoint)
+        if isinstance(sent, Outcome):
+            return sent, None
+        return client.classify(work, sent), sent
+
+    async def _paced_send(
+        self,
+        client: ServiceClient,
+        work: ScrobbleWork,
+        rows: Sequence[repository.Claimed],
+        request: HttpRequest,
+        keys: list[pacing.PaceKey] | None = None,
+        endpoint: str | None = None,
+    ) -> HttpResponse | Outcome:
+        """Wait for the pacing slot (or put ``rows`` back for it), then send: the response,
+        or the retry outcome of a call that got none. One call, one slot, however many
+        works it carries."""
+        head = rows[0]
         if keys is None:
             keys = pacing.pacing_keys(
-                work.service, claimed.connection_id, self._policy.app_keys.get(work.service, "")
+                work.service, head.connection_id, self._policy.app_keys.get(work.service, "")
             )
         async with self._pool.acquire() as conn:
             slot = await pacing.reserve_all(conn, keys)
@@ -312,10 +342,11 @@ class Deliverer:
                 if work.kind is WorkKind.NOW_PLAYING:
                     # Later it would say "playing" about something long over: drop it.
                     reason = "now playing skipped: the service's rate limit left no room"
-                    await repository.record_failed(conn, claimed.id, reason, None)
+                    await repository.record_failed(conn, head.id, reason, None)
                     metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
                     raise _Rescheduled
-            await self._reschedule(claimed, slot, "paced under the service's rate limit")
+            for row in rows:
+                await self._reschedule(row, slot, "paced under the service's rate limit")
             raise _Rescheduled
         if wait.total_seconds() > 0:
             metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
@@ -325,13 +356,103 @@ class Deliverer:
         try:
             response = await send(self._http[work.service], request)
         except TransportFailure as exc:
-            return Outcome.retry(str(exc)), None
+            return Outcome.retry(str(exc))
         finally:
             metrics.REQUEST_SECONDS.labels(work.service, endpoint or work.kind.value).observe(
                 asyncio.get_running_loop().time() - started
             )
         await self._hold_after_send(keys, sent_at, client.wait_before_next_s(response))
-        return client.classify(work, response), response
+        return response
+
+    async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
+        """Drop claimed now-playing work unsent (best effort: failed, never retried)."""
+        async with self._pool.acquire() as conn:
+            await repository.record_failed(conn, claimed.id, reason, None)
+        metrics.NOW_PLAYING_FAILED.labels(claimed.service).inc()
+        return "failed"
+
+    # --- backlogs: several scrobbles of one connection in one call ------------------------
+
+    def batch_limit(self, claimed: repository.Claimed) -> int:
+        """How many works like this one may share a call: Last.fm takes 50 scrobbles in one
+        ``track.scrobble``, ListenBrainz a backlog as one ``import``; everything else 1."""
+        if claimed.kind != WorkKind.SCROBBLE.value:
+            return 1
+        client = self._clients.get(claimed.service)
+        if isinstance(client, LastfmClient):
+            return LASTFM_MAX_BATCH
+        if isinstance(client, ListenBrainzClient):
+            return LISTENBRAINZ_BATCH
+        return 1
+
+    async def deliver_many(self, batch: Sequence[repository.Claimed]) -> list[str]:
+        """Deliver claimed scrobbles of one connection, in order, in as few calls as the
+        service allows (see :meth:`batch_limit`); returns an outcome label per work.
+
+        Same policy as :meth:`deliver`, work by work: a work that cannot be sent is dead on
+        its own and the rest still go; Last.fm answers item by item; a ListenBrainz import's
+        answer applies to each of its works. A connection that is not plainly usable
+        (disabled, no token, needs reconnect) goes the one-by-one way, which knows what to
+        do with each case."""
+        if len(batch) <= 1:
+            return [await self.deliver(claimed) for claimed in batch]
+        head = batch[0]
+        client = self._clients[head.service]
+        async with self._pool.acquire() as conn:
+            state = await repository.connection_state(conn, self._cipher, head.connection_id)
+        usable = state is not None and state.enabled and state.status == "active"
+        if not usable or state is None or state.token is None:
+            return [await self.deliver(claimed) for claimed in batch]
+        user = UserCredentials(state.token)
+        labels: dict[uuid.UUID, str] = {}
+        rows: list[repository.Claimed] = []
+        works: list[ScrobbleWork] = []
+        for claimed in batch:
+            work = ScrobbleWork.from_message(claimed.request)
+            try:
+                client.build(work, user)
+            except Unsendable as exc:
+                labels[claimed.id] = await self._dead(claimed, work, str(exc), None)
+                continue
+            rows.append(claimed)
+            works.append(work)
+        if rows:
+            try:
+                outcomes = await self._send_batch(client, works, rows, user)
+            except _Rescheduled:
+                outcomes = None
+            except ValueError:  # too large together: each goes on its own
+                for claimed in rows:
+                    labels[claimed.id] = await self.deliver(claimed)
+                outcomes = None
+                rows = []
+            for index, claimed in enumerate(rows):
+                labels[claimed.id] = (
+                    "paced"
+                    if outcomes is None
+                    else await self._apply(claimed, works[index], outcomes[index])
+                )
+        return [labels[claimed.id] for claimed in batch]
+
+    async def _send_batch(
+        self,
+        client: ServiceClient,
+        works: list[ScrobbleWork],
+        rows: list[repository.Claimed],
+        user: UserCredentials,
+    ) -> list[Outcome]:
+        if isinstance(client, LastfmClient):
+            request, endpoint = client.build_batch(works, user), "scrobble_batch"
+        elif isinstance(client, ListenBrainzClient):
+            request, endpoint = client.build_import(works, user), "import"
+        else:
+            raise ValueError(f"{client.service} takes no batches")
+        sent = await self._paced_send(client, works[0], rows, request, endpoint=endpoint)
+        if isinstance(sent, Outcome):
+            return [sent] * len(works)
+        if isinstance(client, LastfmClient):
+            return client.classify_batch(works, sent)
+        return [client.classify(work, sent) for work in works]
 
     async def _hold_after_send(
         self, keys: list[pacing.PaceKey], sent_at: datetime, service_wait_s: float | None

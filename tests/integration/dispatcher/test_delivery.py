@@ -118,10 +118,12 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
         ("simkl", "start"): ["sent", "sent"],
         ("simkl", "scrobble"): ["sent", "sent"],
         ("anilist", "watched"): ["sent"],
-        ("lastfm", "now_playing"): ["sent"],
+        # All published before the dispatcher started: by the time the now-playing work
+        # is read the play is over (its scrobble follows), so it is skipped, not sent.
+        ("lastfm", "now_playing"): ["failed"],
         ("lastfm", "scrobble"): ["sent"],
         ("lastfm", "rating"): ["sent"],
-        ("listenbrainz", "now_playing"): ["sent"],
+        ("listenbrainz", "now_playing"): ["failed"],
         ("listenbrainz", "scrobble"): ["sent"],
         ("listenbrainz", "rating"): ["sent"],
     }, dispatch.log_tail()
@@ -133,9 +135,9 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
     entries = sb.anilist.snapshot()
     assert str(ANILIST_ID) in str(entries)
     methods = [r.body.get("method") for r in sb.lastfm.requests("/")]
-    assert methods == ["track.updateNowPlaying", "track.scrobble", "track.love"]
+    assert methods == ["track.scrobble", "track.love"]
     listen_types = [r.body.get("listen_type") for r in sb.listenbrainz.requests("/submit-listens")]
-    assert listen_types == ["playing_now", "single"]
+    assert listen_types == ["single"]
     assert len(sb.listenbrainz.requests("/feedback/recording-feedback")) == 1
 
 

@@ -1,0 +1,118 @@
+"""Backlogs: a connection's waiting scrobbles go in batched calls where the service takes
+them (Last.fm 50 per track.scrobble, ListenBrainz imports), now playing of plays that are
+already over is skipped, and now playing with nothing after it still goes out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from scrobble_sandbox import Sandbox
+from tests.integration.dispatcher.test_delivery import (
+    connect_with_token,
+    dispatcher,
+    sandbox,
+    wait_until_settled,
+)
+from tests.support.events import event
+from tests.support.ingest import IngestSetup
+from tests.support.kafka import event_record, publish
+
+pytestmark = pytest.mark.integration
+__all__ = ["sandbox"]  # the fixture, shared with test_delivery
+
+TRACKS = 120
+
+
+async def wait_for_queued(dsn: str, kind: str, n: int, deadline_s: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline_s
+    while loop.time() < until:
+        conn = await asyncpg.connect(dsn)
+        try:
+            found = await conn.fetchval("SELECT count(*) FROM scrobbles WHERE kind = $1", kind)
+        finally:
+            await conn.close()
+        if found >= n:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{n} {kind} rows not queued within {deadline_s} s")
+
+
+def track_plays(n: int) -> list[dict[str, object]]:
+    """n different tracks, each started and listened to the end, 4 minutes apart."""
+    events = []
+    for i in range(n):
+        content = {"id": f"7b000000-0000-4000-8000-{i:012d}", "title": f"Track {i}"}
+        at = i * 240
+        events.append(event("start", 0, content_type="track", at_s=at, content=content))
+        events.append(event("stop", 360_000, content_type="track", at_s=at + 200, content=content))
+    return [e.to_json_dict() for e in events]
+
+
+async def test_a_backlog_goes_in_batches(ingest_setup: IngestSetup, sandbox: Sandbox) -> None:
+    setup, sb = ingest_setup, sandbox
+    token = sb.env["SANDBOX_TOKEN"]
+    await connect_with_token(setup, "lastfm", token)
+    await connect_with_token(setup, "listenbrainz", token)
+    await publish(
+        setup.infra.kafka_bootstrap, setup.playback, [event_record(e) for e in track_plays(TRACKS)]
+    )
+    # Ingest first: the whole backlog is queued before the dispatcher reads any of it.
+    ingest = setup.process()
+    await ingest.start()
+    dispatch = dispatcher(setup, sb)
+    try:
+        await wait_for_queued(setup.database_url, "scrobble", 2 * TRACKS)
+        await dispatch.start()
+        found = await wait_until_settled(setup.database_url, deadline_s=120)
+    finally:
+        assert await dispatch.stop() == 0
+        assert await ingest.stop() == 0
+    assert found[("lastfm", "scrobble")] == ["sent"] * TRACKS, dispatch.log_tail()
+    assert found[("listenbrainz", "scrobble")] == ["sent"] * TRACKS
+    assert set(found[("lastfm", "now_playing")]) == {"failed"}  # over already: skipped
+
+    calls = [r for r in sb.lastfm.requests("/") if r.body.get("method") == "track.scrobble"]
+    sizes = [sum(1 for key in r.body if key.startswith("artist[")) for r in calls]
+    # 120 scrobbles in calls of at most 50: three or a few more (Kafka may split the
+    # backlog into several polls), never one call per scrobble.
+    assert sum(sizes) == TRACKS
+    assert max(sizes) == 50
+    assert len(calls) <= TRACKS // 10, sizes
+    assert all(r.status == 200 for r in calls)
+    methods = {r.body.get("method") for r in sb.lastfm.requests("/")}
+    assert "track.updateNowPlaying" not in methods
+
+    imports = sb.listenbrainz.requests("/submit-listens")
+    assert {r.body["listen_type"] for r in imports} == {"import"}
+    assert sum(len(r.body["payload"]) for r in imports) == TRACKS
+    assert len(imports) <= TRACKS // 10
+    stored = sb.listenbrainz.snapshot()
+    assert str(stored).count("Track 1") >= 1
+
+
+async def test_now_playing_with_nothing_after_it_goes_out(
+    ingest_setup: IngestSetup, sandbox: Sandbox
+) -> None:
+    setup, sb = ingest_setup, sandbox
+    token = sb.env["SANDBOX_TOKEN"]
+    await connect_with_token(setup, "lastfm", token)
+    await connect_with_token(setup, "listenbrainz", token)
+    ingest, dispatch = setup.process(), dispatcher(setup, sb)
+    await ingest.start()
+    await dispatch.start()
+    try:
+        start = event_record(event("start", 0, content_type="track", at_s=0).to_json_dict())
+        await publish(setup.infra.kafka_bootstrap, setup.playback, [start])
+        found = await wait_until_settled(setup.database_url)
+    finally:
+        assert await dispatch.stop() == 0
+        assert await ingest.stop() == 0
+    assert found == {("lastfm", "now_playing"): ["sent"], ("listenbrainz", "now_playing"): ["sent"]}
+    methods = [r.body.get("method") for r in sb.lastfm.requests("/")]
+    assert methods == ["track.updateNowPlaying"]
+    listen_types = [r.body.get("listen_type") for r in sb.listenbrainz.requests("/submit-listens")]
+    assert listen_types == ["playing_now"]
