@@ -189,8 +189,16 @@ def _open_log() -> BinaryIO:
     return path.open("wb")
 
 
+async def outbox_empty(dsn: str) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM outbox)"))
+    finally:
+        await conn.close()
+
+
 async def run_ingest(
-    env: dict[str, str], topic: str, group: str, bootstrap: str
+    env: dict[str, str], topic: str, group: str, bootstrap: str, dsn: str
 ) -> tuple[float, float]:
     port = 19000 + os.getpid() % 1000
     scrobble = str(Path(sys.executable).with_name("scrobble"))
@@ -208,6 +216,10 @@ async def run_ingest(
         # Polling the broker: the only outside view of "all committed".
         while not await committed_all(bootstrap, topic, group):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
+        # Offsets are committed once a batch is in Postgres; its messages may still be
+        # on their way out: the run ends when the outbox is empty too.
+        while not await outbox_empty(dsn):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
         rss = peak_rss_mb(proc.pid)
     finally:
@@ -292,7 +304,7 @@ async def main() -> None:
             "INGEST_GROUP_ID": group,
             "INGEST_BATCH_SIZE": str(args.batch_size),
         }
-        elapsed, rss = await run_ingest(env, topic, group, bootstrap)
+        elapsed, rss = await run_ingest(env, topic, group, bootstrap, dsn)
         ingest_rate = args.events / elapsed
         conn = await asyncpg.connect(dsn)
         try:
