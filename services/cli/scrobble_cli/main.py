@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from scrobble_cli import commands
+from scrobble_shared import logs
 from scrobble_shared.crypto import TokenKeyError
 from scrobble_shared.db.connect import DatabaseUnavailable
 from scrobble_shared.db.migrate import MigrationError
@@ -107,11 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -73,6 +73,7 @@ from scrobble_dispatcher.resolve.resolver import (
     LookupInProgress,
 )
 from scrobble_dispatcher.transport import TransportFailure, send
+from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.work import WorkKind
@@ -127,6 +128,12 @@ class Deliverer:
 
     async def deliver(self, claimed: repository.Claimed) -> str:
         """Send one claimed row and record what became of it; returns the outcome label."""
+        with logs.bound(
+            scrobble_id=claimed.id, connection_id=claimed.connection_id, service=claimed.service
+        ):
+            return await self._deliver(claimed)
+
+    async def _deliver(self, claimed: repository.Claimed) -> str:
         work = ScrobbleWork.from_message(claimed.request)
         async with self._pool.acquire() as conn:
             state = await repository.connection_state(conn, self._cipher, claimed.connection_id)
@@ -396,6 +403,15 @@ class Deliverer:
         do with each case."""
         if len(batch) <= 1:
             return [await self.deliver(claimed) for claimed in batch]
+        head = batch[0]
+        with logs.bound(
+            scrobble_ids=",".join(str(c.id) for c in batch),
+            connection_id=head.connection_id,
+            service=head.service,
+        ):
+            return await self._deliver_many(batch)
+
+    async def _deliver_many(self, batch: Sequence[repository.Claimed]) -> list[str]:
         head = batch[0]
         client = self._clients[head.service]
         async with self._pool.acquire() as conn:

@@ -29,6 +29,7 @@ from scrobble_dispatcher.resolve import build as build_resolvers
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import new_client
+from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.runtime import (
     cancel_tasks,
@@ -91,6 +92,8 @@ def build_app(settings: Settings) -> FastStream:
         logger=logging.getLogger("scrobble_dispatcher.broker"),
         log_level=logging.DEBUG,
     )
+    # FastStream brings its own stderr handler; its lines go through ours (JSON, ids).
+    logs.adopt("faststream")
     state: dict[str, Any] = {}
 
     for service in services:

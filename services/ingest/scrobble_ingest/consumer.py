@@ -35,6 +35,7 @@ from scrobble_ingest import metrics
 from scrobble_ingest.batch import Topics, process_batch
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.plan import Record
+from scrobble_shared import logs
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ class Ingestor:
             Record(r.topic, r.partition, r.offset, r.key, r.value)
             for r in (raw if isinstance(raw, tuple) else (raw,))
         ]
+        first = records[0]
+        with logs.bound(batch=f"{first.topic}:{first.partition}:{first.offset}+{len(records)}"):
+            await self._handle(message, records)
+
+    async def _handle(self, message: KafkaMessage, records: list[Record]) -> None:
         started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn:

@@ -20,6 +20,7 @@ from scrobble_ingest.batch import Topics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_ingest.sweeper import run_sweeper
+from scrobble_shared import logs
 from scrobble_shared.runtime import (
     cancel_tasks,
     no_decode,
@@ -39,6 +40,8 @@ def build_app(settings: Settings) -> FastStream:
         logger=logging.getLogger("scrobble_ingest.broker"),
         log_level=logging.DEBUG,
     )
+    # FastStream brings its own stderr handler; its lines go through ours (JSON, ids).
+    logs.adopt("faststream")
     state: dict[str, Any] = {}
 
     @broker.subscriber(

@@ -23,6 +23,7 @@ from scrobble_gateway.auth import TokenVerifier, auth_middleware
 from scrobble_gateway.errors import problem_middleware
 from scrobble_gateway.keys import CIPHER, HTTP, POOL, PRODUCER, RELAY, SETTINGS
 from scrobble_gateway.metrics import metrics_middleware
+from scrobble_gateway.request_ids import request_id_middleware
 from scrobble_gateway.routing import is_admin_route, is_public
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.runtime import cancel_tasks, open_core, recover_forever
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
+            request_id_middleware,
             metrics_middleware,
             problem_middleware,
             auth_middleware(verifier, is_public, is_admin_route),

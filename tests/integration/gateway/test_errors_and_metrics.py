@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from scrobble_shared import logs
 from tests.integration.gateway.conftest import Gateway, open_gateway
 from tests.support.infra import Infra
 from tests.support.topics import Topics
@@ -123,3 +125,26 @@ async def test_requests_are_counted_by_route_template_never_by_raw_path(
     gateway_lines = [line for line in text.splitlines() if line.startswith("scrobble_gateway_")]
     uuid_text = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
     assert not [line for line in gateway_lines if uuid_text.search(line)]
+
+
+async def test_every_answer_has_a_request_id_that_its_log_lines_carry(
+    broken_gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    given = "req-from-proxy-0001"
+    answer = await broken_gateway.client.get(
+        BROKEN, headers={**broken_gateway.auth(ALICE), "X-Request-Id": given}
+    )
+    assert answer.status == 500
+    assert answer.headers["X-Request-Id"] == given
+    formatter = logs.JsonFormatter()
+    failure = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failure, caplog.text
+    # The id is bound while the request is handled: the error line carries it.
+    assert all(json.loads(formatter.format(r)).get("request_id") == given for r in failure)
+
+    made = await broken_gateway.client.get(
+        "/api/v1/scrobble/nothing", headers={"X-Request-Id": 'bad id; {"level": "forged"}'}
+    )
+    assert made.status in (401, 404)
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-Id"])
