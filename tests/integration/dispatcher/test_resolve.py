@@ -33,7 +33,9 @@ from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from tests.integration.gateway.conftest import open_gateway
 from tests.support.infra import Infra
+from tests.support.topics import Topics
 
 pytestmark = pytest.mark.integration
 CIPHER = TokenCipher(Fernet.generate_key().decode())
@@ -329,3 +331,27 @@ async def test_music_is_sent_by_name_without_lookups(rig: Rig) -> None:
         raise AssertionError("no lookup for music")
 
     assert await resolver.resolve(work, work.connection_id, UserCredentials("t"), no_calls) is work
+
+
+async def test_not_found_is_visible_with_its_reason_in_history(
+    rig: Rig, infra: Infra, database_url: str, topics: Topics
+) -> None:
+    """Issue 9, point 3: the unresolved outcome, as the user sees it through the gateway."""
+    rig.sb.reset()
+    rig.sb.disable_rate_limits()
+    claimed = await rig.queue("trakt", "scrobble", movie("Heat Extended Cut", 1995))
+    assert await rig.deliverer().deliver(claimed) == "unresolved"
+    user = await rig.pool.fetchval("SELECT user_id FROM scrobbles WHERE id = $1", claimed.id)
+    gateway = await open_gateway(infra, database_url, topics)
+    try:
+        answer = await gateway.client.get(
+            "/api/v1/scrobble/history", params={"status": "failed"}, headers=gateway.auth(user)
+        )
+        assert answer.status == 200, await answer.text()
+        (item,) = (await answer.json())["items"]
+    finally:
+        await gateway.client.close()
+    assert item["id"] == str(claimed.id)
+    assert item["status"] == "failed"
+    assert item["last_error"].startswith("not found at Trakt: "), item
+    assert "no exact title/year match" in item["last_error"], item
