@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -89,3 +90,21 @@ async def collect(
     finally:
         await consumer.stop()
     return found
+
+
+async def wait_for_group(bootstrap: str, group: str, members: int, deadline_s: float = 60) -> None:
+    """Until ``group`` is Stable with ``members`` members (their partitions assigned)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + deadline_s
+        while loop.time() < until:
+            (answer,) = await admin.describe_consumer_groups([group])
+            (found,) = answer.to_object()["groups"]
+            if found["state"] == "Stable" and len(found["members"]) == members:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise AssertionError(f"consumer group {group} did not settle with {members} members")

@@ -339,13 +339,11 @@ class Deliverer:
                 work.service, head.connection_id, self._policy.app_keys.get(work.service, "")
             )
         async with self._pool.acquire() as conn:
-            slot = await pacing.reserve_all(conn, keys)
+            slot, reserved = await pacing.reserve_within(conn, keys, MAX_INLINE_WAIT)
         wait = slot - datetime.now(UTC)
-        if wait > MAX_INLINE_WAIT:
-            # Give the unused slot back (if nobody reserved after it), or a backlog of put
-            # back work spends a slot on every return and never comes within reach.
+        if not reserved:
+            # Nothing was spent: work put back never pushes later callers further out.
             async with self._pool.acquire() as conn:
-                await pacing.release(conn, keys, slot)
                 if work.kind is WorkKind.NOW_PLAYING:
                     # Later it would say "playing" about something long over: drop it.
                     reason = "now playing skipped: the service's rate limit left no room"

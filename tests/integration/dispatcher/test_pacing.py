@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from scrobble_dispatcher.pacing import PaceKey, hold, reserve, reserve_all
+from scrobble_dispatcher.pacing import PaceKey, hold, reserve, reserve_all, reserve_within
 
 pytestmark = pytest.mark.integration
 STEP = timedelta(milliseconds=100)
@@ -166,3 +166,45 @@ async def test_reserving_nothing_is_now(replicas) -> None:
     before = await db_now(first)
     async with first.acquire() as conn:
         assert before <= await reserve_all(conn, []) <= before + NEAR
+
+
+async def test_a_slot_too_far_away_is_not_spent(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    first, second = replicas
+    keys = [PaceKey("lastfm:app:within", timedelta(seconds=10))]
+    async with first.acquire() as conn:
+        taken, reserved = await reserve_within(conn, keys, timedelta(seconds=5))
+    assert reserved
+    # The next slot is 10 s out: beyond the 5 s the caller would wait, so nothing moves,
+    # and the answer says when to come back.
+    for _ in range(3):
+        async with second.acquire() as conn:
+            later, reserved = await reserve_within(conn, keys, timedelta(seconds=5))
+        assert not reserved
+        assert later == taken + timedelta(seconds=10)
+    # A caller ready to wait takes exactly that slot: the refusals spent none.
+    async with first.acquire() as conn:
+        assert await reserve_all(conn, keys) == taken + timedelta(seconds=10)
+
+
+async def test_concurrent_callers_within_reach_get_spaced_slots(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    keys = [PaceKey("lastfm:app:crowd", STEP)]
+
+    async def one(pool: asyncpg.Pool) -> tuple[datetime, bool]:
+        async with pool.acquire() as conn:
+            return await reserve_within(conn, keys, timedelta(milliseconds=450))
+
+    started = await db_now(replicas[0])
+    answers = await asyncio.gather(*(one(replicas[i % 2]) for i in range(20)))
+    elapsed = await db_now(replicas[0]) - started
+    taken = [slot for slot, reserved in answers if reserved]
+    refused = [slot for slot, reserved in answers if not reserved]
+    assert_spaced(taken, STEP)
+    # At most 0.45 s ahead at 0.1 s apart: 5 slots (now, +0.1 ... +0.4), plus one per step
+    # the clock moved while the callers queued on the row lock; the rest went back unspent.
+    assert 5 <= len(taken) <= 5 + int(elapsed / STEP) + 1, (taken, elapsed)
+    assert refused
+    assert min(refused) >= max(taken)

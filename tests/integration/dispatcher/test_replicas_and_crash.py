@@ -32,7 +32,7 @@ from tests.integration.dispatcher.test_delivery import (
 )
 from tests.support.events import event
 from tests.support.ingest import IngestSetup
-from tests.support.kafka import event_record, publish
+from tests.support.kafka import event_record, publish, wait_for_group
 from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -131,6 +131,11 @@ async def test_two_replicas_share_the_work_and_the_limits(
     first = dispatcher(setup, sb)
     second = ServiceProcess("dispatcher", first.env, setup.tmp / "dispatcher-2.log")
     await asyncio.gather(first.start(), second.start())  # same DISPATCHER_GROUP_ID
+    # Both members hold partitions before any work arrives; else the first to join may
+    # have taken all of it before the group rebalanced.
+    for service in ("trakt", "lastfm"):
+        group = f"{first.env['DISPATCHER_GROUP_ID']}.{service}"
+        await wait_for_group(setup.infra.kafka_bootstrap, group, members=2)
     await ingest.start()
     try:
         found = await wait_until_settled(setup.database_url, deadline_s=55)

@@ -28,7 +28,7 @@ SECOND = timedelta(seconds=1) + SEND_MARGIN
         ),
         (
             "lastfm",
-            [PaceKey(app_pacing_key("lastfm", APP), timedelta(milliseconds=220))],
+            [PaceKey(app_pacing_key("lastfm", APP), timedelta(milliseconds=250))],
         ),
         ("listenbrainz", [PaceKey(f"listenbrainz:user:{CONNECTION}", timedelta(0))]),
         ("anilist", [PaceKey(f"anilist:user:{CONNECTION}", timedelta(seconds=2) + SEND_MARGIN)]),
