@@ -25,6 +25,7 @@ from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.gauges import mark_enabled, sample_forever
+from scrobble_dispatcher.imports import wiring as imports
 from scrobble_dispatcher.resolve import build as build_resolvers
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.tokens import RefreshConfig
@@ -111,6 +112,9 @@ def build_app(settings: Settings) -> FastStream:
         async def on_work(message: KafkaMessage) -> None:
             await state["subscriber"].handle(message)
 
+    # History imports (POST /import/{service}) run here too: same tokens, clients, limits.
+    imports.subscribe(broker, settings, state)
+
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -147,6 +151,9 @@ def build_app(settings: Settings) -> FastStream:
             ]
             mark_enabled(services)
             stack.push_async_callback(cancel_tasks, tasks)
+            state["imports"] = await imports.start(
+                stack, settings, pool, relay, cipher, http, list(services)
+            )
             log.info("dispatcher: delivering for %s; metrics on :%d", ", ".join(services), port)
             yield
 

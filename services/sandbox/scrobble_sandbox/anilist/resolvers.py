@@ -269,6 +269,12 @@ class Resolvers:
             ),
             key=lambda e: e.id,
         )
+        # The sorts an importer pages by; any other order is the default (entry id).
+        sort = args.get("sort") or []
+        if "UPDATED_TIME_DESC" in sort:
+            entries.sort(key=lambda e: (e.updated_at, e.id), reverse=True)
+        elif "UPDATED_TIME" in sort:
+            entries.sort(key=lambda e: (e.updated_at, e.id))
         page = entries[(chunk - 1) * per_chunk : chunk * per_chunk]
         groups: dict[str, list[dict[str, Any]]] = {}
         for entry in page:

@@ -1,0 +1,144 @@
+"""Last.fm history import (pure): ``user.getRecentTracks(user, limit=200, page, from, to)``,
+newest first, paged by ``@attr.totalPages``. The now-playing entry (``@attr.nowplaying``,
+no ``date``) is not a scrobble and is skipped. ``to`` is the job's ``until`` (so pages stay
+put while the user keeps listening), ``from`` the last finished import's end.
+
+A read needs no session (the user's name is enough), so the request is unsigned, with the
+app's API key; it counts against the same per-key limit as every Last.fm call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from uuid import UUID
+
+from scrobble_dispatcher.clients.base import (
+    USER_AGENT,
+    AppCredentials,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    retry_after_s,
+)
+from scrobble_dispatcher.imports.core import (
+    Cursor,
+    ImportedItem,
+    ImportRefused,
+    JobContext,
+    Page,
+    UnexpectedAnswer,
+    clip_key,
+    judge_status,
+    mapping,
+    parse_time,
+    positive,
+    text,
+    unix_s,
+)
+from scrobble_dispatcher.pacing import PaceKey, pacing_keys
+
+PAGE_LIMIT: Final = 200
+RATE_LIMIT_BACKOFF_S: Final = 10.0
+_TRANSIENT: Final = frozenset({8, 11, 16, 29})
+_RECONNECT: Final = frozenset({9, 14})
+
+
+class LastfmReader:
+    service = "lastfm"
+
+    def __init__(self, api_url: str, app: AppCredentials) -> None:
+        self._api_url = api_url
+        self._app = app
+
+    def start(self, ctx: JobContext) -> Cursor:
+        if not ctx.user_name:
+            raise ImportRefused("the Last.fm user name of this connection is unknown; reconnect")
+        return {"page": 1}
+
+    def request(self, cursor: Cursor, ctx: JobContext) -> HttpRequest:
+        params = {
+            "method": "user.getrecenttracks",
+            "user": ctx.user_name or "",
+            "api_key": self._app.client_id,
+            "limit": str(PAGE_LIMIT),
+            "page": str(cursor["page"]),
+            "to": str(unix_s(ctx.until)),
+            "format": "json",
+        }
+        if ctx.since is not None:
+            params["from"] = str(unix_s(ctx.since))
+        return HttpRequest("GET", self._api_url, {"User-Agent": USER_AGENT}, params=params)
+
+    def read(self, cursor: Cursor, response: HttpResponse, ctx: JobContext) -> Page:
+        body = response.json()
+        recent = body.get("recenttracks") if isinstance(body, dict) else None
+        if not isinstance(recent, dict):
+            raise UnexpectedAnswer("Last.fm answered without recenttracks")
+        tracks = recent.get("track") or []
+        if isinstance(tracks, dict):  # one track comes as an object, not a list
+            tracks = [tracks]
+        items = [i for i in (track_item(t) for t in tracks) if i is not None]
+        attr = mapping(recent.get("@attr"))
+        page, total = int(cursor["page"]), positive(attr.get("totalPages")) or 0
+        after = {"page": page + 1} if page < total and tracks else None
+        return Page(items, after, skipped=len(tracks) - len(items))
+
+    def judge(self, response: HttpResponse) -> Outcome | None:
+        body = response.json()
+        code = body.get("error") if isinstance(body, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            reason = f"Last.fm error {code}: {body.get('message') or 'no message'}"
+            if code == 29:
+                wait = retry_after_s(response) or RATE_LIMIT_BACKOFF_S
+                return Outcome.retry(reason, response.status, wait)
+            if code in _TRANSIENT:
+                return Outcome.retry(reason, response.status)
+            if code in _RECONNECT:
+                return Outcome.reconnect(reason, response.status)
+            return Outcome.permanent(reason, response.status)
+        return judge_status("Last.fm", response)
+
+    def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
+        # Last.fm's limit is per API key for every call: the same key as the writes.
+        return pacing_keys("lastfm", connection_id, app_key)
+
+    def wait_before_next_s(self, response: HttpResponse) -> float | None:
+        if response.status == 429:
+            return retry_after_s(response) or RATE_LIMIT_BACKOFF_S
+        return None
+
+
+def _name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return text(value.get("#text")) or text(value.get("name"))
+    return text(value)
+
+
+def track_item(track: Any) -> ImportedItem | None:
+    """One scrobble of the recent tracks; None for the now-playing entry (no ``date``)."""
+    if not isinstance(track, dict):
+        return None
+    attr = track.get("@attr")
+    if isinstance(attr, dict) and str(attr.get("nowplaying", "")).lower() == "true":
+        return None
+    date = track.get("date")
+    at = parse_time(date.get("uts")) if isinstance(date, dict) else None
+    artist, title = _name(track.get("artist")), text(track.get("name"))
+    if at is None or artist is None or title is None:
+        return None
+    ids: dict[str, Any] = {}
+    mbid = text(track.get("mbid"))
+    if mbid:
+        ids["musicbrainz_recording"] = mbid
+    key = f"track:{artist.casefold()}\x1f{title.casefold()}"
+    return ImportedItem(
+        kind="play",
+        content_type="track",
+        item_key=clip_key(key),
+        occurred_at=at,
+        title=title,
+        external_ids=ids,
+        artists=(artist,),
+        album=_name(track.get("album")),
+        raw=track,
+    )

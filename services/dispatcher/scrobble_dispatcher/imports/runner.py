@@ -1,0 +1,288 @@
+"""Running one import job: page after page, paced on the dispatcher's limiter, each page
+saved with the cursor after it.
+
+Failure policy:
+
+- a page that gets no usable answer (429, 5xx, a timeout, a body that is no page) is
+  asked again after max(a growing backoff, the service's Retry-After), up to
+  ``max_attempts`` times; each failure is counted on the job (``errors``, ``last_error``);
+  then the job fails with that reason;
+- a refused token (401/403, Last.fm 9): failed, "reconnect"; any other refusal: failed;
+- Postgres or Kafka away: the exception ends the run without touching the job; its lease
+  runs out and a worker takes it over from the last saved cursor;
+- the lease lost to another worker (this one stalled past it): stop, write nothing more.
+
+One page, one transaction: the page's new ``imported_items`` rows, the two-way sync work
+(``scrobbles`` rows like ingest's, through ``queue_scrobbles``), the outbox rows for that
+work and for ``<prefix>imported``, and the job's cursor and counts. The outbox rows are
+published after the commit; whatever a crash leaves is published by outbox recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+import httpx
+
+from scrobble_dispatcher import pacing
+from scrobble_dispatcher.clients.base import HttpResponse, Outcome, OutcomeKind
+from scrobble_dispatcher.imports import metrics, store, sync
+from scrobble_dispatcher.imports.core import (
+    Cursor,
+    HistoryReader,
+    ImportRefused,
+    JobContext,
+    Page,
+    UnexpectedAnswer,
+)
+from scrobble_dispatcher.metrics import RATE_LIMIT_WAIT, REQUEST_SECONDS
+from scrobble_dispatcher.transport import TransportFailure, send
+from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
+
+log = logging.getLogger(__name__)
+
+LEASE: Final = timedelta(seconds=15)
+MAX_ATTEMPTS: Final = 5
+FIRST_BACKOFF_S: Final = 1.0
+MAX_BACKOFF_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class ImportTopics:
+    """Where the import worker writes: sync work like ingest's, and imported items."""
+
+    work: Topics
+    imported: str
+
+
+class JobFailed(Exception):
+    """The job cannot go on; the message is the reason recorded on it."""
+
+
+class ImportRunner:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cipher: TokenCipher,
+        relay: OutboxRelay,
+        readers: Mapping[str, HistoryReader],
+        http: Mapping[str, httpx.AsyncClient],
+        topics: ImportTopics,
+        app_keys: Mapping[str, str],
+        *,
+        owner: uuid.UUID | None = None,
+        lease: timedelta = LEASE,
+        read_pacing: bool = True,
+        max_attempts: int = MAX_ATTEMPTS,
+        first_backoff_s: float = FIRST_BACKOFF_S,
+    ) -> None:
+        self.pool = pool
+        self.owner = owner or uuid.uuid4()
+        self.lease = lease
+        self._cipher = cipher
+        self._relay = relay
+        self._readers = dict(readers)
+        self._http = dict(http)
+        self._topics = topics
+        self._app_keys = dict(app_keys)
+        self._read_pacing = read_pacing
+        self._max_attempts = max_attempts
+        self._first_backoff_s = first_backoff_s
+
+    async def run(self, job: store.Job) -> None:
+        """Run a claimed job to its end (done or failed); see the module docstring."""
+        try:
+            await self._run(job)
+        except JobFailed as exc:
+            log.info("import %s (%s) failed: %s", job.id, job.service, exc)
+            async with self.pool.acquire() as conn:
+                await store.fail(conn, job.id, self.owner, str(exc))
+        except store.LeaseLost:
+            log.warning("import %s: taken over by another worker; stopping", job.id)
+
+    async def _run(self, job: store.Job) -> None:
+        reader = self._readers.get(job.service)
+        if reader is None:
+            raise JobFailed(f"{job.service} is not enabled on this installation")
+        async with self.pool.acquire() as conn:
+            found = await store.connection(conn, job.connection_id)
+            others = await store.other_connections(conn, job.user_id)
+        if found is None or found.token_enc is None:
+            raise JobFailed("the connection has no token")
+        if not found.rules.enabled or found.status != "active":
+            raise JobFailed("the connection is disabled or needs reconnecting")
+        ctx = JobContext(
+            connection_id=job.connection_id,
+            token=self._cipher.decrypt(found.token_enc),
+            user_name=found.user_name,
+            since=job.since,
+            until=job.until,
+        )
+        cursor: Cursor | None = job.cursor
+        if cursor is None:
+            try:
+                cursor = reader.start(ctx)
+            except ImportRefused as exc:
+                raise JobFailed(str(exc)) from None
+            async with self.pool.acquire() as conn:
+                await store.save_start(conn, job, self.owner, cursor)
+        log.info("import %s (%s): from %s", job.id, job.service, cursor)
+        while cursor is not None:
+            page = await self._page(job, reader, cursor, ctx)
+            await self._save(job, found.rules, others, page)
+            cursor = page.next_cursor
+        log.info("import %s (%s): done", job.id, job.service)
+
+    async def _page(
+        self, job: store.Job, reader: HistoryReader, cursor: Cursor, ctx: JobContext
+    ) -> Page:
+        backoff = self._first_backoff_s
+        for attempt in range(1, self._max_attempts + 1):
+            response = await self._fetch(job, reader, cursor, ctx)
+            outcome = response if isinstance(response, Outcome) else reader.judge(response)
+            if outcome is None and isinstance(response, HttpResponse):
+                try:
+                    return reader.read(cursor, response, ctx)
+                except UnexpectedAnswer as exc:
+                    outcome = Outcome.retry(str(exc), response.status)
+            assert outcome is not None
+            if outcome.kind is not OutcomeKind.RETRY:
+                if outcome.kind in (OutcomeKind.RECONNECT, OutcomeKind.REFRESH):
+                    raise JobFailed(f"{outcome.reason}; reconnect {job.service}")
+                raise JobFailed(outcome.reason)
+            async with self.pool.acquire() as conn:
+                await store.note_error(conn, job.id, self.owner, outcome.reason)
+            if attempt == self._max_attempts:
+                break
+            wait = max(backoff, outcome.retry_after_s or 0.0)
+            log.info("import %s: %s; again in %.1f s", job.id, outcome.reason, wait)
+            await asyncio.sleep(wait)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        reason = outcome.reason if outcome is not None else "no answer"
+        raise JobFailed(f"gave up after {self._max_attempts} attempts: {reason}")
+
+    async def _fetch(
+        self, job: store.Job, reader: HistoryReader, cursor: Cursor, ctx: JobContext
+    ) -> HttpResponse | Outcome:
+        """Wait for the pacing slot on the service's read keys, send, and hold the keys
+        after the call (its interval from when it went out, and any wait the service set)."""
+        keys = reader.pacing_keys(job.connection_id, self._app_keys.get(job.service, ""))
+        if not self._read_pacing:
+            keys = [pacing.PaceKey(k.key, timedelta(0)) for k in keys]
+        async with self.pool.acquire() as conn:
+            slot = await pacing.reserve_all(conn, keys)
+        wait = (slot - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            RATE_LIMIT_WAIT.labels(job.service).observe(wait)
+            await asyncio.sleep(wait)
+        request = reader.request(cursor, ctx)
+        loop = asyncio.get_running_loop()
+        started, sent_at = loop.time(), datetime.now(UTC)
+        try:
+            response = await send(self._http[job.service], request)
+        except TransportFailure as exc:
+            return Outcome.retry(str(exc))
+        finally:
+            REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
+        service_wait = reader.wait_before_next_s(response)
+        async with self.pool.acquire() as conn:
+            for key in keys:
+                until = sent_at + key.interval
+                if service_wait:
+                    until = max(until, datetime.now(UTC) + timedelta(seconds=service_wait))
+                if until > sent_at:
+                    await pacing.hold(conn, key.key, until)
+        return response
+
+    async def _save(
+        self,
+        job: store.Job,
+        source: Any,
+        others: Sequence[Any],
+        page: Page,
+    ) -> None:
+        contents = [sync.content_of(job.service, item) for item in page.items]
+        async with self.pool.acquire() as conn, conn.transaction():
+            new = await store.insert_items(conn, job, page.items, contents)
+            work_messages, queued = await self._sync(conn, job, source, others, new)
+            messages = work_messages + [self._imported_message(job, n) for n in new]
+            written = await insert_outbox_messages(conn, messages)
+            await store.save_progress(
+                conn, job, self.owner, self.lease, page.next_cursor, len(page.items), len(new)
+            )
+        metrics.PAGES.labels(job.service).inc()
+        metrics.ITEMS.labels(job.service, "added").inc(len(new))
+        metrics.ITEMS.labels(job.service, "already_imported").inc(len(page.items) - len(new))
+        for service, count in queued.items():
+            metrics.SYNC_WORK.labels(service).inc(count)
+        try:
+            await self._relay.publish_written(written)
+        except Exception as exc:  # the rows stay in the outbox; recovery publishes them
+            log.warning("import %s: publishing deferred to outbox recovery (%s)", job.id, exc)
+
+    async def _sync(
+        self,
+        conn: Any,
+        job: store.Job,
+        source: Any,
+        others: Sequence[Any],
+        new: Sequence[store.NewItem],
+    ) -> tuple[list[OutboxMessage], dict[str, int]]:
+        """Scrobble work for the user's other connections from the page's new items,
+        without the plays (and ratings) those connections already have."""
+        wanted: dict[uuid.UUID, list[tuple[store.NewItem, Any]]] = {}
+        for entry in new:
+            event = sync.event_of(job.user_id, job.service, entry.item, entry.content)
+            if event is None:
+                continue
+            for work in sync.sync_work(source, others, event, entry.item):
+                wanted.setdefault(work.connection_id, []).append((entry, work))
+        rows = []
+        for connection_id, pairs in wanted.items():
+            for rating in (False, True):
+                chosen = [(e, w) for e, w in pairs if (e.item.kind == "rating") is rating]
+                if not chosen:
+                    continue
+                moments = [e.item.occurred_at for e, _ in chosen]
+                nearby = await store.nearby_contents(
+                    conn, connection_id, moments, rating, sync.MATCH_WINDOW
+                )
+                for index, (entry, work) in enumerate(chosen):
+                    if any(sync.same_item(entry.content, c) for c in nearby.get(index, [])):
+                        continue
+                    rows.append(new_scrobble(work, job.user_id, entry.content, None))
+        if not rows:
+            return [], {}
+        return await queue_scrobbles(conn, rows, self._topics.work)
+
+    def _imported_message(self, job: store.Job, new: store.NewItem) -> OutboxMessage:
+        item = new.item
+        value = {
+            "message_id": str(new.id),
+            "user_id": str(job.user_id),
+            "connection_id": str(job.connection_id),
+            "service": job.service,
+            "import_job_id": str(job.id),
+            "kind": item.kind,
+            "occurred_at": item.occurred_at.isoformat(),
+            "rating": item.rating,
+            "progress": item.progress,
+            "content": new.content,
+        }
+        return OutboxMessage(
+            topic=self._topics.imported,
+            key=str(job.user_id).encode(),
+            value=json.dumps(value, separators=(",", ":")).encode(),
+            headers={"kind": item.kind},
+            message_id=f"imported:{new.id}",
+        )

@@ -1,0 +1,227 @@
+"""History import routes: ``POST /import/{service}`` starts a job for the caller's
+connection, ``GET /import/jobs`` and ``GET /import/jobs/{id}`` show how it goes.
+
+The job runs in the dispatcher (``scrobble_dispatcher.imports``), not in the request: the
+route writes the ``import_jobs`` row and an outbox message to ``<prefix>imports`` (keyed
+by connection id) in one transaction, publishes it, and answers 202 with the job. At most
+one job per connection is queued or running (a unique index): asking again while one is
+answers 200 with that job. A new job reads only what is newer than the last finished one
+(its ``since``), unless the body says ``{"full": true}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+import asyncpg
+from aiohttp import web
+from pydantic import StrictBool
+
+from scrobble_gateway.keys import POOL, RELAY, SETTINGS, caller
+from scrobble_gateway.problems import problem
+from scrobble_gateway.repository import Db, Row, page_end
+from scrobble_gateway.routing import API_BASE as BASE
+from scrobble_gateway.schemas import _Body
+from scrobble_gateway.validation import (
+    check_known_params,
+    field_error,
+    parse_body,
+    parse_cursor,
+    parse_limit,
+)
+from scrobble_gateway.views import json_response, page
+from scrobble_shared.db import Conn
+from scrobble_shared.outbox import OutboxMessage, insert_outbox
+from scrobble_shared.settings import SERVICES
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S: Final = 10.0
+JOB_COLUMNS: Final = (
+    "id, connection_id, service, state, pages_done, items_seen, items_added, errors, "
+    "last_error, since, until_at, created_at, started_at, finished_at, updated_at"
+)
+
+routes = web.RouteTableDef()
+
+
+class ImportStart(_Body):
+    """``POST /import/{service}``: ``full`` reads the whole history again, not only what
+    is newer than the last finished import."""
+
+    full: StrictBool | None = None
+
+
+def job_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "connection_id": row["connection_id"],
+        "service": row["service"],
+        "state": row["state"],
+        "pages_done": row["pages_done"],
+        "items_seen": row["items_seen"],
+        "items_added": row["items_added"],
+        "errors": row["errors"],
+        "last_error": row["last_error"],
+        "since": row["since"],
+        "until": row["until_at"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _imports_topic(request: web.Request) -> str:
+    return f"{request.app[SETTINGS].scrobble_topic_prefix}imports"
+
+
+async def _create(
+    conn: Conn, connection: Row, full: bool, topic: str
+) -> tuple[Row, list[int], bool]:
+    """The active job of the connection, or a new one with its outbox message."""
+    async with conn.transaction():
+        since = None
+        if not full:
+            since = await conn.fetchval(
+                "SELECT max(until_at) FROM import_jobs WHERE connection_id = $1 AND state = 'done'",
+                connection["id"],
+            )
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO import_jobs (connection_id, user_id, service, since)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (connection_id) WHERE state IN ('queued', 'running') DO NOTHING
+            RETURNING {JOB_COLUMNS}
+            """,  # noqa: S608 - constant column list
+            connection["id"],
+            connection["user_id"],
+            connection["service"],
+            since,
+        )
+        if row is None:
+            active = await conn.fetchrow(
+                f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE connection_id = $1 "  # noqa: S608
+                "AND state IN ('queued', 'running')",
+                connection["id"],
+            )
+            assert active is not None
+            return dict(active), [], False
+        value = {
+            "job_id": str(row["id"]),
+            "connection_id": str(row["connection_id"]),
+            "user_id": str(connection["user_id"]),
+            "service": row["service"],
+        }
+        message = OutboxMessage(
+            topic=topic,
+            key=str(row["connection_id"]).encode(),
+            value=json.dumps(value).encode(),
+            headers={"kind": "import"},
+            message_id=f"import:{row['id']}",
+        )
+        ids = await insert_outbox(conn, [message])
+    return dict(row), ids, True
+
+
+@routes.post(f"{BASE}/import/{{service}}")
+async def start_import(request: web.Request) -> web.Response:
+    name = request.match_info["service"]
+    body = await parse_body(request, ImportStart, optional=True)
+    if name not in SERVICES:
+        return problem(404, "Unknown service", f"use one of {', '.join(SERVICES)}")
+    app, user_id = request.app, caller(request).user_id
+    connection = await app[POOL].fetchrow(
+        "SELECT id, user_id, service, enabled, status FROM connections "
+        "WHERE user_id = $1 AND service = $2",
+        user_id,
+        name,
+    )
+    if connection is None:
+        return problem(404, "Not Found", f"no {name} connection")
+    if not connection["enabled"] or connection["status"] != "active":
+        why = "disabled" if not connection["enabled"] else "in need of reconnecting"
+        return problem(409, "Connection not usable", f"the {name} connection is {why}")
+    try:
+        async with app[POOL].acquire() as conn:
+            row, outbox_ids, created = await _create(
+                conn, dict(connection), bool(body.full), _imports_topic(request)
+            )
+    except asyncpg.UniqueViolationError:  # a concurrent request made it first
+        return problem(409, "Import in progress", "try again to see the running job")
+    if outbox_ids:
+        try:
+            await asyncio.wait_for(app[RELAY].publish(outbox_ids), PUBLISH_TIMEOUT_S)
+        except Exception as exc:  # the outbox row waits for the relay's recovery
+            log.warning("import: publishing deferred to outbox recovery (%s)", type(exc).__name__)
+    return json_response(job_view(row), status=202 if created else 200)
+
+
+def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise field_error(name, "must be a UUID") from None
+
+
+async def _jobs_page(
+    db: Db, user_id: uuid.UUID, connection_id: uuid.UUID | None, limit: int, after: Any
+) -> list[Row]:
+    clause, extra = "", []
+    if after is not None:
+        clause, extra = " AND (created_at, id) < ($4, $5)", [after.at, after.id]
+    records = await db.fetch(
+        f"SELECT {JOB_COLUMNS} FROM import_jobs "  # noqa: S608 - constant columns and clause
+        f"WHERE user_id = $1 AND ($2::uuid IS NULL OR connection_id = $2){clause} "
+        "ORDER BY created_at DESC, id DESC LIMIT $3",
+        user_id,
+        connection_id,
+        limit + 1,
+        *extra,
+    )
+    return [dict(r) for r in records]
+
+
+@routes.get(f"{BASE}/import/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    check_known_params(request.query, {"connection_id", "limit", "cursor"})
+    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    connection_id = _query_uuid(request, "connection_id")
+    user_id = caller(request).user_id
+    if connection_id is not None:
+        owned = await request.app[POOL].fetchval(
+            "SELECT true FROM connections WHERE id = $1 AND user_id = $2", connection_id, user_id
+        )
+        if not owned:
+            return problem(404, "Not Found", "no such connection")
+    rows = await _jobs_page(request.app[POOL], user_id, connection_id, limit, after)
+    rows, next_position = page_end(rows, limit, "created_at")
+    return json_response(page([job_view(r) for r in rows], next_position))
+
+
+@routes.get(f"{BASE}/import/jobs/{{id}}")
+async def get_job(request: web.Request) -> web.Response:
+    check_known_params(request.query, set())
+    try:
+        job_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        return problem(404, "Not Found", "no such import job")
+    row = await request.app[POOL].fetchrow(
+        f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE id = $1 AND user_id = $2",  # noqa: S608
+        job_id,
+        caller(request).user_id,
+    )
+    if row is None:
+        return problem(404, "Not Found", "no such import job")
+    return json_response(job_view(dict(row)))
+
+
+__all__ = ["ImportStart", "job_view", "routes"]

@@ -1,0 +1,298 @@
+"""The pure parts of history import: each service's page reader (requests and what an
+answer says), the two-way sync rules, and the AniList documents against the schema."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from graphql import parse, validate
+
+from scrobble_dispatcher.clients.base import AppCredentials, HttpResponse, OutcomeKind
+from scrobble_dispatcher.imports import anilist, sync
+from scrobble_dispatcher.imports.core import ImportedItem, ImportRefused, JobContext, iso_utc
+from scrobble_dispatcher.imports.lastfm import LastfmReader
+from scrobble_dispatcher.imports.listenbrainz import ListenBrainzReader
+from scrobble_dispatcher.imports.simkl import SimklReader
+from scrobble_dispatcher.imports.trakt import TraktReader
+from scrobble_shared.work import ConnectionRules, WorkKind
+from tests.unit.dispatcher.test_anilist_client import schema
+
+APP = AppCredentials("app-id", "app-secret")
+UNTIL = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+SINCE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ctx(since: datetime | None = None, user: str | None = "alice") -> JobContext:
+    return JobContext(uuid.uuid4(), "tok", user, since, UNTIL)
+
+
+def answer(body: Any, status: int = 200, **headers: str) -> HttpResponse:
+    names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
+    return HttpResponse(status, names, json.dumps(body).encode())
+
+
+# --- Trakt ---------------------------------------------------------------------------------
+
+
+def test_trakt_pages_by_its_headers_with_a_fixed_end_then_reads_ratings() -> None:
+    reader = TraktReader("https://api.trakt.example", APP)
+    request = reader.request({"phase": "history", "page": 2}, ctx(SINCE))
+    assert request.url == "https://api.trakt.example/sync/history"
+    assert request.params == {
+        "page": "2",
+        "limit": "100",
+        "end_at": iso_utc(UNTIL),
+        "start_at": iso_utc(SINCE),
+    }
+    assert request.headers["trakt-api-version"] == "2"
+    row = {
+        "id": 1,
+        "watched_at": "2026-01-05T20:00:00.000Z",
+        "type": "episode",
+        "episode": {"season": 1, "number": 3, "title": "Pilot", "ids": {"trakt": 73482}},
+        "show": {"title": "Breaking Bad", "year": 2008, "ids": {"trakt": 1388, "tvdb": 81189}},
+    }
+    page = reader.read(
+        {"phase": "history", "page": 2}, answer([row], x_pagination_page_count="3"), ctx()
+    )
+    assert page.next_cursor == {"phase": "history", "page": 3}
+    [item] = page.items
+    assert (item.item_key, item.occurred_at) == (
+        "episode:trakt:73482",
+        datetime(2026, 1, 5, 20, tzinfo=UTC),
+    )
+    assert item.show == {"title": "Breaking Bad", "year": 2008,
+                         "external_ids": {"trakt": 1388, "tvdb": 81189}}  # fmt: skip
+    last = reader.read(
+        {"phase": "history", "page": 3}, answer([row], x_pagination_page_count="3"), ctx()
+    )
+    assert last.next_cursor == {"phase": "ratings"}
+    old = {"rated_at": "2025-01-01T00:00:00Z", "rating": 8, "type": "movie",
+           "movie": {"title": "Heat", "ids": {"trakt": 1074}}}  # fmt: skip
+    new = dict(old, rated_at="2026-01-02T00:00:00Z")
+    ratings = reader.read({"phase": "ratings"}, answer([old, new]), ctx(SINCE))
+    assert [(r.kind, r.rating, r.occurred_at.year) for r in ratings.items] == [("rating", 8, 2026)]
+    assert ratings.next_cursor is None
+
+
+def test_trakt_429_waits_as_its_headers_say() -> None:
+    reader = TraktReader("https://api.trakt.example", APP)
+    outcome = reader.judge(answer({}, 429, retry_after="7"))
+    assert outcome is not None
+    assert outcome.kind is OutcomeKind.RETRY
+    assert outcome.retry_after_s == 7.0
+    assert reader.judge(answer([], 200)) is None
+    refused = reader.judge(answer({}, 401))
+    assert refused is not None
+    assert refused.kind is OutcomeKind.RECONNECT
+
+
+# --- Last.fm -------------------------------------------------------------------------------
+
+
+def test_lastfm_skips_now_playing_and_pages_by_total_pages() -> None:
+    reader = LastfmReader("https://ws.example/2.0/", APP)
+    request = reader.request({"page": 4}, ctx(SINCE))
+    assert request.params is not None
+    assert {k: request.params[k] for k in ("method", "user", "limit", "page", "from", "to")} == {
+        "method": "user.getrecenttracks",
+        "user": "alice",
+        "limit": "200",
+        "page": "4",
+        "from": str(int(SINCE.timestamp())),
+        "to": str(int(UNTIL.timestamp())),
+    }
+    playing = {"artist": {"#text": "Aphex Twin"}, "name": "Xtal", "@attr": {"nowplaying": "true"}}
+    played = {"artist": {"#text": "Aphex Twin"}, "name": "Xtal", "mbid": "",
+              "album": {"#text": "SAW"}, "date": {"uts": "1767000000"}}  # fmt: skip
+    body = {"recenttracks": {"track": [playing, played],
+                             "@attr": {"page": "1", "totalPages": "2"}}}  # fmt: skip
+    page = reader.read({"page": 1}, answer(body), ctx())
+    assert [(i.title, i.artists, i.occurred_at.timestamp()) for i in page.items] == [
+        ("Xtal", ("Aphex Twin",), 1767000000)
+    ]
+    assert page.skipped == 1
+    assert page.next_cursor == {"page": 2}
+    assert reader.read({"page": 2}, answer(body), ctx()).next_cursor is None
+
+
+def test_lastfm_errors_in_the_body() -> None:
+    reader = LastfmReader("https://ws.example/2.0/", APP)
+    limited = reader.judge(answer({"error": 29, "message": "Rate limit"}, 429))
+    assert limited is not None
+    assert limited.kind is OutcomeKind.RETRY
+    assert limited.retry_after_s is not None
+    gone = reader.judge(answer({"error": 6, "message": "User not found"}, 400))
+    assert gone is not None
+    assert gone.kind is OutcomeKind.PERMANENT
+    with pytest.raises(ImportRefused):
+        reader.start(ctx(user=None))
+
+
+# --- ListenBrainz --------------------------------------------------------------------------
+
+
+def listens(*stamps: int) -> dict[str, Any]:
+    return {
+        "payload": {
+            "listens": [
+                {"listened_at": s, "track_metadata": {"artist_name": "A", "track_name": f"T{s}"}}
+                for s in stamps
+            ]
+        }
+    }
+
+
+def test_listenbrainz_pages_backwards_by_max_ts() -> None:
+    reader = ListenBrainzReader("https://lb.example/1", count=3)
+    start = reader.start(ctx())
+    assert start == {"max_ts": int(UNTIL.timestamp()) + 1}
+    request = reader.request({"max_ts": 500}, ctx(SINCE))
+    assert request.url == "https://lb.example/1/user/alice/listens"
+    assert request.params == {
+        "count": "3",
+        "max_ts": "500",
+        "min_ts": str(int(SINCE.timestamp()) - 1),
+    }
+    assert request.headers["Authorization"] == "Token tok"
+    assert reader.read({"max_ts": 500}, answer(listens(400, 300, 200)), ctx()).next_cursor == {
+        "max_ts": 201
+    }
+    # A whole page of one second would never move on with +1: below that second, then.
+    assert reader.read({"max_ts": 301}, answer(listens(300, 300, 300)), ctx()).next_cursor == {
+        "max_ts": 300
+    }
+    assert reader.read({"max_ts": 500}, answer(listens(400)), ctx()).next_cursor is None
+
+
+# --- Simkl ---------------------------------------------------------------------------------
+
+
+def test_simkl_reads_activities_then_all_items_since_the_last_import() -> None:
+    reader = SimklReader("https://api.simkl.example", APP)
+    assert reader.start(ctx()) == {"step": "activities"}
+    unchanged = answer({"all": "2025-12-01T00:00:00Z"})
+    assert reader.read({"step": "activities"}, unchanged, ctx(SINCE)).next_cursor is None
+    changed = answer({"all": "2026-01-05T00:00:00Z"})
+    after = reader.read({"step": "activities"}, changed, ctx(SINCE)).next_cursor
+    assert after == {"step": "items", "type": "movies"}
+    request = reader.request(after, ctx(SINCE))
+    assert request.url == "https://api.simkl.example/sync/all-items/movies"
+    assert request.params is not None
+    assert request.params["date_from"] == iso_utc(SINCE)
+    first = reader.request(after, ctx())
+    assert first.params is not None
+    assert "date_from" not in first.params
+    movies = {
+        "movies": [
+            {"last_watched_at": "2026-01-03T10:00:00Z", "user_rating": 9,
+             "user_rated_at": "2026-01-03T11:00:00Z",
+             "movie": {"title": "Heat", "year": 1995, "ids": {"simkl": 53452, "tmdb": "949"}}}
+        ]
+    }  # fmt: skip
+    page = reader.read(after, answer(movies), ctx())
+    assert [(i.kind, i.rating, i.external_ids) for i in page.items] == [
+        ("play", None, {"simkl": 53452, "tmdb": 949}),
+        ("rating", 9, {"simkl": 53452, "tmdb": 949}),
+    ]
+    assert page.next_cursor == {"step": "items", "type": "shows"}
+    empty = reader.read({"step": "items", "type": "anime"}, answer(None), ctx())
+    assert (empty.items, empty.next_cursor) == ([], None)
+
+
+# --- AniList -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", anilist.ALL_DOCUMENTS)
+def test_anilist_import_documents_are_valid_against_the_schema(document: str) -> None:
+    assert validate(schema(), parse(document)) == []
+
+
+def test_anilist_stops_at_the_chunk_that_reaches_past_since() -> None:
+    reader = anilist.AniListReader("https://graphql.example")
+    viewer = reader.read({"step": "viewer"}, answer({"data": {"Viewer": {"id": 7}}}), ctx())
+    assert viewer.next_cursor == {"step": "chunk", "user_id": 7, "chunk": 1}
+    entry = {"mediaId": 5, "progress": 3, "score": 8, "updatedAt": int(SINCE.timestamp()) + 60,
+             "media": {"idMal": 9, "title": {"romaji": "R", "english": "E"}}}  # fmt: skip
+    old = dict(entry, mediaId=6, updatedAt=int(SINCE.timestamp()) - 60)
+    body = {"data": {"MediaListCollection": {"hasNextChunk": True,
+                                             "lists": [{"entries": [entry, old]}]}}}  # fmt: skip
+    page = reader.read(viewer.next_cursor or {}, answer(body), ctx(SINCE))
+    assert [(i.kind, i.item_key, i.rating, i.progress) for i in page.items] == [
+        ("list_entry", "anime:anilist:5", None, 3),
+        ("rating", "anime:anilist:5", 8, None),
+    ]
+    assert page.next_cursor is None  # the chunk reached back past since
+    full = reader.read(viewer.next_cursor or {}, answer(body), ctx())
+    assert full.next_cursor == {"step": "chunk", "user_id": 7, "chunk": 2}
+
+
+# --- two-way sync --------------------------------------------------------------------------
+
+
+def movie_play(at: datetime) -> ImportedItem:
+    return ImportedItem(
+        kind="play",
+        content_type="movie",
+        item_key="movie:trakt:16662",
+        occurred_at=at,
+        title="Inception",
+        external_ids={"trakt": 16662, "tmdb": 27205, "imdb": "tt1375666"},
+        year=2010,
+    )
+
+
+def test_an_imported_play_becomes_history_work_for_other_connections_only() -> None:
+    at = datetime(2025, 5, 1, 21, tzinfo=UTC)
+    item = movie_play(at)
+    source = ConnectionRules(uuid.uuid4(), "trakt", sync_watch_status=True)
+    simkl = ConnectionRules(uuid.uuid4(), "simkl", sync_watch_status=True)
+    quiet = ConnectionRules(uuid.uuid4(), "simkl")  # does not sync watch status
+    music = ConnectionRules(uuid.uuid4(), "lastfm", sync_watch_status=True)
+    content = sync.content_of("trakt", item)
+    event = sync.event_of(uuid.uuid4(), "trakt", item, content)
+    assert event is not None
+    works = sync.sync_work(source, [source, simkl, quiet, music], event, item)
+    assert [(w.connection_id, w.kind, w.occurred_at) for w in works] == [
+        (simkl.id, WorkKind.WATCHED, at)
+    ]
+    assert works[0].dedupe_key == f"import:trakt:play:movie:trakt:16662:{at.isoformat()}"
+    # The same import twice is the same work.
+    again = sync.sync_work(source, [simkl], event, item)
+    assert again == works
+
+
+def test_same_item_by_ids_or_by_show_season_and_number() -> None:
+    item = sync.content_of("trakt", movie_play(datetime(2025, 5, 1, tzinfo=UTC)))
+    from_ingest = {"type": "movie", "id": str(uuid.uuid4()), "external_ids": {"tmdb": 27205}}
+    assert sync.same_item(item, from_ingest)
+    assert not sync.same_item(item, dict(from_ingest, external_ids={"tmdb": 1}))
+    assert not sync.same_item(item, dict(from_ingest, type="episode"))
+    episode = {
+        "type": "episode",
+        "season": 1,
+        "number": 2,
+        "show": {"external_ids": {"tvdb": 81189}},
+    }
+    other = {"type": "anime_episode", "number": 2, "show": {"external_ids": {"tvdb": 81189}}}
+    assert sync.same_item(episode, other)
+    assert not sync.same_item(episode, dict(other, number=3))
+
+
+def test_ratings_sync_only_where_ratings_sync() -> None:
+    at = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(hours=1)
+    rating = ImportedItem(
+        kind="rating", content_type="movie", item_key="movie:simkl:1", occurred_at=at,
+        title="Heat", external_ids={"simkl": 1, "tmdb": 949}, rating=9,
+    )  # fmt: skip
+    source = ConnectionRules(uuid.uuid4(), "simkl", sync_ratings=True)
+    trakt = ConnectionRules(uuid.uuid4(), "trakt", sync_ratings=True)
+    watch_only = ConnectionRules(uuid.uuid4(), "anilist", sync_watch_status=True)
+    event = sync.event_of(uuid.uuid4(), "simkl", rating, sync.content_of("simkl", rating))
+    assert event is not None
+    works = sync.sync_work(source, [trakt, watch_only], event, rating)
+    assert [(w.service, w.kind, w.rating) for w in works] == [("trakt", WorkKind.RATING, 9)]
