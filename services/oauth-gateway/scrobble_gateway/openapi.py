@@ -1,5 +1,5 @@
-"""The OpenAPI 3.1 document: kept as YAML next to the package
-(``services/oauth-gateway/openapi.yaml``), served as JSON at ``/api/v1/openapi.json``."""
+"""The OpenAPI 3.1 document: kept as YAML in the package (``scrobble_gateway/openapi.yaml``),
+served as JSON at ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from aiohttp import web
 
 from scrobble_gateway.routing import OPENAPI_PATH
 
-DOCUMENT_PATH: Final = Path(__file__).resolve().parent.parent / "openapi.yaml"
+# Inside the package, so a built wheel (and the container image) carries it.
+DOCUMENT_PATH: Final = Path(__file__).resolve().parent / "openapi.yaml"
 
 routes = web.RouteTableDef()
 
