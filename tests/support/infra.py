@@ -8,6 +8,7 @@ with a message that says what to do; they are never skipped.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -103,12 +104,13 @@ def discover() -> Infra:
     )
 
 
-async def restart_local_postgres(down_s: float) -> None:
-    """Stop the local Postgres of deploy/local, wait, start it again (outage tests)."""
-    import asyncio
-
+async def restart_local_postgres(down_s: float, stopped: asyncio.Event | None = None) -> None:
+    """Stop the local Postgres of deploy/local, wait, start it again (outage tests);
+    ``stopped`` is set once it is really down."""
     stop = await asyncio.create_subprocess_exec("bash", str(INFRA_SCRIPT), "stop-postgres")
     assert await stop.wait() == 0, "infra.sh stop-postgres failed"
+    if stopped is not None:
+        stopped.set()
     await asyncio.sleep(down_s)
     start = await asyncio.create_subprocess_exec(
         "bash", str(INFRA_SCRIPT), "up", stdout=asyncio.subprocess.DEVNULL

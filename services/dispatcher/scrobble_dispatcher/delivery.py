@@ -366,7 +366,9 @@ class Deliverer:
             metrics.REQUEST_SECONDS.labels(work.service, endpoint or work.kind.value).observe(
                 asyncio.get_running_loop().time() - started
             )
-        await self._hold_after_send(keys, sent_at, client.wait_before_next_s(response))
+        await self._hold_after_send(
+            keys, sent_at, datetime.now(UTC), client.wait_before_next_s(response)
+        )
         return response
 
     async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
@@ -469,17 +471,22 @@ class Deliverer:
         return [client.classify(work, sent) for work in works]
 
     async def _hold_after_send(
-        self, keys: list[pacing.PaceKey], sent_at: datetime, service_wait_s: float | None
+        self,
+        keys: list[pacing.PaceKey],
+        sent_at: datetime,
+        answered_at: datetime,
+        service_wait_s: float | None,
     ) -> None:
         """Space the next call from when this one really went out (a call sent late after a
-        busy moment must not let the next slot land too close), and honour the service's
-        own wait when it gave one."""
+        busy moment must not let the next slot land too close), or from its answer for keys
+        that say so (``PaceKey.after_answer``), and honour the service's own wait when it
+        gave one."""
         service_until = (
             None if not service_wait_s else (datetime.now(UTC) + timedelta(seconds=service_wait_s))
         )
         async with self._pool.acquire() as conn:
             for key in keys:
-                until = sent_at + key.interval
+                until = (answered_at if key.after_answer else sent_at) + key.interval
                 if service_until is not None:
                     until = max(until, service_until)
                 if until > sent_at:

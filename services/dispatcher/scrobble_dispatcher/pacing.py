@@ -76,6 +76,11 @@ class PaceKey:
 
     key: str
     interval: timedelta
+    # Spaced from when the previous call was *answered*, not sent: it reached the service
+    # somewhere in between, so only the answer bounds its arrival. Right for limits of one
+    # call per interval (per user), where calls go one after another anyway; not for a
+    # shared key of several calls per window (Last.fm), where it would serialise everyone.
+    after_answer: bool = False
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -105,7 +110,7 @@ def _paced(
     """``published`` spacing plus a margin spread over the calls a limit's window holds."""
     if not published:
         return PaceKey(key, published)
-    return PaceKey(key, published + margin / calls_per_window)
+    return PaceKey(key, published + margin / calls_per_window, after_answer=calls_per_window == 1)
 
 
 # Last.fm's "5 per second" is counted over a window: 5 evenly spaced calls need the margin

@@ -130,8 +130,11 @@ async def test_postgres_away_for_10_seconds(ingest_setup: IngestSetup) -> None:
     try:
         half = len(records) // 2
         await publish(setup.infra.kafka_bootstrap, setup.playback, records[:half])
-        outage = asyncio.create_task(restart_local_postgres(down_s=10))
-        await asyncio.sleep(1)
+        stopped = asyncio.Event()
+        outage = asyncio.create_task(restart_local_postgres(down_s=10, stopped=stopped))
+        # The second half arrives while Postgres is down (ingest may well have finished
+        # the first half by then: it must meet the outage with work in hand).
+        await asyncio.wait_for(stopped.wait(), timeout=60)
         await publish(setup.infra.kafka_bootstrap, setup.playback, records[half:])
         await outage
         messages = await collect(

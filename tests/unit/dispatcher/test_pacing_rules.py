@@ -18,20 +18,31 @@ SECOND = timedelta(seconds=1) + SEND_MARGIN
 @pytest.mark.parametrize(
     ("service", "expected"),
     [
-        ("trakt", [PaceKey(f"trakt:user:{CONNECTION}", SECOND)]),
+        # One call per interval: spaced from the previous call's answer.
+        ("trakt", [PaceKey(f"trakt:user:{CONNECTION}", SECOND, after_answer=True)]),
         (
             "simkl",
             [
-                PaceKey(f"simkl:user:{CONNECTION}", SECOND),
-                PaceKey(app_pacing_key("simkl", APP), SECOND),
+                PaceKey(f"simkl:user:{CONNECTION}", SECOND, after_answer=True),
+                PaceKey(app_pacing_key("simkl", APP), SECOND, after_answer=True),
             ],
         ),
         (
             "lastfm",
+            # Five calls per window on one shared key: spaced from sending.
             [PaceKey(app_pacing_key("lastfm", APP), timedelta(milliseconds=250))],
         ),
         ("listenbrainz", [PaceKey(f"listenbrainz:user:{CONNECTION}", timedelta(0))]),
-        ("anilist", [PaceKey(f"anilist:user:{CONNECTION}", timedelta(seconds=2) + SEND_MARGIN)]),
+        (
+            "anilist",
+            [
+                PaceKey(
+                    f"anilist:user:{CONNECTION}",
+                    timedelta(seconds=2) + SEND_MARGIN,
+                    after_answer=True,
+                )
+            ],
+        ),
     ],
 )
 def test_keys_and_intervals_per_service(service: str, expected: list[PaceKey]) -> None:
