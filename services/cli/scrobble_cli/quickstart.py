@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -454,6 +455,8 @@ def bring_up(
 ) -> UpReport:
     """Everything ``scrobble up`` does after the infrastructure and schema are there."""
     started = time.monotonic()
+    # Our own readiness polls and sandbox calls are not news to the person reading this.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     state.root.mkdir(parents=True, exist_ok=True)
     if external_infra:
         state.external_infra.write_text("KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL were given\n")
