@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -44,18 +45,13 @@ from scrobble_shared.settings import ServiceName, Settings
 log = logging.getLogger("scrobble_dispatcher")
 
 
-def _app(settings: Settings, service: ServiceName) -> AppCredentials:
-    config = settings.service(service)
-    secret = config.client_secret.get_secret_value() if config.client_secret else ""
-    return AppCredentials(config.client_id or "", secret)
-
-
 def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, ServiceClient]:
+    app = partial(AppCredentials.from_settings, settings)
     makers: dict[str, Any] = {
-        "trakt": lambda: TraktClient(settings.trakt_api_url, _app(settings, "trakt")),
-        "simkl": lambda: SimklClient(settings.simkl_api_url, _app(settings, "simkl")),
+        "trakt": lambda: TraktClient(settings.trakt_api_url, app("trakt")),
+        "simkl": lambda: SimklClient(settings.simkl_api_url, app("simkl")),
         "anilist": lambda: AniListClient(settings.anilist_api_url),
-        "lastfm": lambda: LastfmClient(settings.lastfm_api_url, _app(settings, "lastfm")),
+        "lastfm": lambda: LastfmClient(settings.lastfm_api_url, app("lastfm")),
         "listenbrainz": lambda: ListenBrainzClient(settings.listenbrainz_api_url),
     }
     return {service: makers[service]() for service in services}
@@ -66,18 +62,20 @@ def build_refresh(settings: Settings, services: list[ServiceName]) -> dict[str, 
     if "trakt" not in services:
         return {}
     auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
-    config = RefreshConfig.trakt(auth_url, _app(settings, "trakt"), settings.trakt_redirect_uri)
+    app = AppCredentials.from_settings(settings, "trakt")
+    config = RefreshConfig.trakt(auth_url, app, settings.trakt_redirect_uri)
     return {"trakt": config}
 
 
 def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
     """External-id resolution for the services that need it, cached in Postgres."""
+    app = partial(AppCredentials.from_settings, settings)
     urls = {
         "trakt": settings.trakt_api_url,
         "simkl": settings.simkl_api_url,
         "anilist": settings.anilist_api_url,
     }
-    apps: dict[str, AppCredentials] = {s: _app(settings, s) for s in services}
+    apps: dict[str, AppCredentials] = {s: app(s) for s in services}
     app_keys: dict[str, str] = {s: settings.service(s).client_id or s for s in services}
     return IdResolver(pool, build_resolvers(list(services), urls, apps), app_keys)
 

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, Protocol
 from uuid import UUID
 
 from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.settings import ServiceName, Settings
 from scrobble_shared.work import WorkKind
 
 USER_AGENT: Final = "revenge-scrobble/0.1 (+https://github.com/revenge-scrobble)"
@@ -207,6 +207,13 @@ class AppCredentials:
 
     client_id: str
     client_secret: str = field(repr=False, default="")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, service: ServiceName) -> AppCredentials:
+        """The configured app credentials of ``service`` (empty when not configured)."""
+        config = settings.service(service)
+        secret = config.client_secret.get_secret_value() if config.client_secret else ""
+        return cls(config.client_id or "", secret)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import httpx
@@ -38,18 +39,13 @@ def imported_topic(settings: Settings) -> str:
     return f"{settings.scrobble_topic_prefix}imported"
 
 
-def _app(settings: Settings, service: ServiceName) -> AppCredentials:
-    config = settings.service(service)
-    secret = config.client_secret.get_secret_value() if config.client_secret else ""
-    return AppCredentials(config.client_id or "", secret)
-
-
 def build_readers(settings: Settings, services: list[ServiceName]) -> dict[str, HistoryReader]:
+    app = partial(AppCredentials.from_settings, settings)
     makers: dict[str, Any] = {
-        "trakt": lambda: TraktReader(settings.trakt_api_url, _app(settings, "trakt")),
-        "lastfm": lambda: LastfmReader(settings.lastfm_api_url, _app(settings, "lastfm")),
+        "trakt": lambda: TraktReader(settings.trakt_api_url, app("trakt")),
+        "lastfm": lambda: LastfmReader(settings.lastfm_api_url, app("lastfm")),
         "listenbrainz": lambda: ListenBrainzReader(settings.listenbrainz_api_url),
-        "simkl": lambda: SimklReader(settings.simkl_api_url, _app(settings, "simkl")),
+        "simkl": lambda: SimklReader(settings.simkl_api_url, app("simkl")),
         "anilist": lambda: AniListReader(settings.anilist_api_url),
     }
     return {service: makers[service]() for service in services}
