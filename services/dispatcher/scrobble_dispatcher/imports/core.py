@@ -52,6 +52,28 @@ class ImportedItem:
     raw: Mapping[str, Any] | None = None
 
 
+def track_play(
+    artist: str,
+    title: str,
+    at: datetime,
+    external_ids: Mapping[str, Any],
+    album: str | None,
+    raw: Mapping[str, Any],
+) -> ImportedItem:
+    """A listen read from a music service (Last.fm, ListenBrainz), keyed by its names."""
+    return ImportedItem(
+        kind="play",
+        content_type="track",
+        item_key=clip_key(f"track:{artist.casefold()}\x1f{title.casefold()}"),
+        occurred_at=at,
+        title=title,
+        external_ids=external_ids,
+        artists=(artist,),
+        album=album,
+        raw=raw,
+    )
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[ImportedItem]

@@ -27,12 +27,12 @@ from scrobble_dispatcher.imports.core import (
     JobContext,
     Page,
     UnexpectedAnswer,
-    clip_key,
     judge_status,
     mapping,
     parse_time,
     positive,
     text,
+    track_play,
     unix_s,
 )
 from scrobble_dispatcher.pacing import PaceKey, pacing_keys
@@ -130,15 +130,4 @@ def track_item(track: Any) -> ImportedItem | None:
     mbid = text(track.get("mbid"))
     if mbid:
         ids["musicbrainz_recording"] = mbid
-    key = f"track:{artist.casefold()}\x1f{title.casefold()}"
-    return ImportedItem(
-        kind="play",
-        content_type="track",
-        item_key=clip_key(key),
-        occurred_at=at,
-        title=title,
-        external_ids=ids,
-        artists=(artist,),
-        album=_name(track.get("album")),
-        raw=track,
-    )
+    return track_play(artist, title, at, ids, _name(track.get("album")), track)

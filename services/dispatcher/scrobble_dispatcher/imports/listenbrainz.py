@@ -24,11 +24,11 @@ from scrobble_dispatcher.imports.core import (
     JobContext,
     Page,
     UnexpectedAnswer,
-    clip_key,
     judge_status,
     mapping,
     parse_time,
     text,
+    track_play,
     unix_s,
 )
 from scrobble_dispatcher.pacing import PaceKey, pacing_keys
@@ -106,15 +106,4 @@ def listen_item(listen: Any) -> ImportedItem | None:
     ):
         if text(info.get(theirs)):
             ids[ours] = info[theirs].strip()
-    key = f"track:{artist.casefold()}\x1f{title.casefold()}"
-    return ImportedItem(
-        kind="play",
-        content_type="track",
-        item_key=clip_key(key),
-        occurred_at=at,
-        title=title,
-        external_ids=ids,
-        artists=(artist,),
-        album=text(meta.get("release_name")),
-        raw=listen,
-    )
+    return track_play(artist, title, at, ids, text(meta.get("release_name")), listen)
