@@ -22,11 +22,11 @@ across replicas: the row's ``next_at`` moves to ``max(next_at, now, not_before) 
 and the caller gets the moment before that step. Consecutive slots on a key are therefore at
 least ``interval`` apart, and a ``next_at`` left in the past (an idle key) does not let
 callers burst: the first gets "now", the next "now + interval". The caller sleeps until its
-slot, or, when that is further away than it wants to block, reschedules the work for the
-slot; the slot is spent either way (a rescheduled send that reserves again only wastes a slot:
-less throughput, never a broken limit). :func:`hold` pushes a key's ``next_at`` to at least a
-given moment (Retry-After, X-RateLimit-Reset-In, Trakt's ``until``), so every replica waits;
-slots handed out before the hold are not recalled.
+slot; :func:`reserve_within` takes it only when it is within the wait the caller accepts,
+and otherwise moves nothing and says when to come back (the work is rescheduled for then),
+so work put back never pushes later callers further out. :func:`hold` pushes a key's
+``next_at`` to at least a given moment (Retry-After, X-RateLimit-Reset-In, Trakt's
+``until``), so every replica waits; slots handed out before the hold are not recalled.
 
 :func:`reserve_all` takes one common slot for several keys (Simkl's user and app). Reserving
 them one after another would be wrong, not just wasteful: if the second key's slot is later,
@@ -192,7 +192,7 @@ SELECT key, '-infinity' FROM unnest($1::text[]) AS key ORDER BY key
 ON CONFLICT (key) DO NOTHING
 """
 _LOCK_AND_SLOT: Final = """
-SELECT greatest(max(next_at), clock_timestamp(), $2::timestamptz)
+SELECT greatest(max(next_at), clock_timestamp(), $2::timestamptz), clock_timestamp()
 FROM (SELECT next_at FROM pacing_slots WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE) AS k
 """
 _MOVE_ALL: Final = """
@@ -202,33 +202,49 @@ WHERE p.key = w.key
 """
 
 
+def _steps(keys: Iterable[PaceKey]) -> dict[str, timedelta]:
+    """Interval per key name; the same key twice counts once, with the longer interval."""
+    steps: dict[str, timedelta] = {}
+    for pace in keys:
+        steps[pace.key] = max(pace.interval, steps.get(pace.key, pace.interval))
+    return steps
+
+
+async def _reserve_locked(
+    conn: Conn,
+    steps: dict[str, timedelta],
+    not_before: datetime | None,
+    within: timedelta | None,
+) -> tuple[datetime, bool]:
+    """The common slot of ``steps``' keys, locked together in key order; each key moves to
+    slot + its interval unless the slot is more than ``within`` away (then nothing moves)."""
+    names = sorted(steps)
+    async with conn.transaction():
+        await conn.execute(_ENSURE_ROWS, names)
+        row = await conn.fetchrow(_LOCK_AND_SLOT, names, not_before)
+        assert row is not None
+        slot, now = row[0], row[1]
+        if within is not None and slot - now > within:
+            return slot, False
+        await conn.execute(_MOVE_ALL, names, [steps[name] for name in names], slot)
+    return slot, True
+
+
 async def reserve_all(
     conn: Conn, keys: Iterable[PaceKey], not_before: datetime | None = None
 ) -> datetime:
     """One slot valid on every key: the latest of their next slots; each key then moves to
     that slot plus its own interval (atomically; see the module docstring)."""
     _check_aware(not_before, "not_before")
-    steps: dict[str, timedelta] = {}
-    for pace in keys:  # the same key twice counts once, with the longer interval
-        steps[pace.key] = max(pace.interval, steps.get(pace.key, pace.interval))
+    steps = _steps(keys)
     if not steps:
         nothing_to_pace: datetime = await conn.fetchval(_NOW, not_before)
         return nothing_to_pace
     if len(steps) == 1:
         [(key, interval)] = steps.items()
         return await reserve(conn, key, interval, not_before)
-    names = sorted(steps)
-    async with conn.transaction():
-        await conn.execute(_ENSURE_ROWS, names)
-        slot: datetime = await conn.fetchval(_LOCK_AND_SLOT, names, not_before)
-        await conn.execute(_MOVE_ALL, names, [steps[name] for name in names], slot)
+    slot, _ = await _reserve_locked(conn, steps, not_before, within=None)
     return slot
-
-
-_LOCK_AND_SLOT_NOW: Final = """
-SELECT greatest(max(next_at), clock_timestamp(), $2::timestamptz), clock_timestamp()
-FROM (SELECT next_at FROM pacing_slots WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE) AS k
-"""
 
 
 async def reserve_within(
@@ -239,9 +255,7 @@ async def reserve_within(
     ``slot`` then being when to come back. A caller that would not wait that long spends
     no slot, so work put back never pushes later callers further out."""
     _check_aware(not_before, "not_before")
-    steps: dict[str, timedelta] = {}
-    for pace in keys:
-        steps[pace.key] = max(pace.interval, steps.get(pace.key, pace.interval))
+    steps = _steps(keys)
     if not steps:
         now: datetime = await conn.fetchval(_NOW, not_before)
         return now, True
@@ -251,35 +265,4 @@ async def reserve_within(
         [key] = steps
         slot = await reserve(conn, key, timedelta(0), not_before)
         return slot, slot - datetime.now(slot.tzinfo) <= within
-    names = sorted(steps)
-    async with conn.transaction():
-        await conn.execute(_ENSURE_ROWS, names)
-        row = await conn.fetchrow(_LOCK_AND_SLOT_NOW, names, not_before)
-        assert row is not None
-        slot, now = row[0], row[1]
-        if slot - now > within:
-            return slot, False
-        await conn.execute(_MOVE_ALL, names, [steps[name] for name in names], slot)
-    return slot, True
-
-
-_RELEASE: Final = """
-UPDATE pacing_slots SET next_at = $2::timestamptz
-WHERE key = $1 AND next_at = $2::timestamptz + $3::interval
-"""
-
-
-async def release(conn: Conn, keys: Iterable[PaceKey], slot: datetime) -> None:
-    """Give back ``slot``, taken by :func:`reserve_all` on ``keys`` and not used, on every key
-    nobody has reserved or held past it since (``next_at`` is still ``slot + interval``).
-
-    For work put back because its slot was too far away: a slot left unused yet spent pushes
-    every later caller one interval further, so a backlog of such work would keep the next
-    slot out of inline reach for ever (each return spends one more). Safe: nothing is sent
-    on ``slot`` by this caller, and a key whose ``next_at`` moved on is left alone."""
-    _check_aware(slot, "slot")
-    steps: dict[str, timedelta] = {}
-    for pace in keys:  # as reserve_all counted them
-        steps[pace.key] = max(pace.interval, steps.get(pace.key, pace.interval))
-    for key, step in sorted(steps.items()):
-        await conn.execute(_RELEASE, key, slot, step)
+    return await _reserve_locked(conn, steps, not_before, within)
