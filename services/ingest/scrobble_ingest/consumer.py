@@ -101,13 +101,8 @@ class Ingestor:
 
     async def publish_in_order(self, written: dict[int, OutboxMessage]) -> None:
         """Wait for the previous batch's publish, then start this one's in the background."""
-        previous, self._in_flight = self._in_flight, None
-        if previous is not None:
-            try:
-                await previous
-            except Exception as exc:
-                log.warning("ingest: publish failed (%s); the outbox keeps the messages", exc)
-                self._unpublished = True
+        if not await self.drain():
+            self._unpublished = True
         if self._unpublished:
             # Everything left, this batch's rows included, in outbox order.
             await self._relay.recover()
@@ -116,14 +111,18 @@ class Ingestor:
         if written:
             self._in_flight = asyncio.create_task(self._relay.publish_written(written))
 
-    async def drain(self) -> None:
-        """At shutdown: let the last publish finish (recovery takes it over if it fails)."""
+    async def drain(self) -> bool:
+        """Let the publish in flight finish (at shutdown too); False when it failed, its
+        messages then waiting in the outbox for recovery."""
         previous, self._in_flight = self._in_flight, None
-        if previous is not None:
-            try:
-                await previous
-            except Exception as exc:
-                log.warning("ingest: last publish failed (%s); left to outbox recovery", exc)
+        if previous is None:
+            return True
+        try:
+            await previous
+        except Exception as exc:
+            log.warning("ingest: publish failed (%s); the outbox keeps the messages", exc)
+            return False
+        return True
 
     async def _rewind(self, message: KafkaMessage, exc: Exception) -> None:
         reason = type(exc).__name__
