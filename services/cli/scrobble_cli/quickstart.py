@@ -122,15 +122,24 @@ def running_pid(state: StateDir, name: str) -> int | None:
     return pid if alive(pid) else None
 
 
-def start_detached(state: StateDir, name: str, argv: list[str], env: Mapping[str, str]) -> int:
-    """Start ``argv`` in its own session (it outlives this command), logging to a file."""
+def start_detached(
+    state: StateDir,
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    stdout_to: Path | None = None,
+) -> int:
+    """Start ``argv`` in its own session (it outlives this command), logging to a file;
+    its standard output goes to ``stdout_to`` when given, else to the log too."""
     state.log(name).parent.mkdir(parents=True, exist_ok=True)
-    with state.log(name).open("ab") as log:
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(state.log(name).open("ab"))
+        out = files.enter_context(stdout_to.open("wb")) if stdout_to else log
         proc = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
             argv,
             env=dict(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=log if stdout_to else subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -221,17 +230,7 @@ def start_sandbox(state: StateDir, ports: Ports, env: Mapping[str, str]) -> dict
     if running_pid(state, "sandbox") is None:
         exports_file.unlink(missing_ok=True)
         argv = [scrobble_executable(), "sandbox", "--port", str(ports.sandbox)]
-        state.log("sandbox").parent.mkdir(parents=True, exist_ok=True)
-        with exports_file.open("wb") as out, state.log("sandbox").open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - our own console script
-                argv,
-                env=dict(env),
-                stdout=out,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        state.pid("sandbox").write_text(f"{proc.pid}\n")
+        start_detached(state, "sandbox", argv, env, stdout_to=exports_file)
     wait_until(
         "the sandbox printing its settings",
         lambda: "SANDBOX_TOKEN" in read_exports(exports_file),
