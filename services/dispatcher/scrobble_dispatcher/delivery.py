@@ -416,8 +416,7 @@ class Deliverer:
         client = self._clients[head.service]
         async with self._pool.acquire() as conn:
             state = await repository.connection_state(conn, self._cipher, head.connection_id)
-        usable = state is not None and state.enabled and state.status == "active"
-        if not usable or state is None or state.token is None:
+        if state is None or not state.enabled or state.status != "active" or state.token is None:
             return [await self.deliver(claimed) for claimed in batch]
         user = UserCredentials(state.token)
         labels: dict[uuid.UUID, str] = {}
@@ -433,22 +432,27 @@ class Deliverer:
             rows.append(claimed)
             works.append(work)
         if rows:
-            try:
-                outcomes = await self._send_batch(client, works, rows, user)
-            except _Rescheduled:
-                outcomes = None
-            except ValueError:  # too large together: each goes on its own
-                for claimed in rows:
-                    labels[claimed.id] = await self.deliver(claimed)
-                outcomes = None
-                rows = []
-            for index, claimed in enumerate(rows):
-                labels[claimed.id] = (
-                    "paced"
-                    if outcomes is None
-                    else await self._apply(claimed, works[index], outcomes[index])
-                )
+            labels.update(await self._send_together(client, works, rows, user))
         return [labels[claimed.id] for claimed in batch]
+
+    async def _send_together(
+        self,
+        client: ServiceClient,
+        works: list[ScrobbleWork],
+        rows: list[repository.Claimed],
+        user: UserCredentials,
+    ) -> dict[uuid.UUID, str]:
+        """One call for ``rows``, each outcome applied; labels by row id."""
+        try:
+            outcomes = await self._send_batch(client, works, rows, user)
+        except _Rescheduled:
+            return {claimed.id: "paced" for claimed in rows}
+        except ValueError:  # too large together: each goes on its own
+            return {claimed.id: await self.deliver(claimed) for claimed in rows}
+        return {
+            claimed.id: await self._apply(claimed, work, outcome)
+            for claimed, work, outcome in zip(rows, works, outcomes, strict=True)
+        }
 
     async def _send_batch(
         self,
