@@ -37,10 +37,6 @@ def bound(**fields: object) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
-def context() -> dict[str, str]:
-    return dict(_CONTEXT.get())
-
-
 _RECORD_FIELD: Final = "scrobble_context"
 
 
