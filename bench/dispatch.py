@@ -173,11 +173,7 @@ async def wait_ingested(bootstrap: str, topic: str, group: str, deadline_s: floa
 # --- figures --------------------------------------------------------------------------------
 def rate(records: Sequence[RecordedRequest]) -> tuple[float, float]:
     """(calls/s from the first to the last arrival, that span in seconds)."""
-    times = sorted(r.at for r in records)
-    if len(times) < 2 or times[-1] == times[0]:
-        return float("nan"), 0.0
-    span = times[-1] - times[0]
-    return (len(times) - 1) / span, span
+    return arrival_rate([r.at for r in records])
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -252,6 +248,7 @@ async def fast_forget(url: str) -> None:
 
 
 def arrival_rate(arrivals: Sequence[float]) -> tuple[float, float]:
+    """(calls/s from the first to the last arrival, that span in seconds)."""
     times = sorted(arrivals)
     if len(times) < 2 or times[-1] == times[0]:
         return float("nan"), 0.0
