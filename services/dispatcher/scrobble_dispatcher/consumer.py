@@ -66,8 +66,7 @@ def is_superseded(named: list[Named], index: int) -> bool:
 
 
 class WorkSubscriber:
-    def __init__(self, pool: asyncpg.Pool, deliverer: Deliverer) -> None:
-        self._pool = pool
+    def __init__(self, deliverer: Deliverer) -> None:
         self._deliverer = deliverer
         self._backoff = 0.0
 
@@ -88,8 +87,7 @@ class WorkSubscriber:
     async def _deliver_in_order(self, named: list[Named]) -> None:
         async def claimed_rows() -> AsyncIterator[repository.Claimed]:
             for index, row in enumerate(named):
-                async with self._pool.acquire() as conn:
-                    claimed = await repository.claim(conn, row.id)
+                claimed = await self._deliverer.claim(row.id)
                 if claimed is None:
                     continue
                 if is_superseded(named, index):

@@ -96,6 +96,7 @@ class DeliveryPolicy:
     retry_backoff: timedelta
     dead_letter_prefix: str  # '<prefix><service>.dlq'
     app_keys: dict[str, str]  # service -> app id used in pacing keys
+    calls_in_flight: int = 10  # per service, in this process (settings.py says why)
 
 
 def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
@@ -120,11 +121,20 @@ class Deliverer:
         self._refresh = refresh or {}
         self._refresh_lease = refresh_lease
         self._pool = pool
+        self._pacer = pacing.Pacer(pool)
+        self._db = repository.Coalesced(pool, cipher)
+        self._in_flight = {
+            service: asyncio.Semaphore(policy.calls_in_flight) for service in clients
+        }
         self._cipher = cipher
         self._clients = clients
         self._http = http
         self._relay = relay
         self._policy = policy
+
+    async def claim(self, scrobble_id: uuid.UUID) -> repository.Claimed | None:
+        """Take a row for sending (``repository.claim``, coalesced with other deliveries)."""
+        return await self._db.claim(scrobble_id)
 
     async def deliver(self, claimed: repository.Claimed) -> str:
         """Send one claimed row and record what became of it; returns the outcome label."""
@@ -135,8 +145,7 @@ class Deliverer:
 
     async def _deliver(self, claimed: repository.Claimed) -> str:
         work = ScrobbleWork.from_message(claimed.request)
-        async with self._pool.acquire() as conn:
-            state = await repository.connection_state(conn, self._cipher, claimed.connection_id)
+        state = await self._db.state(claimed.connection_id)
         if state is None or not state.enabled or state.token is None:
             why = "connection disabled" if state and not state.enabled else "no token stored"
             return await self._dead(claimed, work, f"{work.service}: {why}", None)
@@ -268,8 +277,7 @@ class Deliverer:
         """Put the work back until ``at`` without counting an attempt; now playing, being
         best effort and never retried, fails instead."""
         if work.kind is WorkKind.NOW_PLAYING:
-            async with self._pool.acquire() as conn:
-                await repository.record_failed(conn, claimed.id, reason, None)
+            await self._db.failed((claimed.id, reason, None))
             metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
             return "failed"
         await self._reschedule(claimed, at, reason)
@@ -338,43 +346,55 @@ class Deliverer:
             keys = pacing.pacing_keys(
                 work.service, head.connection_id, self._policy.app_keys.get(work.service, "")
             )
-        async with self._pool.acquire() as conn:
-            slot, reserved = await pacing.reserve_within(conn, keys, MAX_INLINE_WAIT)
-        wait = slot - datetime.now(UTC)
-        if not reserved:
+        slot = await self._pacer.reserve(keys, MAX_INLINE_WAIT)
+        wait = slot.at - datetime.now(UTC)
+        if not slot.taken:
             # Nothing was spent: work put back never pushes later callers further out.
-            async with self._pool.acquire() as conn:
-                if work.kind is WorkKind.NOW_PLAYING:
-                    # Later it would say "playing" about something long over: drop it.
-                    reason = "now playing skipped: the service's rate limit left no room"
-                    await repository.record_failed(conn, head.id, reason, None)
-                    metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
-                    raise _Rescheduled
+            if work.kind is WorkKind.NOW_PLAYING:
+                # Later it would say "playing" about something long over: drop it.
+                reason = "now playing skipped: the service's rate limit left no room"
+                await self._db.failed((head.id, reason, None))
+                metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
+                raise _Rescheduled
             for row in rows:
-                await self._reschedule(row, slot, "paced under the service's rate limit")
+                await self._reschedule(row, slot.at, "paced under the service's rate limit")
             raise _Rescheduled
-        if wait.total_seconds() > 0:
-            metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
-            await asyncio.sleep(wait.total_seconds())
-        started = asyncio.get_running_loop().time()
-        sent_at = datetime.now(UTC)
+        sent_at = slot.at
+        answer: HttpResponse | Outcome | None = None
         try:
-            response = await send(self._http[work.service], request)
+            if wait.total_seconds() > 0:
+                metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
+                await asyncio.sleep(wait.total_seconds())
+            async with self._in_flight[work.service]:  # sent when a place is free
+                sent_at = datetime.now(UTC)
+                answer = await self._call_service(work, request, endpoint)
+            return answer
+        finally:
+            # Whatever became of the call (even cancellation), its slot is settled: the
+            # keys spaced from it and its lanes given back.
+            service_wait = (
+                client.wait_before_next_s(answer) if isinstance(answer, HttpResponse) else None
+            )
+            async with self._pool.acquire() as conn:
+                await pacing.after_call(conn, slot, keys, sent_at, datetime.now(UTC), service_wait)
+
+    async def _call_service(
+        self, work: ScrobbleWork, request: HttpRequest, endpoint: str | None
+    ) -> HttpResponse | Outcome:
+        """The call: its response, or the retry outcome of a call that got none."""
+        started = asyncio.get_running_loop().time()
+        try:
+            return await send(self._http[work.service], request)
         except TransportFailure as exc:
             return Outcome.retry(str(exc))
         finally:
             metrics.REQUEST_SECONDS.labels(work.service, endpoint or work.kind.value).observe(
                 asyncio.get_running_loop().time() - started
             )
-        await self._hold_after_send(
-            keys, sent_at, datetime.now(UTC), client.wait_before_next_s(response)
-        )
-        return response
 
     async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
         """Drop claimed now-playing work unsent (best effort: failed, never retried)."""
-        async with self._pool.acquire() as conn:
-            await repository.record_failed(conn, claimed.id, reason, None)
+        await self._db.failed((claimed.id, reason, None))
         metrics.NOW_PLAYING_FAILED.labels(claimed.service).inc()
         return "failed"
 
@@ -414,8 +434,7 @@ class Deliverer:
     async def _deliver_many(self, batch: Sequence[repository.Claimed]) -> list[str]:
         head = batch[0]
         client = self._clients[head.service]
-        async with self._pool.acquire() as conn:
-            state = await repository.connection_state(conn, self._cipher, head.connection_id)
+        state = await self._db.state(head.connection_id)
         if state is None or not state.enabled or state.status != "active" or state.token is None:
             return [await self.deliver(claimed) for claimed in batch]
         user = UserCredentials(state.token)
@@ -474,28 +493,6 @@ class Deliverer:
             return client.classify_batch(works, sent)
         return [client.classify(work, sent) for work in works]
 
-    async def _hold_after_send(
-        self,
-        keys: list[pacing.PaceKey],
-        sent_at: datetime,
-        answered_at: datetime,
-        service_wait_s: float | None,
-    ) -> None:
-        """Space the next call from when this one really went out (a call sent late after a
-        busy moment must not let the next slot land too close), or from its answer for keys
-        that say so (``PaceKey.after_answer``), and honour the service's own wait when it
-        gave one."""
-        service_until = (
-            None if not service_wait_s else (datetime.now(UTC) + timedelta(seconds=service_wait_s))
-        )
-        async with self._pool.acquire() as conn:
-            for key in keys:
-                until = (answered_at if key.after_answer else sent_at) + key.interval
-                if service_until is not None:
-                    until = max(until, service_until)
-                if until > sent_at:
-                    await pacing.hold(conn, key.key, until)
-
     async def _send_anilist(
         self,
         client: AniListClient,
@@ -551,23 +548,20 @@ class Deliverer:
         self, claimed: repository.Claimed, work: ScrobbleWork, outcome: Outcome
     ) -> str:
         service, kind = work.service, outcome.kind
-        async with self._pool.acquire() as conn:
-            if kind in (OutcomeKind.DONE, OutcomeKind.ALREADY_DONE):
-                await repository.record_sent(conn, claimed.id, outcome.http_status)
-                metrics.SENT.labels(service, kind.value).inc()
-                metrics.DELAY.labels(service).observe(
-                    (datetime.now(UTC) - work.occurred_at).total_seconds()
-                )
-                return kind.value
-            if work.kind is WorkKind.NOW_PLAYING:
-                await repository.record_failed(
-                    conn, claimed.id, outcome.reason, outcome.http_status
-                )
-                metrics.NOW_PLAYING_FAILED.labels(service).inc()
-                return "failed"
-            if kind in (OutcomeKind.REFRESH, OutcomeKind.RECONNECT):
-                await repository.mark_needs_reconnect(conn, claimed.connection_id, outcome.reason)
+        if kind in (OutcomeKind.DONE, OutcomeKind.ALREADY_DONE):
+            await self._db.sent((claimed.id, outcome.http_status))
+            metrics.SENT.labels(service, kind.value).inc()
+            metrics.DELAY.labels(service).observe(
+                (datetime.now(UTC) - work.occurred_at).total_seconds()
+            )
+            return kind.value
+        if work.kind is WorkKind.NOW_PLAYING:
+            await self._db.failed((claimed.id, outcome.reason, outcome.http_status))
+            metrics.NOW_PLAYING_FAILED.labels(service).inc()
+            return "failed"
         if kind in (OutcomeKind.REFRESH, OutcomeKind.RECONNECT):
+            async with self._pool.acquire() as conn:
+                await repository.mark_needs_reconnect(conn, claimed.connection_id, outcome.reason)
             return await self._wait_for_reconnect(claimed, outcome.reason)
         if kind is OutcomeKind.RETRY and claimed.attempts <= self._policy.max_retries:
             delay = backoff(self._policy, claimed.attempts)
@@ -592,10 +586,10 @@ class Deliverer:
         self, claimed: repository.Claimed, work: ScrobbleWork, reason: str, status: int | None
     ) -> str:
         topic = f"{self._policy.dead_letter_prefix}{work.service}.dlq"
+        if work.kind is WorkKind.NOW_PLAYING:
+            await self._db.failed((claimed.id, reason, status))
+            return "failed"
         async with self._pool.acquire() as conn:
-            if work.kind is WorkKind.NOW_PLAYING:
-                await repository.record_failed(conn, claimed.id, reason, status)
-                return "failed"
             ids = await repository.record_dead(conn, claimed, reason, status, topic)
         await self._relay.publish(ids)
         metrics.DEAD.labels(work.service).inc()
@@ -606,8 +600,7 @@ class Deliverer:
         self, claimed: repository.Claimed, work: ScrobbleWork, reason: str
     ) -> str:
         """The service cannot name the item: failed for good, with the reason in history."""
-        async with self._pool.acquire() as conn:
-            await repository.record_failed(conn, claimed.id, reason, None)
+        await self._db.failed((claimed.id, reason, None))
         UNRESOLVED.labels(work.service).inc()
         log.info("unresolved: %s %s (%s)", work.service, claimed.id, reason)
         return "unresolved"

@@ -126,6 +126,7 @@ def build_app(settings: Settings) -> FastStream:
                 retry_backoff=settings.retry_backoff,
                 dead_letter_prefix=settings.scrobble_topic_prefix,
                 app_keys={s: settings.service(s).client_id or s for s in services},
+                calls_in_flight=settings.dispatcher_calls_in_flight,
             )
             cipher = TokenCipher(token_keys)
             deliverer = Deliverer(
@@ -138,7 +139,7 @@ def build_app(settings: Settings) -> FastStream:
                 refresh=build_refresh(settings, list(services)),
                 resolver=build_resolver(settings, list(services), pool),
             )
-            state["subscriber"] = WorkSubscriber(pool, deliverer)
+            state["subscriber"] = WorkSubscriber(deliverer)
 
             port = settings.metrics_port_for("dispatcher")
             await serve_health(stack, core, port)

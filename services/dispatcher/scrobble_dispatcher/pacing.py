@@ -9,7 +9,8 @@ the least interval between two calls on each key, after EXTERNAL_APIS.md:
   ``simkl:app[:<app>]`` (1 s by default, ``simkl_app_interval``). Consequence: the per-client-id
   limit caps the whole installation at one Simkl write a second (3,600 an hour) whatever the
   number of users or replicas; a backlog then drains at that pace, later work is rescheduled.
-- Last.fm: under 5 calls/s per API key across all processes -> ``lastfm:app[:<app>]`` 0.2 s.
+- Last.fm: under 5 calls/s per API key across all processes -> ``lastfm:app[:<app>]``, a
+  windowed key of 5 lanes, 1 s each (below).
 - ListenBrainz: no fixed figure; ``listenbrainz:user:<connection>`` with interval 0 exists so
   that X-RateLimit-Remaining 0 / Reset-In can be honoured by every replica through :func:`hold`.
 - AniList: 30/min per token in practice -> ``anilist:user:<connection>`` 2 s.
@@ -36,6 +37,17 @@ interval. So the keys are locked together (in key order, so concurrent callers c
 deadlock) and each is moved to ``common slot + its own interval``. A key that was free
 earlier than the common slot leaves that gap unused (no backfilling): throughput, not safety.
 
+Windowed keys (``PaceKey.lanes`` > 1; Last.fm's "5 calls in any second"): the key has that
+many lanes, rows ``<key>#<n>``, and each call takes the lane free soonest. A lane carries
+one call at a time: while the call is out its ``next_at`` is parked far ahead
+(``IN_FLIGHT``), and once it is answered :func:`after_call` sets it to the answer plus the
+window. Any ``lanes + 1`` calls include two on one lane, the later sent after the earlier
+was answered plus a window, so it *arrived* more than a window after the earlier arrived:
+no window ever holds more than ``lanes`` calls, whatever the network did, with no margin
+to guess. The rate given up is the round trip per lane per window (a few percent against a
+nearby service), where spacing single calls needed a margin per window (20%). The key's own
+row then only carries holds (Retry-After), which every lane honours.
+
 Clocks: slots come from the database clock, ``clock_timestamp()`` rather than ``now()``:
 ``now()`` is the start of the transaction, so a reservation made inside a longer
 transaction would get slots in the past and let callers burst. Callers compare slots with
@@ -51,20 +63,22 @@ naive datetime, an unknown service) raise ValueError: a programming error.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from asyncpg import Pool
+
     from scrobble_shared.db import Conn
 
 TRAKT_USER_INTERVAL: Final = timedelta(seconds=1)
 SIMKL_USER_INTERVAL: Final = timedelta(seconds=1)
 SIMKL_APP_INTERVAL: Final = timedelta(seconds=1)
-LASTFM_APP_INTERVAL: Final = timedelta(milliseconds=200)
 LISTENBRAINZ_USER_INTERVAL: Final = timedelta(0)
 ANILIST_USER_INTERVAL: Final = timedelta(seconds=2)
 
@@ -81,12 +95,41 @@ class PaceKey:
     # call per interval (per user), where calls go one after another anyway; not for a
     # shared key of several calls per window (Last.fm), where it would serialise everyone.
     after_answer: bool = False
+    # Several calls per window (``interval``): that many lanes, each spaced from its own
+    # previous call's answer (module docstring). 1: a plain key.
+    lanes: int = 1
 
     def __post_init__(self) -> None:
         if not self.key:
             raise ValueError("a pacing key needs a name")
         if self.interval < timedelta(0):
             raise ValueError(f"negative pacing interval for {self.key}: {self.interval}")
+        if self.lanes < 1:
+            raise ValueError(f"a pacing key needs at least one lane: {self.key}")
+
+    def lane_keys(self) -> list[str]:
+        """The rows of a windowed key's lanes; none for a plain key."""
+        return [f"{self.key}#{n}" for n in range(self.lanes)] if self.lanes > 1 else []
+
+
+# How long a lane stays taken by a call not yet answered: well past the longest a call can
+# take (transport.py's timeouts), so it is only reached when the caller died mid-call; the
+# lane is then lost for that long, the other lanes go on.
+IN_FLIGHT: Final = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A reservation: when the caller may send (``at``), whether the slot was taken (False:
+    nothing moved, come back at ``at``), and the lanes it holds until :func:`after_call`
+    (each a lane row with the in-flight moment it was parked at)."""
+
+    at: datetime
+    taken: bool = True
+    lanes: tuple[tuple[str, datetime], ...] = ()
+    # Not taken because every lane of a windowed key has a call out: ``at`` is then only
+    # the earliest a lane can be free (its call's slot plus the window), not a promise.
+    busy: bool = False
 
 
 def app_pacing_key(service: str, app_key: str) -> str:
@@ -104,21 +147,19 @@ def app_pacing_key(service: str, app_key: str) -> str:
 SEND_MARGIN: Final = timedelta(milliseconds=100)
 
 
-def _paced(
-    key: str, published: timedelta, calls_per_window: int = 1, margin: timedelta = SEND_MARGIN
-) -> PaceKey:
-    """``published`` spacing plus a margin spread over the calls a limit's window holds."""
+def _paced(key: str, published: timedelta) -> PaceKey:
+    """One call per ``published`` interval, plus the margin, spaced from the answer."""
     if not published:
         return PaceKey(key, published)
-    return PaceKey(key, published + margin / calls_per_window, after_answer=calls_per_window == 1)
+    return PaceKey(key, published + SEND_MARGIN, after_answer=True)
 
 
-# Last.fm's "5 per second" is counted over a window: 5 evenly spaced calls need the margin
-# once per window, not once per call (0.3 s each lost 40% of the rate). 250 ms per window
-# (0.25 s a call) keeps the sixth call a quarter second clear of the first's window: with
-# 100 ms (0.22 s a call) two loaded replicas drew a 429 from the fake in the replica test.
+# Last.fm's "5 per second" is counted over a window: 5 lanes of one call a second, each
+# spaced from its previous call's answer. (Evenly spaced single calls needed a margin per
+# window against late sends: 0.25 s a call, 80% of the rate; with 0.22 s two loaded
+# replicas drew a 429 from the fake.)
 LASTFM_CALLS_PER_WINDOW: Final = 5
-LASTFM_WINDOW_MARGIN: Final = timedelta(milliseconds=250)
+LASTFM_WINDOW: Final = timedelta(seconds=1)
 
 
 def pacing_keys(
@@ -138,7 +179,7 @@ def pacing_keys(
         return [_paced(user, SIMKL_USER_INTERVAL), _paced(app, simkl_app_interval)]
     if service == "lastfm":
         key = app_pacing_key("lastfm", app_key)
-        return [_paced(key, LASTFM_APP_INTERVAL, LASTFM_CALLS_PER_WINDOW, LASTFM_WINDOW_MARGIN)]
+        return [PaceKey(key, LASTFM_WINDOW, after_answer=True, lanes=LASTFM_CALLS_PER_WINDOW)]
     if service == "listenbrainz":
         return [_paced(user, LISTENBRAINZ_USER_INTERVAL)]
     if service == "anilist":
@@ -191,78 +232,180 @@ INSERT INTO pacing_slots (key, next_at)
 SELECT key, '-infinity' FROM unnest($1::text[]) AS key ORDER BY key
 ON CONFLICT (key) DO NOTHING
 """
-_LOCK_AND_SLOT: Final = """
-SELECT greatest(max(next_at), clock_timestamp(), $2::timestamptz), clock_timestamp()
-FROM (SELECT next_at FROM pacing_slots WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE) AS k
+# A moment already past counts as now (and new rows' '-infinity' as well).
+_LOCK: Final = """
+SELECT key, greatest(next_at, clock_timestamp()) AS next_at, clock_timestamp() AS now
+FROM pacing_slots WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE
 """
-_MOVE_ALL: Final = """
-UPDATE pacing_slots AS p SET next_at = $3::timestamptz + w.step
-FROM unnest($1::text[], $2::interval[]) AS w(key, step)
+_MOVE: Final = """
+UPDATE pacing_slots AS p SET next_at = w.at
+FROM unnest($1::text[], $2::timestamptz[]) AS w(key, at)
 WHERE p.key = w.key
 """
+# A lane is given back only by the call that parked it (compare-and-set on the parked
+# moment): a lane whose caller died and that another call took since is left alone.
+_SETTLE_LANE: Final = "UPDATE pacing_slots SET next_at = $3 WHERE key = $1 AND next_at = $2"
 
 
-def _steps(keys: Iterable[PaceKey]) -> dict[str, timedelta]:
-    """Interval per key name; the same key twice counts once, with the longer interval."""
-    steps: dict[str, timedelta] = {}
+def _merged(keys: Iterable[PaceKey]) -> dict[str, PaceKey]:
+    """Keys by name; the same key twice counts once, with the longer interval."""
+    merged: dict[str, PaceKey] = {}
     for pace in keys:
-        steps[pace.key] = max(pace.interval, steps.get(pace.key, pace.interval))
-    return steps
+        seen = merged.get(pace.key)
+        if seen is None or pace.interval > seen.interval:
+            merged[pace.key] = pace
+    return merged
 
 
 async def _reserve_locked(
     conn: Conn,
-    steps: dict[str, timedelta],
+    keys: dict[str, PaceKey],
     not_before: datetime | None,
     within: timedelta | None,
-) -> tuple[datetime, bool]:
-    """The common slot of ``steps``' keys, locked together in key order; each key moves to
-    slot + its interval unless the slot is more than ``within`` away (then nothing moves)."""
-    names = sorted(steps)
+) -> Slot:
+    """The common slot of ``keys``, their rows (and lanes) locked together in name order:
+    the latest of the plain keys' next slots and of each windowed key's hold and soonest
+    lane. Plain keys move to slot + interval, the chosen lanes are parked ``IN_FLIGHT``;
+    nothing moves when the slot is more than ``within`` away."""
+    names = sorted({name for pace in keys.values() for name in (pace.key, *pace.lane_keys())})
     async with conn.transaction():
         await conn.execute(_ENSURE_ROWS, names)
-        row = await conn.fetchrow(_LOCK_AND_SLOT, names, not_before)
-        assert row is not None
-        slot, now = row[0], row[1]
-        if within is not None and slot - now > within:
-            return slot, False
-        await conn.execute(_MOVE_ALL, names, [steps[name] for name in names], slot)
-    return slot, True
+        rows = await conn.fetch(_LOCK, names)
+        next_at = {row["key"]: row["next_at"] for row in rows}
+        now = rows[0]["now"]
+        slot = now if not_before is None else max(now, not_before)
+        chosen: dict[str, str] = {}
+        busy = False
+        for pace in keys.values():
+            slot = max(slot, next_at[pace.key])
+            if lanes := pace.lane_keys():
+                lane = chosen[pace.key] = min(lanes, key=lambda name: (next_at[name], name))
+                free = next_at[lane]
+                if free - now > pace.interval:  # parked: its call is still out
+                    busy = True
+                    free = max(now, free - IN_FLIGHT + pace.interval)
+                slot = max(slot, free)
+        if busy or (within is not None and slot - now > within):
+            return Slot(slot, taken=False, busy=busy)
+        moves = {
+            chosen.get(pace.key, pace.key): slot
+            + (IN_FLIGHT if pace.key in chosen else pace.interval)
+            for pace in keys.values()
+        }
+        await conn.execute(_MOVE, list(moves), list(moves.values()))
+    return Slot(slot, lanes=tuple((lane, moves[lane]) for lane in chosen.values()))
 
 
 async def reserve_all(
     conn: Conn, keys: Iterable[PaceKey], not_before: datetime | None = None
-) -> datetime:
+) -> Slot:
     """One slot valid on every key: the latest of their next slots; each key then moves to
-    that slot plus its own interval (atomically; see the module docstring)."""
-    _check_aware(not_before, "not_before")
-    steps = _steps(keys)
-    if not steps:
-        nothing_to_pace: datetime = await conn.fetchval(_NOW, not_before)
-        return nothing_to_pace
-    if len(steps) == 1:
-        [(key, interval)] = steps.items()
-        return await reserve(conn, key, interval, not_before)
-    slot, _ = await _reserve_locked(conn, steps, not_before, within=None)
-    return slot
+    that slot plus its own interval (atomically; see the module docstring). A slot holding
+    lanes must be given back through :func:`after_call`."""
+    return await reserve_within(conn, keys, None, not_before)
 
 
 async def reserve_within(
-    conn: Conn, keys: Iterable[PaceKey], within: timedelta, not_before: datetime | None = None
-) -> tuple[datetime, bool]:
-    """Like :func:`reserve_all`, but only when the common slot is at most ``within`` away:
-    returns ``(slot, True)`` with the slot spent, or ``(slot, False)`` with nothing moved,
-    ``slot`` then being when to come back. A caller that would not wait that long spends
-    no slot, so work put back never pushes later callers further out."""
+    conn: Conn,
+    keys: Iterable[PaceKey],
+    within: timedelta | None,
+    not_before: datetime | None = None,
+) -> Slot:
+    """Like :func:`reserve_all`, but only when the common slot is at most ``within`` away
+    (None: however far): otherwise ``taken`` is False, nothing moved and ``at`` says when
+    to come back. A caller that would not wait that long spends no slot, so work put back
+    never pushes later callers further out."""
     _check_aware(not_before, "not_before")
-    steps = _steps(keys)
-    if not steps:
+    merged = _merged(keys)
+    if not merged:
         now: datetime = await conn.fetchval(_NOW, not_before)
-        return now, True
-    if len(steps) == 1 and not any(steps.values()):
-        # A key with no spacing (ListenBrainz) only carries holds: taking its slot moves
-        # nothing that matters, so one statement does, instead of a locking transaction.
-        [key] = steps
-        slot = await reserve(conn, key, timedelta(0), not_before)
-        return slot, slot - datetime.now(slot.tzinfo) <= within
-    return await _reserve_locked(conn, steps, not_before, within)
+        return Slot(now)
+    if len(merged) == 1:
+        [pace] = merged.values()
+        if pace.lanes == 1 and (not pace.interval or within is None):
+            # One plain key: one statement, instead of a locking transaction. (A key with
+            # no spacing, ListenBrainz's, only carries holds: taking its slot moves nothing
+            # that matters, so it needs no refusal either.)
+            at = await reserve(conn, pace.key, pace.interval, not_before)
+            return Slot(at, taken=within is None or at - datetime.now(at.tzinfo) <= within)
+    return await _reserve_locked(conn, merged, not_before, within)
+
+
+# How often a caller waiting for a lane asks again, at least: a lane's call is answered
+# some time after the earliest moment the lane could be free.
+LANE_POLL: Final = timedelta(milliseconds=10)
+
+
+class Pacer:
+    """Reservations through a pool for one process: :func:`reserve_within`, except that a
+    caller finding every lane of a windowed key out waits for one (asking again when the
+    soonest could be free), inside its ``within``. Callers of one process wait for the
+    same lanes in a queue, first come first served, so only the head asks the database."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._queues: dict[tuple[str, ...], asyncio.Lock] = {}
+
+    async def reserve(self, keys: Sequence[PaceKey], within: timedelta | None) -> Slot:
+        windowed = tuple(sorted(pace.key for pace in keys if pace.lanes > 1))
+        if not windowed:
+            async with self._pool.acquire() as conn:
+                return await reserve_within(conn, keys, within)
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within.total_seconds()
+
+        def left() -> timedelta | None:
+            return None if deadline is None else timedelta(seconds=deadline - loop.time())
+
+        queue = self._queues.setdefault(windowed, asyncio.Lock())
+        try:
+            await asyncio.wait_for(
+                queue.acquire(), None if deadline is None else deadline - loop.time()
+            )
+        except TimeoutError:
+            assert within is not None
+            return Slot(datetime.now(UTC) + within, taken=False, busy=True)
+        try:
+            while True:
+                async with self._pool.acquire() as conn:
+                    slot = await reserve_within(conn, keys, left())
+                if not slot.busy:
+                    return slot
+                wait = max(slot.at - datetime.now(UTC), LANE_POLL)
+                remaining = left()
+                if remaining is not None and wait > remaining:
+                    return slot
+                await asyncio.sleep(wait.total_seconds())
+        finally:
+            queue.release()
+
+
+async def after_call(
+    conn: Conn,
+    slot: Slot,
+    keys: Iterable[PaceKey],
+    sent_at: datetime,
+    answered_at: datetime,
+    service_wait_s: float | None = None,
+) -> None:
+    """After a call made on ``slot`` (answered, or given up on at ``answered_at``): space
+    the next call on each key from when this one really went out (a call sent late after a
+    busy moment must not let the next slot land too close), or from its answer for keys
+    that say so (``PaceKey.after_answer``); give back the lanes at answer + window; and
+    honour the service's own wait (``service_wait_s``) on every key."""
+    service_until = (
+        None if not service_wait_s else datetime.now(UTC) + timedelta(seconds=service_wait_s)
+    )
+    parked = dict(slot.lanes)
+    for pace in _merged(keys).values():
+        if lanes := [lane for lane in pace.lane_keys() if lane in parked]:
+            for lane in lanes:
+                await conn.execute(_SETTLE_LANE, lane, parked[lane], answered_at + pace.interval)
+            if service_until is not None:
+                await hold(conn, pace.key, service_until)
+            continue
+        until = (answered_at if pace.after_answer else sent_at) + pace.interval
+        if service_until is not None:
+            until = max(until, service_until)
+        if until > sent_at:
+            await hold(conn, pace.key, until)

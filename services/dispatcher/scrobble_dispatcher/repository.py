@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import asyncpg
+
+from scrobble_dispatcher.coalesce import Coalescer
 from scrobble_dispatcher.tokens import NewTokens, TokenState
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db import Conn
@@ -88,6 +92,25 @@ async def claim_due(conn: Conn, service: str, limit: int) -> list[Claimed]:
     return [_claimed(r) for r in rows]
 
 
+async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Claimed | None]:
+    """:func:`claim` for several rows in one statement; per id, in order. An id named
+    twice is claimed once: the first naming gets the row, the later ones None."""
+    rows = await conn.fetch(
+        f"""
+        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
+        WHERE id = ANY($1::uuid[]) AND (
+            (status IN ('queued', 'retrying')
+             AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+            OR (status = 'sending' AND updated_at < now() - $2::interval))
+        RETURNING {_CLAIMED_COLUMNS}
+        """,  # noqa: S608 - constant column list
+        list(scrobble_ids),
+        SENDING_LEASE,
+    )
+    found = {row["id"]: _claimed(row) for row in rows}
+    return [found.pop(scrobble_id, None) for scrobble_id in scrobble_ids]
+
+
 @dataclass(frozen=True)
 class ConnectionState:
     enabled: bool
@@ -100,13 +123,19 @@ async def connection_state(
     conn: Conn, cipher: TokenCipher, connection_id: uuid.UUID
 ) -> ConnectionState | None:
     row = await conn.fetchrow(
-        "SELECT enabled, status, access_token_enc, refresh_token_enc IS NOT NULL AS has_refresh, "
-        "token_expires_at, token_version, refresh_started_at, refresh_from_version "
-        "FROM connections WHERE id = $1",
+        f"SELECT {_STATE_COLUMNS} FROM connections WHERE id = $1",  # noqa: S608
         connection_id,
     )
-    if row is None:
-        return None
+    return None if row is None else _state(cipher, row)
+
+
+_STATE_COLUMNS: Final = (
+    "enabled, status, access_token_enc, refresh_token_enc IS NOT NULL AS has_refresh, "
+    "token_expires_at, token_version, refresh_started_at, refresh_from_version"
+)
+
+
+def _state(cipher: TokenCipher, row: Any) -> ConnectionState:
     encrypted = row["access_token_enc"]
     return ConnectionState(
         enabled=row["enabled"],
@@ -120,6 +149,18 @@ async def connection_state(
             refresh_from_version=row["refresh_from_version"],
         ),
     )
+
+
+async def connection_states(
+    conn: Conn, cipher: TokenCipher, connection_ids: Sequence[uuid.UUID]
+) -> list[ConnectionState | None]:
+    """:func:`connection_state` for several connections in one statement; per id, in order."""
+    rows = await conn.fetch(
+        f"SELECT id, {_STATE_COLUMNS} FROM connections WHERE id = ANY($1::uuid[])",  # noqa: S608
+        list(set(connection_ids)),
+    )
+    found = {row["id"]: _state(cipher, row) for row in rows}
+    return [found.get(connection_id) for connection_id in connection_ids]
 
 
 async def db_now(conn: Conn) -> datetime:
@@ -210,6 +251,18 @@ async def record_sent(conn: Conn, scrobble_id: uuid.UUID, status: int | None) ->
     )
 
 
+async def record_sent_many(conn: Conn, sent: Sequence[tuple[uuid.UUID, int | None]]) -> list[None]:
+    """:func:`record_sent` for several rows (id, HTTP status) in one statement."""
+    await conn.execute(
+        "UPDATE scrobbles AS s SET status = 'sent', sent_at = now(), updated_at = now(), "
+        "last_http_status = v.status, next_attempt_at = NULL "
+        "FROM unnest($1::uuid[], $2::int[]) AS v(id, status) WHERE s.id = v.id",
+        [scrobble_id for scrobble_id, _ in sent],
+        [status for _, status in sent],
+    )
+    return [None] * len(sent)
+
+
 async def record_retry(
     conn: Conn,
     scrobble_id: uuid.UUID,
@@ -244,6 +297,22 @@ async def record_failed(
         reason,
         status,
     )
+
+
+async def record_failed_many(
+    conn: Conn, failed: Sequence[tuple[uuid.UUID, str, int | None]]
+) -> list[None]:
+    """:func:`record_failed` for several rows (id, reason, HTTP status) in one statement."""
+    await conn.execute(
+        "UPDATE scrobbles AS s SET status = 'failed', last_error = v.reason, "
+        "last_http_status = v.status, updated_at = now(), next_attempt_at = NULL "
+        "FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, reason, status) "
+        "WHERE s.id = v.id",
+        [scrobble_id for scrobble_id, _, _ in failed],
+        [reason for _, reason, _ in failed],
+        [status for _, _, status in failed],
+    )
+    return [None] * len(failed)
 
 
 async def record_dead(
@@ -284,3 +353,34 @@ async def mark_needs_reconnect(conn: Conn, connection_id: uuid.UUID, reason: str
         connection_id,
         reason,
     )
+
+
+class Coalesced:
+    """The statements every delivery runs (claim, connection state, sent, failed), each
+    call joined with those made while the previous one was out (``coalesce.py``): under
+    load one round trip serves many deliveries, idle a call goes at once. Same answers as
+    the one-row functions above."""
+
+    def __init__(self, pool: asyncpg.Pool, cipher: TokenCipher) -> None:
+        self._pool = pool
+        self._cipher = cipher
+        self.claim: Coalescer[uuid.UUID, Claimed | None] = Coalescer(self._claim)
+        self.state: Coalescer[uuid.UUID, ConnectionState | None] = Coalescer(self._states)
+        self.sent: Coalescer[tuple[uuid.UUID, int | None], None] = Coalescer(self._sent)
+        self.failed: Coalescer[tuple[uuid.UUID, str, int | None], None] = Coalescer(self._failed)
+
+    async def _claim(self, ids: Sequence[uuid.UUID]) -> list[Claimed | None]:
+        async with self._pool.acquire() as conn:
+            return await claim_many(conn, ids)
+
+    async def _states(self, ids: Sequence[uuid.UUID]) -> list[ConnectionState | None]:
+        async with self._pool.acquire() as conn:
+            return await connection_states(conn, self._cipher, ids)
+
+    async def _sent(self, sent: Sequence[tuple[uuid.UUID, int | None]]) -> list[None]:
+        async with self._pool.acquire() as conn:
+            return await record_sent_many(conn, sent)
+
+    async def _failed(self, failed: Sequence[tuple[uuid.UUID, str, int | None]]) -> list[None]:
+        async with self._pool.acquire() as conn:
+            return await record_failed_many(conn, failed)

@@ -13,7 +13,16 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from scrobble_dispatcher.pacing import PaceKey, hold, reserve, reserve_all, reserve_within
+from scrobble_dispatcher.pacing import (
+    IN_FLIGHT,
+    PaceKey,
+    Pacer,
+    after_call,
+    hold,
+    reserve,
+    reserve_all,
+    reserve_within,
+)
 
 pytestmark = pytest.mark.integration
 STEP = timedelta(milliseconds=100)
@@ -47,7 +56,7 @@ async def reserve_on(
 
 async def reserve_all_on(pool: asyncpg.Pool, keys: list[PaceKey]) -> datetime:
     async with pool.acquire() as conn:
-        return await reserve_all(conn, keys)
+        return (await reserve_all(conn, keys)).at
 
 
 def assert_spaced(slots: list[datetime], interval: timedelta) -> None:
@@ -165,7 +174,7 @@ async def test_reserving_nothing_is_now(replicas) -> None:
     first, _ = replicas
     before = await db_now(first)
     async with first.acquire() as conn:
-        assert before <= await reserve_all(conn, []) <= before + NEAR
+        assert before <= (await reserve_all(conn, [])).at <= before + NEAR
 
 
 async def test_a_slot_too_far_away_is_not_spent(
@@ -174,18 +183,19 @@ async def test_a_slot_too_far_away_is_not_spent(
     first, second = replicas
     keys = [PaceKey("lastfm:app:within", timedelta(seconds=10))]
     async with first.acquire() as conn:
-        taken, reserved = await reserve_within(conn, keys, timedelta(seconds=5))
-    assert reserved
+        first_slot = await reserve_within(conn, keys, timedelta(seconds=5))
+    assert first_slot.taken
+    taken = first_slot.at
     # The next slot is 10 s out: beyond the 5 s the caller would wait, so nothing moves,
     # and the answer says when to come back.
     for _ in range(3):
         async with second.acquire() as conn:
-            later, reserved = await reserve_within(conn, keys, timedelta(seconds=5))
-        assert not reserved
-        assert later == taken + timedelta(seconds=10)
+            later = await reserve_within(conn, keys, timedelta(seconds=5))
+        assert not later.taken
+        assert later.at == taken + timedelta(seconds=10)
     # A caller ready to wait takes exactly that slot: the refusals spent none.
     async with first.acquire() as conn:
-        assert await reserve_all(conn, keys) == taken + timedelta(seconds=10)
+        assert (await reserve_all(conn, keys)).at == taken + timedelta(seconds=10)
 
 
 async def test_concurrent_callers_within_reach_get_spaced_slots(
@@ -195,7 +205,8 @@ async def test_concurrent_callers_within_reach_get_spaced_slots(
 
     async def one(pool: asyncpg.Pool) -> tuple[datetime, bool]:
         async with pool.acquire() as conn:
-            return await reserve_within(conn, keys, timedelta(milliseconds=450))
+            slot = await reserve_within(conn, keys, timedelta(milliseconds=450))
+        return slot.at, slot.taken
 
     started = await db_now(replicas[0])
     answers = await asyncio.gather(*(one(replicas[i % 2]) for i in range(20)))
@@ -208,3 +219,108 @@ async def test_concurrent_callers_within_reach_get_spaced_slots(
     assert 5 <= len(taken) <= 5 + int(elapsed / STEP) + 1, (taken, elapsed)
     assert refused
     assert min(refused) >= max(taken)
+
+
+# --- windowed keys: several calls per window, one lane each ---------------------------------
+WINDOW = timedelta(milliseconds=400)
+
+
+async def test_a_windowed_key_gives_each_lane_one_call_until_it_is_answered(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    first, second = replicas
+    key = PaceKey("lastfm:app:lanes", WINDOW, after_answer=True, lanes=3)
+    before = await db_now(first)
+    async with first.acquire() as conn:
+        slots = [await reserve_within(conn, [key], timedelta(seconds=5)) for _ in range(3)]
+    # Three lanes, three calls at once, each on its own lane.
+    assert all(s.taken and before <= s.at <= before + NEAR for s in slots)
+    assert sorted(lane for s in slots for lane, _ in s.lanes) == key.lane_keys()
+    # A fourth waits for an answer: every lane is parked while its call is out, and the
+    # soonest it could be free is a window after the earliest of their slots.
+    async with second.acquire() as conn:
+        fourth = await reserve_within(conn, [key], timedelta(seconds=5))
+    assert not fourth.taken
+    assert fourth.busy
+    assert fourth.at == min(s.at for s in slots) + WINDOW
+    async with second.acquire() as conn:
+        parked = await conn.fetch(
+            "SELECT next_at FROM pacing_slots WHERE key = ANY($1::text[])", key.lane_keys()
+        )
+    assert all(row["next_at"] >= before + IN_FLIGHT for row in parked)
+    # The second call is answered: its lane is free a window after the answer.
+    answered = await db_now(first)
+    async with first.acquire() as conn:
+        await after_call(conn, slots[1], [key], slots[1].at, answered)
+    async with second.acquire() as conn:
+        fourth = await reserve_within(conn, [key], timedelta(seconds=5))
+    assert fourth.taken
+    assert fourth.at == answered + WINDOW
+    assert fourth.lanes[0][0] == slots[1].lanes[0][0]
+    # Settling the same slot again (a late duplicate) cannot free the lane taken since.
+    async with first.acquire() as conn:
+        await after_call(conn, slots[1], [key], slots[1].at, answered)
+        parked = await conn.fetchval(
+            "SELECT next_at FROM pacing_slots WHERE key = $1", fourth.lanes[0][0]
+        )
+    assert parked == fourth.lanes[0][1]
+
+
+async def test_a_hold_on_a_windowed_key_holds_every_lane(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    first, _ = replicas
+    key = PaceKey("lastfm:app:held", WINDOW, after_answer=True, lanes=3)
+    until = await db_now(first) + timedelta(seconds=30)
+    async with first.acquire() as conn:
+        await hold(conn, key.key, until)
+        slots = [await reserve_all(conn, [key]) for _ in range(3)]
+    assert [s.at for s in slots] == [until] * 3
+
+
+async def test_windowed_calls_never_crowd_a_window_wherever_the_network_delays_them(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    """Callers on two replicas send as soon as their slot comes; each call reaches the
+    "service" at a random moment between sending and its answer (0-60 ms each way). In
+    every run of lanes + 1 arrivals the first and last are more than a window apart, which
+    is what the service's sliding window checks."""
+    key = PaceKey("lastfm:app:crowd-lanes", WINDOW, after_answer=True, lanes=3)
+    arrivals: list[datetime] = []
+    rng = random.Random(7)
+
+    pacers = [Pacer(pool) for pool in replicas]
+
+    async def caller(pool: asyncpg.Pool, pacer: Pacer, calls: int) -> None:
+        for _ in range(calls):
+            slot = await pacer.reserve([key], timedelta(seconds=30))
+            assert slot.taken
+            await asyncio.sleep(max((slot.at - await db_now(pool)).total_seconds(), 0))
+            sent_at = await db_now(pool)
+            await asyncio.sleep(rng.uniform(0, 0.06))
+            arrivals.append(await db_now(pool))
+            await asyncio.sleep(rng.uniform(0, 0.06))
+            async with pool.acquire() as conn:
+                await after_call(conn, slot, [key], sent_at, await db_now(pool))
+
+    await asyncio.gather(*(caller(replicas[n % 2], pacers[n % 2], 5) for n in range(6)))
+    ordered = sorted(arrivals)
+    assert len(ordered) == 30
+    spans = [ordered[n + key.lanes] - ordered[n] for n in range(len(ordered) - key.lanes)]
+    assert min(spans) > WINDOW, spans
+
+
+async def test_a_caller_that_would_wait_too_long_for_a_lane_is_told_when_to_come_back(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    first, _ = replicas
+    key = PaceKey("lastfm:app:slow-answers", timedelta(seconds=2), after_answer=True, lanes=2)
+    pacer = Pacer(first)
+    out = [await pacer.reserve([key], timedelta(seconds=1)) for _ in range(2)]
+    assert all(slot.taken for slot in out)
+    # Both calls are out, and the soonest a lane could be free is 2 s away: past the 1 s
+    # this caller waits, so it gets no slot and nothing moved.
+    refused = await pacer.reserve([key], timedelta(seconds=1))
+    assert not refused.taken
+    assert refused.busy
+    assert refused.at == min(slot.at for slot in out) + key.interval

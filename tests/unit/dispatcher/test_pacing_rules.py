@@ -29,8 +29,16 @@ SECOND = timedelta(seconds=1) + SEND_MARGIN
         ),
         (
             "lastfm",
-            # Five calls per window on one shared key: spaced from sending.
-            [PaceKey(app_pacing_key("lastfm", APP), timedelta(milliseconds=250))],
+            # Five calls in any second on one shared key: five lanes, each spaced a
+            # second from its previous call's answer.
+            [
+                PaceKey(
+                    app_pacing_key("lastfm", APP),
+                    timedelta(seconds=1),
+                    after_answer=True,
+                    lanes=5,
+                )
+            ],
         ),
         ("listenbrainz", [PaceKey(f"listenbrainz:user:{CONNECTION}", timedelta(0))]),
         (
@@ -83,3 +91,14 @@ def test_unknown_service_and_bad_intervals_are_refused() -> None:
         PaceKey("k", timedelta(seconds=-1))
     with pytest.raises(ValueError, match="name"):
         PaceKey("", SECOND)
+    with pytest.raises(ValueError, match="lane"):
+        PaceKey("k", SECOND, lanes=0)
+
+
+def test_a_windowed_key_has_a_row_per_lane_and_a_plain_key_none() -> None:
+    assert PaceKey("lastfm:app", SECOND, lanes=3).lane_keys() == [
+        "lastfm:app#0",
+        "lastfm:app#1",
+        "lastfm:app#2",
+    ]
+    assert PaceKey("trakt:user:x", SECOND).lane_keys() == []

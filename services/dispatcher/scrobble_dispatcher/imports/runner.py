@@ -87,6 +87,7 @@ class ImportRunner:
         first_backoff_s: float = FIRST_BACKOFF_S,
     ) -> None:
         self.pool = pool
+        self._pacer = pacing.Pacer(pool)
         self.owner = owner or uuid.uuid4()
         self.lease = lease
         self._cipher = cipher
@@ -179,30 +180,28 @@ class ImportRunner:
         keys = reader.pacing_keys(job.connection_id, self._app_keys.get(job.service, ""))
         if not self._read_pacing:
             keys = [pacing.PaceKey(k.key, timedelta(0)) for k in keys]
-        async with self.pool.acquire() as conn:
-            slot = await pacing.reserve_all(conn, keys)
-        wait = (slot - datetime.now(UTC)).total_seconds()
-        if wait > 0:
-            RATE_LIMIT_WAIT.labels(job.service).observe(wait)
-            await asyncio.sleep(wait)
-        request = reader.request(cursor, ctx)
+        slot = await self._pacer.reserve(keys, None)
         loop = asyncio.get_running_loop()
-        started, sent_at = loop.time(), datetime.now(UTC)
+        sent_at, started = slot.at, loop.time()
+        response: HttpResponse | None = None
         try:
-            response = await send(self._http[job.service], request)
-        except TransportFailure as exc:
-            return Outcome.retry(str(exc))
+            wait = (slot.at - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                RATE_LIMIT_WAIT.labels(job.service).observe(wait)
+                await asyncio.sleep(wait)
+            request = reader.request(cursor, ctx)
+            started, sent_at = loop.time(), datetime.now(UTC)
+            try:
+                response = await send(self._http[job.service], request)
+            except TransportFailure as exc:
+                return Outcome.retry(str(exc))
+            finally:
+                REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
+            return response
         finally:
-            REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
-        service_wait = reader.wait_before_next_s(response)
-        async with self.pool.acquire() as conn:
-            for key in keys:
-                until = sent_at + key.interval
-                if service_wait:
-                    until = max(until, datetime.now(UTC) + timedelta(seconds=service_wait))
-                if until > sent_at:
-                    await pacing.hold(conn, key.key, until)
-        return response
+            service_wait = None if response is None else reader.wait_before_next_s(response)
+            async with self.pool.acquire() as conn:
+                await pacing.after_call(conn, slot, keys, sent_at, datetime.now(UTC), service_wait)
 
     async def _save(
         self,
