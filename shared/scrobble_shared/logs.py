@@ -107,7 +107,15 @@ def configure(level: int = logging.INFO, stream: TextIO | None = None) -> str:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name, quieter in QUIETER.items():
+        logging.getLogger(name).setLevel(max(level, quieter))
     return fmt
+
+
+# Libraries whose INFO lines are one per request: httpx logs every call's full URL (query
+# strings included, where an import's API key travels) and cost the dispatcher a line of
+# JSON per call. Request counts and durations are in the metrics instead.
+QUIETER: Final = {"httpx": logging.WARNING}
 
 
 def adopt(name: str) -> None:

@@ -79,3 +79,21 @@ def test_format_from_the_environment_else_by_terminal() -> None:
     assert logs.chosen_format(pipe, {"LOG_FORMAT": "text"}) == "text"
     assert logs.chosen_format(pipe, {"LOG_FORMAT": "JSON"}) == "json"
     assert logs.chosen_format(pipe, {}) == "json"  # not a terminal
+
+
+def test_per_request_library_lines_are_left_out_but_their_warnings_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx")
+    saved = (root.handlers[:], root.level, httpx_logger.level)
+    out = io.StringIO()
+    try:
+        logs.configure(stream=out)
+        httpx_logger.info('HTTP Request: GET https://example.test/?api_key=k "HTTP/1.1 200 OK"')
+        httpx_logger.warning("connection pool is full")
+        logging.getLogger("scrobble_dispatcher").info("delivered")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        httpx_logger.setLevel(saved[2])
+    assert [line["message"] for line in lines(out)] == ["connection pool is full", "delivered"]
