@@ -182,6 +182,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _open_log() -> BinaryIO:
     path = Path(os.environ.get("BENCH_INGEST_LOG", ".local/logs/bench-ingest.log"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +206,7 @@ async def outbox_empty(dsn: str) -> bool:
 
 async def run_ingest(
     env: dict[str, str], topic: str, group: str, bootstrap: str, dsn: str
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     port = 19000 + os.getpid() % 1000
     scrobble = str(Path(sys.executable).with_name("scrobble"))
     log = _open_log()
@@ -213,6 +220,7 @@ async def run_ingest(
     try:
         await wait_ready(port, proc)
         started = time.perf_counter()
+        cpu_before = cpu_seconds(proc.pid)
         # Polling the broker: the only outside view of "all committed".
         while not await committed_all(bootstrap, topic, group):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
@@ -221,12 +229,13 @@ async def run_ingest(
         while not await outbox_empty(dsn):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(proc.pid) - cpu_before
         rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         await proc.wait()
         log.close()
-    return elapsed, rss
+    return elapsed, cpu, rss
 
 
 async def consume_only(bootstrap: str, topic: str, n: int) -> float:
@@ -304,7 +313,7 @@ async def main() -> None:
             "INGEST_GROUP_ID": group,
             "INGEST_BATCH_SIZE": str(args.batch_size),
         }
-        elapsed, rss = await run_ingest(env, topic, group, bootstrap, dsn)
+        elapsed, cpu, rss = await run_ingest(env, topic, group, bootstrap, dsn)
         ingest_rate = args.events / elapsed
         conn = await asyncpg.connect(dsn)
         try:
@@ -314,6 +323,11 @@ async def main() -> None:
         print(
             f"ingest:        {ingest_rate:10.0f} events/s  ({args.events} events in "
             f"{elapsed:.1f} s, {queued} scrobbles queued, peak RSS {rss:.0f} MB)"
+        )
+        # Less sensitive than the rate to whatever else shares the machine's cores.
+        print(
+            f"ingest CPU:    {cpu:10.1f} s        ({cpu / args.events * 1e6:.0f} us/event, "
+            f"{cpu / elapsed * 100:.0f}% of one core)"
         )
         consume_rate = await consume_only(bootstrap, topic, args.events)
         print(f"raw consume:   {consume_rate:10.0f} records/s (aiokafka, same topic)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -93,3 +94,13 @@ async def no_decode(_message: Any, _original: Any) -> None:
     """FastStream decoder for handlers that read the raw records themselves: its JSON
     decoding would be wasted work, and would choke on values that must be dead-lettered."""
     return None
+
+
+def tune_gc() -> None:
+    """Called once at start-up, before the loop. A busy service allocates heaps of
+    short-lived objects, nearly all freed by reference counting, while the cyclic
+    collector at its default pace walks the long-lived ones (modules, pydantic schemas)
+    over and over. Those are frozen out of its sight, and young collections run less
+    often (every 20,000 net allocations instead of 700)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -27,6 +29,7 @@ from scrobble_shared.runtime import (
     open_core,
     recover_forever,
     serve_health,
+    tune_gc,
 )
 from scrobble_shared.settings import Settings
 
@@ -68,6 +71,7 @@ def build_app(settings: Settings) -> FastStream:
                 linger_ms=5,
                 # Dead letters carry bad values unchanged, up to what the playback topic took.
                 max_request_size=8 * 1024 * 1024,
+                partitioner=keyed_partitioner,
             )
             pool, relay = core.pool, core.relay
             cache = ConnectionCache()
@@ -103,7 +107,22 @@ def sweep_interval_s(silence: timedelta) -> float:
     return min(60.0, max(1.0, silence.total_seconds() / 4))
 
 
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (Kafka's murmur2 of the key, so the same key lands on
+    the same partition as from any other client) with each key's hash kept: aiokafka hashes
+    in pure Python, and the keys (connection ids) come back batch after batch."""
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
 def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
+    tune_gc()
     asyncio.run(build_app(settings).run())
     return 0
