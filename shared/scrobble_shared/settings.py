@@ -217,10 +217,9 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=2000, ge=1, le=50_000)
     # One consumer group per service topic: <group id>.<service>.
     dispatcher_group_id: str = Field(default="scrobble-dispatcher", min_length=1)
-    # Calls one dispatcher process has out at once per service. httpx slows down sharply
-    # with many requests in flight (bench/dispatch.py: about 880 calls/s with 10, 300 with
-    # 20 and 260 with 100 against a local server); more throughput comes from replicas.
-    dispatcher_calls_in_flight: int = Field(default=10, ge=1, le=1000)
+    # Calls one dispatcher process has out at once per service, each on a client of its
+    # own (scrobble_dispatcher/transport.py: ClientSet says why not one pool).
+    dispatcher_calls_in_flight: int = Field(default=16, ge=1, le=1000)
 
     trakt_enabled: bool = True
     trakt_client_id: str | None = None

@@ -35,10 +35,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 import httpx
@@ -72,7 +72,7 @@ from scrobble_dispatcher.resolve.resolver import (
     ItemUnresolved,
     LookupInProgress,
 )
-from scrobble_dispatcher.transport import TransportFailure, send
+from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
 from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
@@ -96,7 +96,6 @@ class DeliveryPolicy:
     retry_backoff: timedelta
     dead_letter_prefix: str  # '<prefix><service>.dlq'
     app_keys: dict[str, str]  # service -> app id used in pacing keys
-    calls_in_flight: int = 10  # per service, in this process (settings.py says why)
 
 
 def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
@@ -110,7 +109,7 @@ class Deliverer:
         pool: asyncpg.Pool,
         cipher: TokenCipher,
         clients: dict[str, ServiceClient],
-        http: dict[str, httpx.AsyncClient],
+        http: Mapping[Any, ClientSet],
         relay: OutboxRelay,
         policy: DeliveryPolicy,
         refresh: dict[str, tokens.RefreshConfig] | None = None,
@@ -123,9 +122,6 @@ class Deliverer:
         self._pool = pool
         self._pacer = pacing.Pacer(pool)
         self._db = repository.Coalesced(pool, cipher)
-        self._in_flight = {
-            service: asyncio.Semaphore(policy.calls_in_flight) for service in clients
-        }
         self._cipher = cipher
         self._clients = clients
         self._http = http
@@ -232,9 +228,8 @@ class Deliverer:
             at = datetime.now(UTC) + tokens.REFRESH_IN_FLIGHT_WAIT
             return await self._hold(claimed, work, at, "a token refresh is in progress")
         try:
-            response = await send(
-                self._http[work.service], tokens.build_refresh(config, refresh_token)
-            )
+            async with self._http[work.service].one() as http:
+                response = await send(http, tokens.build_refresh(config, refresh_token))
         except TransportFailure as exc:
             result: tokens.RefreshResult = tokens.NotNow(str(exc), None, spent_maybe=True)
         else:
@@ -365,9 +360,9 @@ class Deliverer:
             if wait.total_seconds() > 0:
                 metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
                 await asyncio.sleep(wait.total_seconds())
-            async with self._in_flight[work.service]:  # sent when a place is free
+            async with self._http[work.service].one() as http:  # when a client is free
                 sent_at = datetime.now(UTC)
-                answer = await self._call_service(work, request, endpoint)
+                answer = await self._call_service(http, work, request, endpoint)
             return answer
         finally:
             # Whatever became of the call (even cancellation), its slot is settled: the
@@ -379,12 +374,16 @@ class Deliverer:
                 await pacing.after_call(conn, slot, keys, sent_at, datetime.now(UTC), service_wait)
 
     async def _call_service(
-        self, work: ScrobbleWork, request: HttpRequest, endpoint: str | None
+        self,
+        http: httpx.AsyncClient,
+        work: ScrobbleWork,
+        request: HttpRequest,
+        endpoint: str | None,
     ) -> HttpResponse | Outcome:
         """The call: its response, or the retry outcome of a call that got none."""
         started = asyncio.get_running_loop().time()
         try:
-            return await send(self._http[work.service], request)
+            return await send(http, request)
         except TransportFailure as exc:
             return Outcome.retry(str(exc))
         finally:

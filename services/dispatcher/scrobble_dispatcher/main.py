@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
-import httpx
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -30,7 +29,7 @@ from scrobble_dispatcher.imports import wiring as imports
 from scrobble_dispatcher.resolve import build as build_resolvers
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.tokens import RefreshConfig
-from scrobble_dispatcher.transport import new_client
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.runtime import (
@@ -39,6 +38,7 @@ from scrobble_shared.runtime import (
     open_core,
     recover_forever,
     serve_health,
+    tune_gc,
 )
 from scrobble_shared.settings import ServiceName, Settings
 
@@ -118,7 +118,7 @@ def build_app(settings: Settings) -> FastStream:
         async with contextlib.AsyncExitStack() as stack:
             core = await open_core(stack, settings, "scrobble-dispatcher-outbox", pool_max=10)
             pool, relay = core.pool, core.relay
-            http: dict[str, httpx.AsyncClient] = {service: new_client() for service in services}
+            http = {s: ClientSet(settings.dispatcher_calls_in_flight) for s in services}
             for client in http.values():
                 stack.push_async_callback(client.aclose)
             policy = DeliveryPolicy(
@@ -126,7 +126,6 @@ def build_app(settings: Settings) -> FastStream:
                 retry_backoff=settings.retry_backoff,
                 dead_letter_prefix=settings.scrobble_topic_prefix,
                 app_keys={s: settings.service(s).client_id or s for s in services},
-                calls_in_flight=settings.dispatcher_calls_in_flight,
             )
             cipher = TokenCipher(token_keys)
             deliverer = Deliverer(
@@ -160,5 +159,6 @@ def build_app(settings: Settings) -> FastStream:
 
 
 def run(settings: Settings) -> int:
+    tune_gc()
     asyncio.run(build_app(settings).run())
     return 0

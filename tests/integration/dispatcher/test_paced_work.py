@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from scrobble_dispatcher import pacing, repository
 from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
-from scrobble_dispatcher.transport import new_client
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
@@ -38,7 +38,7 @@ async def held(
         pool = await create_pool(database_url)
         producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
         await producer.start()
-        http = new_client()
+        http = ClientSet()
         deliverer = Deliverer(
             pool,
             CIPHER,

@@ -28,7 +28,7 @@ from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.resolve import build
 from scrobble_dispatcher.resolve.resolver import IdResolver
-from scrobble_dispatcher.transport import new_client
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
@@ -137,7 +137,7 @@ async def rig(database_url: str, infra: Infra) -> AsyncIterator[Rig]:
         pool = await create_pool(database_url)
         producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
         await producer.start()
-        http = {s: new_client() for s in SERVICES}
+        http = {s: ClientSet() for s in SERVICES}
         clients: dict[str, ServiceClient] = {
             "trakt": TraktClient(
                 sb.env["TRAKT_API_URL"], AppCredentials(sb.env["TRAKT_CLIENT_ID"])

@@ -21,7 +21,7 @@ from scrobble_dispatcher.clients.base import AppCredentials
 from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.tokens import INTERRUPTED_REASON, NewTokens, RefreshConfig
-from scrobble_dispatcher.transport import new_client
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db import Conn
@@ -118,7 +118,7 @@ async def setup(database_url: str, infra: Infra, sb: Sandbox) -> AsyncIterator[S
     pool = await create_pool(database_url)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     await producer.start()
-    http = new_client()
+    http = ClientSet()
     deliverer = Deliverer(
         pool,
         CIPHER,

@@ -19,7 +19,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from scrobble_dispatcher.imports import wiring
-from scrobble_dispatcher.transport import new_client
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.runtime import open_core, serve_health
 from scrobble_shared.settings import Settings, SettingsError, load_settings
@@ -40,7 +40,7 @@ def build_app(settings: Settings, *, read_pacing: bool) -> FastStream:
     async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             core = await open_core(stack, settings, "scrobble-importer-outbox", pool_max=10)
-            http = {service: new_client() for service in services}
+            http = {service: ClientSet() for service in services}
             for client in http.values():
                 stack.push_async_callback(client.aclose)
             await serve_health(stack, core, settings.metrics_port_for("dispatcher"))

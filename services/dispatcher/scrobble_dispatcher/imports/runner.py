@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
-import httpx
 
 from scrobble_dispatcher import pacing
 from scrobble_dispatcher.clients.base import HttpResponse, Outcome, OutcomeKind
@@ -44,7 +43,7 @@ from scrobble_dispatcher.imports.core import (
     UnexpectedAnswer,
 )
 from scrobble_dispatcher.metrics import RATE_LIMIT_WAIT, REQUEST_SECONDS
-from scrobble_dispatcher.transport import TransportFailure, send
+from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
 from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
@@ -76,7 +75,7 @@ class ImportRunner:
         cipher: TokenCipher,
         relay: OutboxRelay,
         readers: Mapping[str, HistoryReader],
-        http: Mapping[str, httpx.AsyncClient],
+        http: Mapping[Any, ClientSet],
         topics: ImportTopics,
         app_keys: Mapping[str, str],
         *,
@@ -190,13 +189,14 @@ class ImportRunner:
                 RATE_LIMIT_WAIT.labels(job.service).observe(wait)
                 await asyncio.sleep(wait)
             request = reader.request(cursor, ctx)
-            started, sent_at = loop.time(), datetime.now(UTC)
-            try:
-                response = await send(self._http[job.service], request)
-            except TransportFailure as exc:
-                return Outcome.retry(str(exc))
-            finally:
-                REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
+            async with self._http[job.service].one() as http:
+                started, sent_at = loop.time(), datetime.now(UTC)
+                try:
+                    response = await send(http, request)
+                except TransportFailure as exc:
+                    return Outcome.retry(str(exc))
+                finally:
+                    REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
             return response
         finally:
             service_wait = None if response is None else reader.wait_before_next_s(response)

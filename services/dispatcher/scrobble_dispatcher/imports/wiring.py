@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-import httpx
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from scrobble_dispatcher.clients.base import AppCredentials
@@ -22,6 +21,7 @@ from scrobble_dispatcher.imports.runner import ImportRunner, ImportTopics
 from scrobble_dispatcher.imports.simkl import SimklReader
 from scrobble_dispatcher.imports.trakt import TraktReader
 from scrobble_dispatcher.imports.worker import ImportWorker, subscriber_options
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_ingest.batch import Topics
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
@@ -67,7 +67,7 @@ async def start(
     pool: Any,
     relay: OutboxRelay,
     cipher: TokenCipher,
-    http: Mapping[Any, httpx.AsyncClient],
+    http: Mapping[Any, ClientSet],
     services: list[ServiceName],
     *,
     read_pacing: bool = True,
