@@ -1,6 +1,6 @@
 """Ingest throughput against this machine's own raw limits, measured in the same run.
 
-    .venv/bin/python -m bench.ingest [--events 200000] [--users 10000]
+    .venv/bin/python -m bench.ingest [--events 200000] [--users 10000] [--processes 1]
 
 Needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (``eval "$(deploy/local/infra.sh up)"``).
 It makes a private database and topics, publishes a realistic mix of plays (tracks,
@@ -205,22 +205,28 @@ async def outbox_empty(dsn: str) -> bool:
 
 
 async def run_ingest(
-    env: dict[str, str], topic: str, group: str, bootstrap: str, dsn: str
+    env: dict[str, str], topic: str, group: str, bootstrap: str, dsn: str, processes: int = 1
 ) -> tuple[float, float, float]:
-    port = 19000 + os.getpid() % 1000
+    """(seconds from all processes ready to all committed and published, their CPU seconds
+    together, the largest peak RSS of one process in MB)."""
+    first_port = 19000 + os.getpid() % 900
     scrobble = str(Path(sys.executable).with_name("scrobble"))
     log = _open_log()
-    proc = await asyncio.create_subprocess_exec(
-        scrobble,
-        "ingest",
-        env={**os.environ, **env, "METRICS_PORT": str(port)},
-        stdout=log,
-        stderr=log,
-    )
+    procs = [
+        await asyncio.create_subprocess_exec(
+            scrobble,
+            "ingest",
+            env={**os.environ, **env, "METRICS_PORT": str(first_port + n)},
+            stdout=log,
+            stderr=log,
+        )
+        for n in range(processes)
+    ]
     try:
-        await wait_ready(port, proc)
+        for n, proc in enumerate(procs):
+            await wait_ready(first_port + n, proc)
         started = time.perf_counter()
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = sum(cpu_seconds(proc.pid) for proc in procs)
         # Polling the broker: the only outside view of "all committed".
         while not await committed_all(bootstrap, topic, group):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
@@ -229,11 +235,13 @@ async def run_ingest(
         while not await outbox_empty(dsn):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
-        cpu = cpu_seconds(proc.pid) - cpu_before
-        rss = peak_rss_mb(proc.pid)
+        cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu_before
+        rss = max(peak_rss_mb(proc.pid) for proc in procs)
     finally:
-        proc.terminate()
-        await proc.wait()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            await proc.wait()
         log.close()
     return elapsed, cpu, rss
 
@@ -284,6 +292,9 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="ingest processes in the one consumer group"
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     admin_dsn = os.environ.get("DATABASE_URL")
@@ -313,7 +324,7 @@ async def main() -> None:
             "INGEST_GROUP_ID": group,
             "INGEST_BATCH_SIZE": str(args.batch_size),
         }
-        elapsed, cpu, rss = await run_ingest(env, topic, group, bootstrap, dsn)
+        elapsed, cpu, rss = await run_ingest(env, topic, group, bootstrap, dsn, args.processes)
         ingest_rate = args.events / elapsed
         conn = await asyncpg.connect(dsn)
         try:
@@ -322,7 +333,8 @@ async def main() -> None:
             await conn.close()
         print(
             f"ingest:        {ingest_rate:10.0f} events/s  ({args.events} events in "
-            f"{elapsed:.1f} s, {queued} scrobbles queued, peak RSS {rss:.0f} MB)"
+            f"{elapsed:.1f} s, {queued} scrobbles queued, {args.processes} process(es), "
+            f"peak RSS {rss:.0f} MB per process)"
         )
         # Less sensitive than the rate to whatever else shares the machine's cores.
         print(
