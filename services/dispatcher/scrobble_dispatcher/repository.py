@@ -28,6 +28,10 @@ from scrobble_shared.outbox import OutboxMessage, insert_outbox
 SENDING_LEASE: Final = timedelta(minutes=2)
 
 _CLAIMED_COLUMNS: Final = "id, connection_id, service, kind, attempts, request"
+_CLAIMED_RETURNING: Final = "s.id, s.connection_id, s.service, s.kind, s.attempts, s.request"
+# Statements on many rows lock them in id order (``ORDER BY id FOR UPDATE`` first): two
+# replicas working on overlapping rows (after a rebalance, a lease taken over) then wait
+# for each other instead of deadlocking.
 
 # Listing and replaying dead work moved to scrobble_shared (the gateway uses them too).
 
@@ -56,19 +60,8 @@ def _claimed(row: Any) -> Claimed:
 
 async def claim(conn: Conn, scrobble_id: uuid.UUID) -> Claimed | None:
     """Take one row for sending, if it is due and nobody has it."""
-    row = await conn.fetchrow(
-        f"""
-        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
-        WHERE id = $1 AND (
-            (status IN ('queued', 'retrying')
-             AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
-            OR (status = 'sending' AND updated_at < now() - $2::interval))
-        RETURNING {_CLAIMED_COLUMNS}
-        """,  # noqa: S608 - constant column list
-        scrobble_id,
-        SENDING_LEASE,
-    )
-    return None if row is None else _claimed(row)
+    [claimed] = await claim_many(conn, [scrobble_id])
+    return claimed
 
 
 async def claim_due(conn: Conn, service: str, limit: int) -> list[Claimed]:
@@ -97,12 +90,14 @@ async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Clai
     twice is claimed once: the first naming gets the row, the later ones None."""
     rows = await conn.fetch(
         f"""
-        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
-        WHERE id = ANY($1::uuid[]) AND (
-            (status IN ('queued', 'retrying')
-             AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
-            OR (status = 'sending' AND updated_at < now() - $2::interval))
-        RETURNING {_CLAIMED_COLUMNS}
+        WITH mine AS (SELECT id FROM scrobbles WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE)
+        UPDATE scrobbles AS s
+        SET status = 'sending', attempts = attempts + 1, updated_at = now()
+        FROM mine WHERE s.id = mine.id AND (
+            (s.status IN ('queued', 'retrying')
+             AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= now()))
+            OR (s.status = 'sending' AND s.updated_at < now() - $2::interval))
+        RETURNING {_CLAIMED_RETURNING}
         """,  # noqa: S608 - constant column list
         list(scrobble_ids),
         SENDING_LEASE,
@@ -242,21 +237,15 @@ async def refresh_refused(
     )
 
 
-async def record_sent(conn: Conn, scrobble_id: uuid.UUID, status: int | None) -> None:
-    await conn.execute(
-        "UPDATE scrobbles SET status = 'sent', sent_at = now(), updated_at = now(), "
-        "last_http_status = $2, next_attempt_at = NULL WHERE id = $1",
-        scrobble_id,
-        status,
-    )
-
-
 async def record_sent_many(conn: Conn, sent: Sequence[tuple[uuid.UUID, int | None]]) -> list[None]:
-    """:func:`record_sent` for several rows (id, HTTP status) in one statement."""
+    """Sent: the rows (id, HTTP status), in one statement."""
     await conn.execute(
+        "WITH mine AS (SELECT id FROM scrobbles WHERE id = ANY($1::uuid[]) ORDER BY id "
+        "FOR UPDATE) "
         "UPDATE scrobbles AS s SET status = 'sent', sent_at = now(), updated_at = now(), "
         "last_http_status = v.status, next_attempt_at = NULL "
-        "FROM unnest($1::uuid[], $2::int[]) AS v(id, status) WHERE s.id = v.id",
+        "FROM unnest($1::uuid[], $2::int[]) AS v(id, status), mine "
+        "WHERE s.id = v.id AND mine.id = v.id",
         [scrobble_id for scrobble_id, _ in sent],
         [status for _, status in sent],
     )
@@ -286,30 +275,21 @@ async def record_retry(
     )
 
 
-async def record_failed(
-    conn: Conn, scrobble_id: uuid.UUID, reason: str, status: int | None
-) -> None:
-    """Best-effort work (now playing) that did not go through: never retried, never dead."""
-    await conn.execute(
-        "UPDATE scrobbles SET status = 'failed', last_error = $2, last_http_status = $3, "
-        "updated_at = now(), next_attempt_at = NULL WHERE id = $1",
-        scrobble_id,
-        reason,
-        status,
-    )
-
-
 async def record_failed_many(
     conn: Conn, failed: Sequence[tuple[uuid.UUID, str, int | None]]
 ) -> list[None]:
-    """:func:`record_failed` for several rows (id, reason, HTTP status) in one statement."""
+    """Best-effort work (now playing) that did not go through, never retried, never dead:
+    the rows (id, reason, HTTP status), in one statement."""
     await conn.execute(
+        "WITH mine AS (SELECT id FROM scrobbles WHERE id = ANY($1::uuid[]) ORDER BY id "
+        "FOR UPDATE) "
         "UPDATE scrobbles AS s SET status = 'failed', last_error = v.reason, "
         "last_http_status = v.status, updated_at = now(), next_attempt_at = NULL "
-        "FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, reason, status) "
-        "WHERE s.id = v.id",
+        "FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, reason, status), mine "
+        "WHERE s.id = v.id AND mine.id = v.id",
         [scrobble_id for scrobble_id, _, _ in failed],
-        [reason for _, reason, _ in failed],
+        # Reasons may quote a service's answer; Postgres text takes no NUL.
+        [reason.replace("\x00", "") for _, reason, _ in failed],
         [status for _, _, status in failed],
     )
     return [None] * len(failed)

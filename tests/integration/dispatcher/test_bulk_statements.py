@@ -104,7 +104,7 @@ async def test_outcomes_many_at_once_land_on_their_own_rows(
         db.sent((ids[0], 200)),
         db.sent((ids[1], None)),
         db.failed((ids[2], "now playing skipped", None)),
-        db.failed((ids[3], "refused", 400)),
+        db.failed((ids[3], "re\x00fused", 400)),  # a NUL quoted from an answer
     )
     rows = await pool.fetch(
         "SELECT id, status, last_http_status, last_error, sent_at IS NOT NULL AS has_sent_at "

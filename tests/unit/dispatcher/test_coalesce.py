@@ -96,3 +96,21 @@ async def test_a_cancelled_caller_leaves_the_others_their_answers() -> None:
         await tasks[0]
     assert await asyncio.gather(*tasks[1:]) == [2, 4]
     assert run.batches == [[0, 1, 2]]
+
+
+async def test_a_cancelled_flush_leaves_no_caller_waiting() -> None:
+    run = Recorder()
+    run.release.clear()
+    coalescer = Coalescer(run)
+    first = asyncio.create_task(coalescer(1))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(coalescer(2))  # queued behind the batch in flight
+    await asyncio.sleep(0)
+    flushing = coalescer._flushing
+    assert flushing is not None
+    flushing.cancel()
+    for task in (first, waiting):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)
+    run.release.set()
+    assert await coalescer(3) == 6  # a later call starts afresh
