@@ -360,9 +360,15 @@ class Deliverer:
             if wait.total_seconds() > 0:
                 metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
                 await asyncio.sleep(wait.total_seconds())
-            async with self._http[work.service].one() as http:  # when a client is free
-                sent_at = datetime.now(UTC)
-                answer = await self._call_service(http, work, request, endpoint)
+            # The wait for a free client and the call together stay inside the deadline the
+            # slot's lanes count on.
+            try:
+                async with asyncio.timeout(pacing.CALL_DEADLINE.total_seconds()):
+                    async with self._http[work.service].one() as http:
+                        sent_at = datetime.now(UTC)
+                        answer = await self._call_service(http, work, request, endpoint)
+            except TimeoutError:
+                answer = Outcome.retry(f"no answer within {pacing.CALL_DEADLINE}")
             return answer
         finally:
             # Whatever became of the call (even cancellation), its slot is settled: the

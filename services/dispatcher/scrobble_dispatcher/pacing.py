@@ -43,10 +43,13 @@ one call at a time: while the call is out its ``next_at`` is parked far ahead
 (``IN_FLIGHT``), and once it is answered :func:`after_call` sets it to the answer plus the
 window. Any ``lanes + 1`` calls include two on one lane, the later sent after the earlier
 was answered plus a window, so it *arrived* more than a window after the earlier arrived:
-no window ever holds more than ``lanes`` calls, whatever the network did, with no margin
-to guess. The rate given up is the round trip per lane per window (a few percent against a
-nearby service), where spacing single calls needed a margin per window (20%). The key's own
-row then only carries holds (Retry-After), which every lane honours.
+no window ever holds more than ``lanes`` calls, however long the network took, with no
+margin to guess. (A call given up on, timed out or reset, counts as answered when given
+up: by then the request has reached the service or never will.) Lanes are given back on
+the database clock, as slots are handed out on it. The rate given up is the round trip
+per lane per window (a few percent against a nearby service), where spacing single calls
+needed a margin per window (20%). The key's own row then only carries holds
+(Retry-After), which every lane honours.
 
 Clocks: slots come from the database clock, ``clock_timestamp()`` rather than ``now()``:
 ``now()`` is the start of the transaction, so a reservation made inside a longer
@@ -91,9 +94,8 @@ class PaceKey:
     key: str
     interval: timedelta
     # Spaced from when the previous call was *answered*, not sent: it reached the service
-    # somewhere in between, so only the answer bounds its arrival. Right for limits of one
-    # call per interval (per user), where calls go one after another anyway; not for a
-    # shared key of several calls per window (Last.fm), where it would serialise everyone.
+    # somewhere in between, so only the answer bounds its arrival. (Windowed keys are
+    # always spaced so, lane by lane.)
     after_answer: bool = False
     # Several calls per window (``interval``): that many lanes, each spaced from its own
     # previous call's answer (module docstring). 1: a plain key.
@@ -112,10 +114,11 @@ class PaceKey:
         return [f"{self.key}#{n}" for n in range(self.lanes)] if self.lanes > 1 else []
 
 
-# How long a lane stays taken by a call not yet answered: well past the longest a call can
-# take (transport.py's timeouts), so it is only reached when the caller died mid-call; the
-# lane is then lost for that long, the other lanes go on.
+# How long a lane stays taken by a call not yet answered: well past the longest a call may
+# take (CALL_DEADLINE, which its callers enforce), so it is only reached when the caller
+# died mid-call; the lane is then lost for that long, the other lanes go on.
 IN_FLIGHT: Final = timedelta(seconds=60)
+CALL_DEADLINE: Final = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,7 @@ def _paced(key: str, published: timedelta) -> PaceKey:
 
 
 # Last.fm's "5 per second" is counted over a window: 5 lanes of one call a second, each
-# spaced from its previous call's answer. (Evenly spaced single calls needed a margin per
-# window against late sends: 0.25 s a call, 80% of the rate; with 0.22 s two loaded
-# replicas drew a 429 from the fake.)
+# spaced from its previous call's answer.
 LASTFM_CALLS_PER_WINDOW: Final = 5
 LASTFM_WINDOW: Final = timedelta(seconds=1)
 
@@ -243,8 +244,11 @@ FROM unnest($1::text[], $2::timestamptz[]) AS w(key, at)
 WHERE p.key = w.key
 """
 # A lane is given back only by the call that parked it (compare-and-set on the parked
-# moment): a lane whose caller died and that another call took since is left alone.
-_SETTLE_LANE: Final = "UPDATE pacing_slots SET next_at = $3 WHERE key = $1 AND next_at = $2"
+# moment): a lane whose caller died and that another call took since is left alone. Its
+# window runs from now on the database clock: the statement runs after the answer.
+_SETTLE_LANE: Final = """
+UPDATE pacing_slots SET next_at = clock_timestamp() + $3::interval WHERE key = $1 AND next_at = $2
+"""
 
 
 def _merged(keys: Iterable[PaceKey]) -> dict[str, PaceKey]:
@@ -301,7 +305,8 @@ async def reserve_all(
 ) -> Slot:
     """One slot valid on every key: the latest of their next slots; each key then moves to
     that slot plus its own interval (atomically; see the module docstring). A slot holding
-    lanes must be given back through :func:`after_call`."""
+    lanes must be given back through :func:`after_call`; with every lane of a windowed key
+    out, nothing is taken (``busy``): :class:`Pacer` waits for a lane."""
     return await reserve_within(conn, keys, None, not_before)
 
 
@@ -333,7 +338,7 @@ async def reserve_within(
 
 # How often a caller waiting for a lane asks again, at least: a lane's call is answered
 # some time after the earliest moment the lane could be free.
-LANE_POLL: Final = timedelta(milliseconds=10)
+LANE_POLL: Final = timedelta(milliseconds=25)
 
 
 class Pacer:
@@ -359,9 +364,8 @@ class Pacer:
 
         queue = self._queues.setdefault(windowed, asyncio.Lock())
         try:
-            await asyncio.wait_for(
-                queue.acquire(), None if deadline is None else deadline - loop.time()
-            )
+            async with asyncio.timeout_at(deadline):
+                await queue.acquire()
         except TimeoutError:
             assert within is not None
             return Slot(datetime.now(UTC) + within, taken=False, busy=True)
@@ -400,7 +404,7 @@ async def after_call(
     for pace in _merged(keys).values():
         if lanes := [lane for lane in pace.lane_keys() if lane in parked]:
             for lane in lanes:
-                await conn.execute(_SETTLE_LANE, lane, parked[lane], answered_at + pace.interval)
+                await conn.execute(_SETTLE_LANE, lane, parked[lane], pace.interval)
             if service_until is not None:
                 await hold(conn, pace.key, service_until)
             continue

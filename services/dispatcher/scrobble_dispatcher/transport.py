@@ -56,7 +56,7 @@ class ClientSet:
     def __init__(self, size: int = DEFAULT_IN_FLIGHT, timeout: httpx.Timeout = DEFAULT_TIMEOUT):
         if size < 1:
             raise ValueError(f"a client set needs at least one client, not {size}")
-        tls = ssl.create_default_context()  # one trust store for all of them
+        tls = httpx.create_ssl_context()  # httpx's own trust store, loaded once for all
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._all = [new_client(timeout, one, tls) for _ in range(size)]
         self._free: asyncio.LifoQueue[httpx.AsyncClient] = asyncio.LifoQueue()

@@ -255,7 +255,8 @@ async def test_a_windowed_key_gives_each_lane_one_call_until_it_is_answered(
     async with second.acquire() as conn:
         fourth = await reserve_within(conn, [key], timedelta(seconds=5))
     assert fourth.taken
-    assert fourth.at == answered + WINDOW
+    # A window from the moment the answer was recorded, on the database clock.
+    assert answered + WINDOW <= fourth.at <= answered + WINDOW + NEAR
     assert fourth.lanes[0][0] == slots[1].lanes[0][0]
     # Settling the same slot again (a late duplicate) cannot free the lane taken since.
     async with first.acquire() as conn:
@@ -324,3 +325,21 @@ async def test_a_caller_that_would_wait_too_long_for_a_lane_is_told_when_to_come
     assert not refused.taken
     assert refused.busy
     assert refused.at == min(slot.at for slot in out) + key.interval
+
+
+async def test_a_service_wait_on_a_windowed_key_holds_every_lane(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    first, _ = replicas
+    key = PaceKey("lastfm:app:told-to-wait", WINDOW, after_answer=True, lanes=2)
+    async with first.acquire() as conn:
+        slot = await reserve_all(conn, [key])
+        before = await db_now(first)
+        await after_call(conn, slot, [key], slot.at, before, service_wait_s=30)
+        later = [await reserve_all(conn, [key]) for _ in range(2)]
+    # Both lanes are free, yet neither may go before the service's 30 s are over.
+    assert all(s.taken for s in later)
+    assert all(
+        before + timedelta(seconds=30) <= s.at <= before + timedelta(seconds=30) + NEAR
+        for s in later
+    )

@@ -40,7 +40,7 @@ def build_app(settings: Settings, *, read_pacing: bool) -> FastStream:
     async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             core = await open_core(stack, settings, "scrobble-importer-outbox", pool_max=10)
-            http = {service: ClientSet() for service in services}
+            http = {s: ClientSet(settings.dispatcher_calls_in_flight) for s in services}
             for client in http.values():
                 stack.push_async_callback(client.aclose)
             await serve_health(stack, core, settings.metrics_port_for("dispatcher"))

@@ -174,8 +174,9 @@ class ImportRunner:
     async def _fetch(
         self, job: store.Job, reader: HistoryReader, cursor: Cursor, ctx: JobContext
     ) -> HttpResponse | Outcome:
-        """Wait for the pacing slot on the service's read keys, send, and hold the keys
-        after the call (its interval from when it went out, and any wait the service set)."""
+        """Wait for the pacing slot on the service's read keys, send, and settle the slot
+        after the call (``pacing.after_call``: keys spaced, lanes given back, any wait the
+        service set honoured)."""
         keys = reader.pacing_keys(job.connection_id, self._app_keys.get(job.service, ""))
         if not self._read_pacing:
             keys = [pacing.PaceKey(k.key, timedelta(0)) for k in keys]
@@ -189,14 +190,20 @@ class ImportRunner:
                 RATE_LIMIT_WAIT.labels(job.service).observe(wait)
                 await asyncio.sleep(wait)
             request = reader.request(cursor, ctx)
-            async with self._http[job.service].one() as http:
-                started, sent_at = loop.time(), datetime.now(UTC)
-                try:
-                    response = await send(http, request)
-                except TransportFailure as exc:
-                    return Outcome.retry(str(exc))
-                finally:
-                    REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
+            try:  # the client's wait and the call inside the deadline the lanes count on
+                async with (
+                    asyncio.timeout(pacing.CALL_DEADLINE.total_seconds()),
+                    self._http[job.service].one() as http,
+                ):
+                    started, sent_at = loop.time(), datetime.now(UTC)
+                    try:
+                        response = await send(http, request)
+                    finally:
+                        REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
+            except TransportFailure as exc:
+                return Outcome.retry(str(exc))
+            except TimeoutError:
+                return Outcome.retry(f"no answer within {pacing.CALL_DEADLINE}")
             return response
         finally:
             service_wait = None if response is None else reader.wait_before_next_s(response)
