@@ -107,8 +107,8 @@ def configure(level: int = logging.INFO, stream: TextIO | None = None) -> str:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name, quieter in QUIETER.items():
-        logging.getLogger(name).setLevel(max(level, quieter))
+    for name, quieter in QUIETER.items():  # DEBUG shows them all
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, quieter))
     return fmt
 
 
