@@ -32,7 +32,6 @@ of the dispatcher lives here.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -41,7 +40,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
-import httpx
 
 from scrobble_dispatcher import metrics, pacing, repository, tokens
 from scrobble_dispatcher.clients.anilist import (
@@ -66,6 +64,7 @@ from scrobble_dispatcher.clients.base import (
 from scrobble_dispatcher.clients.lastfm import MAX_BATCH as LASTFM_MAX_BATCH
 from scrobble_dispatcher.clients.lastfm import LastfmClient
 from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
+from scrobble_dispatcher.paced_call import call_on_slot
 from scrobble_dispatcher.resolve.resolver import (
     UNRESOLVED,
     IdResolver,
@@ -342,7 +341,6 @@ class Deliverer:
                 work.service, head.connection_id, self._policy.app_keys.get(work.service, "")
             )
         slot = await self._pacer.reserve(keys, MAX_INLINE_WAIT)
-        wait = slot.at - datetime.now(UTC)
         if not slot.taken:
             # Nothing was spent: work put back never pushes later callers further out.
             if work.kind is WorkKind.NOW_PLAYING:
@@ -354,48 +352,16 @@ class Deliverer:
             for row in rows:
                 await self._reschedule(row, slot.at, "paced under the service's rate limit")
             raise _Rescheduled
-        sent_at = slot.at
-        answer: HttpResponse | Outcome | None = None
-        try:
-            if wait.total_seconds() > 0:
-                metrics.RATE_LIMIT_WAIT.labels(work.service).observe(wait.total_seconds())
-                await asyncio.sleep(wait.total_seconds())
-            # The wait for a free client and the call together stay inside the deadline the
-            # slot's lanes count on.
-            try:
-                async with asyncio.timeout(pacing.CALL_DEADLINE.total_seconds()):
-                    async with self._http[work.service].one() as http:
-                        sent_at = datetime.now(UTC)
-                        answer = await self._call_service(http, work, request, endpoint)
-            except TimeoutError:
-                answer = Outcome.retry(f"no answer within {pacing.CALL_DEADLINE}")
-            return answer
-        finally:
-            # Whatever became of the call (even cancellation), its slot is settled: the
-            # keys spaced from it and its lanes given back.
-            service_wait = (
-                client.wait_before_next_s(answer) if isinstance(answer, HttpResponse) else None
-            )
-            async with self._pool.acquire() as conn:
-                await pacing.after_call(conn, slot, keys, sent_at, datetime.now(UTC), service_wait)
-
-    async def _call_service(
-        self,
-        http: httpx.AsyncClient,
-        work: ScrobbleWork,
-        request: HttpRequest,
-        endpoint: str | None,
-    ) -> HttpResponse | Outcome:
-        """The call: its response, or the retry outcome of a call that got none."""
-        started = asyncio.get_running_loop().time()
-        try:
-            return await send(http, request)
-        except TransportFailure as exc:
-            return Outcome.retry(str(exc))
-        finally:
-            metrics.REQUEST_SECONDS.labels(work.service, endpoint or work.kind.value).observe(
-                asyncio.get_running_loop().time() - started
-            )
+        return await call_on_slot(
+            self._pool,
+            self._http[work.service],
+            slot,
+            keys,
+            request,
+            service=work.service,
+            endpoint=endpoint or work.kind.value,
+            wait_before_next_s=client.wait_before_next_s,
+        )
 
     async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
         """Drop claimed now-playing work unsent (best effort: failed, never retried)."""

@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -42,8 +42,8 @@ from scrobble_dispatcher.imports.core import (
     Page,
     UnexpectedAnswer,
 )
-from scrobble_dispatcher.metrics import RATE_LIMIT_WAIT, REQUEST_SECONDS
-from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
+from scrobble_dispatcher.paced_call import call_on_slot
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
@@ -181,34 +181,16 @@ class ImportRunner:
         if not self._read_pacing:
             keys = [pacing.PaceKey(k.key, timedelta(0)) for k in keys]
         slot = await self._pacer.reserve(keys, None)
-        loop = asyncio.get_running_loop()
-        sent_at, started = slot.at, loop.time()
-        response: HttpResponse | None = None
-        try:
-            wait = (slot.at - datetime.now(UTC)).total_seconds()
-            if wait > 0:
-                RATE_LIMIT_WAIT.labels(job.service).observe(wait)
-                await asyncio.sleep(wait)
-            request = reader.request(cursor, ctx)
-            try:  # the client's wait and the call inside the deadline the lanes count on
-                async with (
-                    asyncio.timeout(pacing.CALL_DEADLINE.total_seconds()),
-                    self._http[job.service].one() as http,
-                ):
-                    started, sent_at = loop.time(), datetime.now(UTC)
-                    try:
-                        response = await send(http, request)
-                    finally:
-                        REQUEST_SECONDS.labels(job.service, "import").observe(loop.time() - started)
-            except TransportFailure as exc:
-                return Outcome.retry(str(exc))
-            except TimeoutError:
-                return Outcome.retry(f"no answer within {pacing.CALL_DEADLINE}")
-            return response
-        finally:
-            service_wait = None if response is None else reader.wait_before_next_s(response)
-            async with self.pool.acquire() as conn:
-                await pacing.after_call(conn, slot, keys, sent_at, datetime.now(UTC), service_wait)
+        return await call_on_slot(
+            self.pool,
+            self._http[job.service],
+            slot,
+            keys,
+            reader.request(cursor, ctx),
+            service=job.service,
+            endpoint="import",
+            wait_before_next_s=reader.wait_before_next_s,
+        )
 
     async def _save(
         self,
