@@ -350,6 +350,49 @@ def semantic_problems(event: PlaybackEvent) -> list[str]:
     return problems
 
 
+def usability_problems(event: PlaybackEvent) -> list[str]:
+    """Everything that makes a schema-valid event unusable, as ``path: message``: the rules
+    of :func:`semantic_problems`, and a video pause, stop or progress whose share watched
+    cannot be told (no ``progress_percent`` and no ``duration_ms`` to divide by)."""
+    problems = semantic_problems(event)
+    if (
+        event.action in (Action.PAUSE, Action.STOP, Action.PROGRESS)
+        and event.content.type != ContentType.TRACK
+        and event.progress_percent_effective() is None
+    ):
+        problems.append(
+            "content.duration_ms or progress_percent: needed to judge how much was watched"
+        )
+    return problems
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value
+
+
+def parse_usable_event(raw: bytes) -> PlaybackEvent:
+    """The one validator of playback events, for ingest's Kafka values and the intake's
+    HTTP bodies alike: :func:`parse_playback_event`, then :func:`usability_problems`
+    (raised as :class:`InvalidEvent` with reason ``semantics``).
+
+    JSON may carry U+0000 in a string; no tracker and no Postgres text column takes it, and
+    it never means anything in a title, so it is dropped rather than the whole event.
+    """
+    event = parse_playback_event(raw)
+    if b"\\u0000" in raw:
+        event = PlaybackEvent.model_validate(_without_nul(event.to_json_dict()))
+    problems = usability_problems(event)
+    if problems:
+        raise InvalidEvent("semantics", problems)
+    return event
+
+
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
@@ -385,7 +428,12 @@ def parse_playback_event(raw: bytes) -> PlaybackEvent:
     try:
         return PlaybackEvent.model_validate(document)
     except ValidationError as error:
-        raise InvalidEvent("schema", [_describe(detail) for detail in error.errors()]) from None
+        raise InvalidEvent("schema", schema_problems(error)) from None
+
+
+def schema_problems(error: ValidationError) -> list[str]:
+    """Pydantic's errors about an event as ``path.to.field: message`` in the schema's terms."""
+    return [_describe(detail) for detail in error.errors()]
 
 
 def _json_type(value: object) -> str:

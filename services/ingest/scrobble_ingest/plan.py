@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
-from scrobble_shared.events import (
-    Action,
-    InvalidEvent,
-    PlaybackEvent,
-    parse_playback_event,
-    semantic_problems,
-)
+from scrobble_shared.events import Action, InvalidEvent, PlaybackEvent, parse_usable_event
 from scrobble_shared.plays import DEFAULT_SILENCE, Play, Step, advance
 from scrobble_shared.work import (
     ConnectionRules,
@@ -69,37 +63,12 @@ class Accepted:
     event: PlaybackEvent
 
 
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _without_nul(v) for k, v in value.items()}
-    return value
-
-
 def decode(record: Record) -> Accepted | Rejection:
     """Parse and validate one record; anything unusable becomes a :class:`Rejection`."""
     try:
-        event = parse_playback_event(record.value or b"")
+        event = parse_usable_event(record.value or b"")
     except InvalidEvent as exc:
         return Rejection(record, f"InvalidEvent.{exc.reason}", str(exc))
-    if b"\\u0000" in (record.value or b""):
-        # JSON may carry U+0000 in a string; no tracker and no Postgres text column takes
-        # it, and it never means anything in a title: drop it rather than the whole event.
-        event = PlaybackEvent.model_validate(_without_nul(event.to_json_dict()))
-    problems = semantic_problems(event)
-    if problems:
-        return Rejection(record, "InvalidEvent.semantics", "; ".join(problems))
-    if event.action in (Action.PAUSE, Action.STOP, Action.PROGRESS) and (
-        event.progress_percent_effective() is None and event.content.type != "track"
-    ):
-        return Rejection(
-            record,
-            "InvalidEvent.semantics",
-            "content.duration_ms or progress_percent: needed to judge how much was watched",
-        )
     return Accepted(record, event)
 
 
