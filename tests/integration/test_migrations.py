@@ -35,6 +35,8 @@ EXPECTED_TABLES = {
     "imported_items",
     "oauth_states",
     "pacing_slots",
+    "sources",
+    "source_users",
     "schema_migrations",
 }
 
