@@ -20,6 +20,16 @@ CHECK_TIMEOUT_S = 3.0
 def build_health_app(
     checks: Mapping[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY
 ) -> web.Application:
+    app = web.Application()
+    app.router.add_routes(health_routes(checks, registry))
+    return app
+
+
+def health_routes(
+    checks: Mapping[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY
+) -> web.RouteTableDef:
+    """The three routes, for a service that serves them beside its own (the intake)."""
+
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -42,11 +52,11 @@ def build_health_app(
             status=200 if ready else 503,
         )
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    return app
+    routes = web.RouteTableDef()
+    routes.get("/metrics")(metrics)
+    routes.get("/healthz")(healthz)
+    routes.get("/readyz")(readyz)
+    return routes
 
 
 async def start_health_server(app: web.Application, host: str, port: int) -> web.AppRunner:

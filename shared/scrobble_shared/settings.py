@@ -95,6 +95,31 @@ def parse_duration(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_SIZE: Final = re.compile(r"(\d+)\s*(b|k|kb|kib|m|mb|mib)?")
+_SIZE_UNITS: Final[dict[str, int]] = {
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024 * 1024,
+    "mb": 1000 * 1000,
+    "mib": 1024 * 1024,
+}
+
+
+def parse_size(value: object) -> object:
+    """Turn ``"1MiB"``, ``"512KiB"``, ``"2MB"`` or a number of bytes into bytes; anything
+    else is handed on unchanged so pydantic reports it as a bad value."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.fullmatch(value.strip().lower())
+    if match is None:
+        raise ValueError("expected a size such as 1MiB, 512KiB or a number of bytes")
+    return int(match[1]) * _SIZE_UNITS[match[2] or "b"]
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -205,6 +230,14 @@ class Settings(BaseSettings):
     gateway_return_url_allowlist: str = ""
     metrics_port: Port | None = None
 
+    # The intake (CONTRACTS section 8): where it listens, the URL media servers are given,
+    # the largest body it reads, and how long a publish may take before it answers 503.
+    intake_host: str = "127.0.0.1"
+    intake_port: Port = 8081
+    intake_public_url: str = "http://localhost:8081"
+    intake_max_body: Annotated[ByteSize, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    intake_publish_timeout: Duration = timedelta(seconds=5)
+
     scrobble_enabled: bool = True
     scrobble_max_retries: int = Field(default=3, ge=0, le=100)
     scrobble_retry_backoff: Duration = timedelta(minutes=5)
@@ -271,6 +304,7 @@ class Settings(BaseSettings):
     @field_validator(
         "gateway_public_url",
         "gateway_jwks_url",
+        "intake_public_url",
         "trakt_api_url",
         "trakt_auth_url",
         "lastfm_api_url",
