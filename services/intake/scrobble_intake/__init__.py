@@ -1,0 +1,1 @@
+"""The intake: media-server webhooks and HTTP playback events in, PlaybackEvent v1 out."""
