@@ -88,6 +88,21 @@ def gateway(_: argparse.Namespace) -> int:
         raise CommandError(f"gateway cannot listen on {where}: {exc.strerror}") from None
 
 
+def intake(_: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaConnectionError
+
+    from scrobble_intake.main import run
+
+    settings = _settings()
+    try:
+        return run(settings)
+    except KafkaConnectionError:
+        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
+    except OSError as exc:
+        where = f"{settings.intake_host}:{settings.intake_port}"
+        raise CommandError(f"intake cannot listen on {where}: {exc.strerror}") from None
+
+
 # --- dlq -----------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from scrobble_cli import commands
+from scrobble_cli import commands, sources
 from scrobble_shared import logs
 from scrobble_shared.crypto import TokenKeyError
 from scrobble_shared.db.connect import DatabaseUnavailable
@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     dispatcher.set_defaults(handler=commands.dispatcher)
     gateway = sub.add_parser("gateway", help="run the oauth-gateway (HTTP API) in the foreground")
     gateway.set_defaults(handler=commands.gateway)
+    intake = sub.add_parser(
+        "intake", help="run the intake (media-server webhooks in) in the foreground"
+    )
+    intake.set_defaults(handler=commands.intake)
 
     sandbox = sub.add_parser("sandbox", help="run fakes of the five services on loopback")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -76,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--sync-watch-status", action="store_true")
     add.set_defaults(handler=commands.connection_add)
 
+    sources.add_parser(sub)
+
     dlq = sub.add_parser("dlq", help="list or replay dead-lettered scrobbles")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq_sub.add_parser("list", help="list dead scrobbles")
@@ -88,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser(
         "up",
-        help="quick start: Kafka, Postgres, schema, sandbox, the three services and a demo",
+        help="quick start: Kafka, Postgres, schema, sandbox, the four services and a demo",
         description="Uses KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL when both are set, else "
         "starts local ones. Talks to the real services when their credentials are set, "
         "else starts the sandbox and delivers a demo set of plays to it.",
@@ -115,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, TokenKeyError) as exc:
         print(f"scrobble: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (DatabaseUnavailable, MigrationError, commands.CommandError) as exc:
+    except (
+        DatabaseUnavailable,
+        MigrationError,
+        commands.CommandError,
+        sources.SourceCommandError,
+    ) as exc:
         print(f"scrobble: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
