@@ -1,5 +1,7 @@
 """`python -m scrobble_sandbox` and the installed `scrobble sandbox` console script as real
-processes: exports in under 3 s, usable from a shell, clean exit 0 on SIGTERM."""
+processes: exports printed first, usable from a shell, clean exit 0 on SIGTERM. How fast
+the exports come is printed, not asserted: a timing threshold fails on a loaded machine
+(DEVELOPERS.md: speed is measured in bench/, not in the suite)."""
 
 import asyncio
 import json
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-STARTUP_BUDGET = 3.0
+# A deadline for a hung process, not a speed requirement.
+STARTUP_DEADLINE = 30.0
 EXPECTED_LINES = 18
 # The console script pip installed next to this interpreter (.venv/bin/scrobble).
 SCROBBLE_SCRIPT = Path(sys.executable).with_name("scrobble")
@@ -36,16 +39,15 @@ async def test_process_prints_exports_fast_and_stops_on_sigterm(tmp_path: Path, 
     try:
         assert proc.stdout is not None
         lines: list[str] = []
-        deadline = started + STARTUP_BUDGET
+        deadline = started + STARTUP_DEADLINE
         while len(lines) < EXPECTED_LINES:
             remaining = deadline - time.monotonic()
-            assert remaining > 0, f"only {len(lines)} export lines after {STARTUP_BUDGET}s"
+            assert remaining > 0, f"only {len(lines)} export lines after {STARTUP_DEADLINE}s"
             line = await asyncio.wait_for(proc.stdout.readline(), timeout=remaining)
             assert line, "sandbox exited before printing its exports"
             lines.append(line.decode())
         elapsed = time.monotonic() - started
         print(f"{command}: start-up to exports {elapsed:.2f}s")
-        assert elapsed < STARTUP_BUDGET
         assert all(line.startswith("export ") for line in lines)
 
         exports = tmp_path / "exports"
