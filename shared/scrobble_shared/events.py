@@ -56,6 +56,10 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 MAX_EVENT_BYTES: Final = 64 * 1024
 """Largest accepted Kafka value, in bytes of UTF-8 (CONTRACTS section 1)."""
 
+MAX_MILLISECONDS: Final = 2**53 - 1
+"""The largest position or length an event may carry (the largest integer a double holds
+exactly, far below Postgres' bigint); 285,000 years, so no real item comes near it."""
+
 SCHEMA_RESOURCE: Final = "contracts/playback-event.v1.schema.json"
 """Where the JSON Schema lives inside this package."""
 
@@ -352,9 +356,17 @@ def semantic_problems(event: PlaybackEvent) -> list[str]:
 
 def usability_problems(event: PlaybackEvent) -> list[str]:
     """Everything that makes a schema-valid event unusable, as ``path: message``: the rules
-    of :func:`semantic_problems`, and a video pause, stop or progress whose share watched
+    of :func:`semantic_problems`; a position or length beyond :data:`MAX_MILLISECONDS`,
+    which the schema bounds only below but no Postgres ``bigint`` (nor a JSON reader
+    that uses doubles) holds; and a video pause, stop or progress whose share watched
     cannot be told (no ``progress_percent`` and no ``duration_ms`` to divide by)."""
     problems = semantic_problems(event)
+    for path, value in (
+        ("position_ms", event.position_ms),
+        ("content.duration_ms", event.content.duration_ms),
+    ):
+        if value is not None and value > MAX_MILLISECONDS:
+            problems.append(f"{path}: must be at most {MAX_MILLISECONDS}")
     if (
         event.action in (Action.PAUSE, Action.STOP, Action.PROGRESS)
         and event.content.type != ContentType.TRACK

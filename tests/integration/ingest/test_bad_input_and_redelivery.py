@@ -24,7 +24,7 @@ def good_event(i: int) -> dict[str, object]:
 def bad_value(i: int) -> tuple[bytes, str]:
     """The i-th poison value and the error class it must be dead-lettered with."""
     valid = good_event(i)
-    kind = i % 8
+    kind = i % 9
     if kind == 0:
         return b"{not json", "InvalidEvent.not_json"
     if kind == 1:
@@ -42,6 +42,9 @@ def bad_value(i: int) -> tuple[bytes, str]:
         return json.dumps({**valid, "action": "rewind"}).encode(), "InvalidEvent.schema"
     if kind == 6:
         return b"\xff\xfe not utf-8", "InvalidEvent.not_utf8"
+    if kind == 7:
+        # Valid to the schema (no maximum), but no Postgres bigint holds it.
+        return json.dumps({**valid, "position_ms": 2**64}).encode(), "InvalidEvent.semantics"
     return json.dumps([valid]).encode(), "InvalidEvent.not_object"
 
 
