@@ -70,7 +70,10 @@ def server_user_key(text: str) -> str:
     return "".join(guid.groups()) if guid else folded
 
 
-Entry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+Entry = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=r"^[^\x00]*$"),
+]
 EntryList = Annotated[tuple[Entry, ...], Field(max_length=MAX_LIST_ENTRIES)]
 
 

@@ -197,12 +197,9 @@ def _not_found(source_id: UUID) -> SourceCommandError:
 def source_add(args: argparse.Namespace) -> int:
     settings = load_settings()
     owner = None if args.owner is None else _uuid(args.owner, "--owner")
-    name = args.name.strip()
-    if not 1 <= len(name) <= 200:
-        raise SourceCommandError("--name must be 1 to 200 characters")
     filters = _filters(args, SourceFilters())
     source, secret = _run(
-        settings, lambda conn: create_source(conn, args.kind, name, owner, filters)
+        settings, lambda conn: create_source(conn, args.kind, args.name, owner, filters)
     )
     _print_secret(args, settings, source, secret)
     return 0
@@ -217,11 +214,8 @@ def source_set(args: argparse.Namespace) -> int:
         if current is None:
             return None
         base = SourceFilters() if args.clear_filters else current.filters
-        name = None if args.name is None else args.name.strip()
-        if name is not None and not 1 <= len(name) <= 200:
-            raise SourceRefused("--name must be 1 to 200 characters")
         return await update_source(
-            conn, source_id, ANY_OWNER, name=name, filters=_filters(args, base)
+            conn, source_id, ANY_OWNER, name=args.name, filters=_filters(args, base)
         )
 
     updated = _run(settings, change)

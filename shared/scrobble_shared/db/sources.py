@@ -10,6 +10,7 @@ that make one (:func:`create_source`, :func:`rotate_secret`); nothing reads it b
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
@@ -40,6 +41,17 @@ _IN_SCOPE: Final = "($2::uuid IS NULL OR s.owner_id = $2)"
 
 class SourceRefused(Exception):
     """A change the rules do not allow; the message says which (a 4xx, not a 500)."""
+
+
+def checked_name(name: str) -> str:
+    """A source's name as stored: trimmed, 1 to 200 characters, no NUL (Postgres text
+    cannot hold one); else :class:`SourceRefused` saying which."""
+    trimmed = name.strip()
+    if not 1 <= len(trimmed) <= 200:
+        raise SourceRefused("name must be 1 to 200 characters")
+    if "\x00" in trimmed:
+        raise SourceRefused("name must not contain NUL characters")
+    return trimmed
 
 
 def _owner(scope: Scope) -> UUID | None:
@@ -77,7 +89,7 @@ async def create_source(
         "INSERT INTO sources (kind, name, owner_id, secret_hash, filters) "
         "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING id",
         kind,
-        name,
+        checked_name(name),
         owner_id,
         secret_hash(secret),
         (filters or SourceFilters()).model_dump_json(),
@@ -89,17 +101,22 @@ async def create_source(
 
 
 async def list_sources(
-    conn: Conn, scope: Scope, *, limit: int = 1000, after: UUID | None = None
+    conn: Conn,
+    scope: Scope,
+    *,
+    limit: int = 1000,
+    after: tuple[datetime, UUID] | None = None,
 ) -> list[Source]:
-    """Sources in the scope, oldest first, ``limit`` of them after the source ``after``."""
+    """Sources in the scope, oldest first: ``limit`` of them after the position ``after``
+    (the creation time and id of the last one seen, which need not exist any more)."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM sources s WHERE {_IN_SCOPE} "  # noqa: S608
-        "AND ($3::uuid IS NULL OR (s.created_at, s.id) > "
-        "(SELECT created_at, id FROM sources WHERE id = $3)) "
+        "AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3, $4::uuid)) "
         "ORDER BY s.created_at, s.id LIMIT $1",
         limit,
         _owner(scope),
-        after,
+        None if after is None else after[0],
+        None if after is None else after[1],
     )
     return [_source(r) for r in rows]
 
@@ -139,7 +156,7 @@ async def update_source(
         f"WHERE s.id = $1 AND {_IN_SCOPE} RETURNING id",
         source_id,
         _owner(scope),
-        name,
+        None if name is None else checked_name(name),
         None if filters is None else filters.model_dump_json(),
     )
     return None if updated is None else await get_source(conn, source_id, ANY_OWNER)
@@ -180,8 +197,10 @@ async def map_server_user(
         raise SourceRefused("server_user must not be empty")
     if len(key) > 256:
         raise SourceRefused("server_user must be at most 256 characters")
+    if "\x00" in key:
+        raise SourceRefused("server_user must not contain NUL characters")
     async with conn.transaction():
-        if await get_source(conn, source_id, scope) is None:
+        if not await _lock(conn, source_id, scope):
             return None
         await conn.execute(
             "INSERT INTO source_users (source_id, server_user, user_id) VALUES ($1, $2, $3) "
@@ -199,7 +218,7 @@ async def unmap_server_user(
 ) -> Source | None:
     """Remove a mapping; None when the source is not found in the scope."""
     async with conn.transaction():
-        if await get_source(conn, source_id, scope) is None:
+        if not await _lock(conn, source_id, scope):
             return None
         await conn.execute(
             "DELETE FROM source_users WHERE source_id = $1 AND server_user = $2",
@@ -208,3 +227,14 @@ async def unmap_server_user(
         )
         await conn.execute("UPDATE sources SET updated_at = now() WHERE id = $1", source_id)
     return await get_source(conn, source_id, ANY_OWNER)
+
+
+async def _lock(conn: Conn, source_id: UUID, scope: Scope) -> bool:
+    """Lock the source's row for this transaction (a delete waits, rather than racing the
+    mapping's insert into a foreign-key error); False when not found in the scope."""
+    found = await conn.fetchval(
+        f"SELECT s.id FROM sources s WHERE s.id = $1 AND {_IN_SCOPE} FOR UPDATE",  # noqa: S608
+        source_id,
+        _owner(scope),
+    )
+    return found is not None
