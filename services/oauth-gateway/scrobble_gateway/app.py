@@ -18,7 +18,7 @@ from typing import Final
 import httpx
 from aiohttp import web
 
-from scrobble_gateway import api, connect, health, imports, openapi
+from scrobble_gateway import api, connect, health, imports, openapi, sources
 from scrobble_gateway.auth import TokenVerifier, auth_middleware
 from scrobble_gateway.errors import problem_middleware
 from scrobble_gateway.keys import CIPHER, HTTP, POOL, PRODUCER, RELAY, SETTINGS
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(openapi.routes)
     app.router.add_routes(api.routes)
     app.router.add_routes(imports.routes)
+    app.router.add_routes(sources.routes)
     app.router.add_routes(connect.routes)
     return app
 
