@@ -1,9 +1,9 @@
 """Container health check: exit 0 when the service answers ``/healthz`` with 200.
 
 Usage: ``python healthcheck.py PORT_VARIABLE DEFAULT_PORT [PATH]``. The port is read from
-the named environment variable (``METRICS_PORT``, ``GATEWAY_PORT``) so that an operator who
-moves the service moves its health check with it. Standard library only: the slim image has
-no curl, and the check must not depend on the project's own imports.
+the named environment variable (``METRICS_PORT``, ``GATEWAY_PORT``, ``INTAKE_PORT``) so that
+an operator who moves the service moves its health check with it. Standard library only:
+the slim image has no curl, and the check must not depend on the project's own imports.
 """
 
 import os

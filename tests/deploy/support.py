@@ -34,8 +34,9 @@ INSTALL_LINTERS = DEPLOY / "tools" / "install-linters.sh"
 # Series that come from outside the project (kafka-exporter, Prometheus itself).
 EXTERNAL_METRICS = frozenset({"kafka_consumergroup_lag", "up"})
 
-# The packages whose modules may register metrics.
-SERVICE_PACKAGES = ("scrobble_ingest", "scrobble_dispatcher", "scrobble_gateway")
+# The packages whose modules may register metrics (every module is imported, so the
+# intake's scrobble_intake.metrics is among them).
+SERVICE_PACKAGES = ("scrobble_ingest", "scrobble_dispatcher", "scrobble_gateway", "scrobble_intake")
 
 
 def tool(name: str) -> str:

@@ -19,6 +19,7 @@ LONG_RUNNING = {
     "ingest",
     "dispatcher",
     "gateway",
+    "intake",
     "sandbox",
     "kafka-exporter",
     "prometheus",
@@ -75,7 +76,7 @@ def test_images_are_pinned() -> None:
 def test_services_start_after_the_schema_and_topics() -> None:
     services = compose()["services"]
     assert services["migrate"]["command"] == ["migrate"]
-    for name in ("ingest", "dispatcher", "gateway"):
+    for name in ("ingest", "dispatcher", "gateway", "intake"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["kafka-topics"]["condition"] == "service_completed_successfully", name
@@ -101,6 +102,28 @@ def test_services_get_the_contract_settings() -> None:
     assert gateway["GATEWAY_HOST"] == "0.0.0.0"  # noqa: S104 - inside its container
     assert environment("ingest")["METRICS_PORT"] == "9101"
     assert environment("dispatcher")["METRICS_PORT"] == "9102"
+
+
+def test_the_intake_listens_on_8081_with_only_postgres_and_kafka() -> None:
+    intake = compose()["services"]["intake"]
+    assert intake["build"]["target"] == "intake"
+    env = environment("intake")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert "@postgres:5432/" in env["DATABASE_URL"]
+    assert env["INTAKE_HOST"] == "0.0.0.0"  # noqa: S104 - inside its container
+    assert env["INTAKE_PORT"] == "8081"
+    assert default_of(env["INTAKE_PUBLIC_URL"]) == "http://localhost:8081"
+    assert default_of(env["INTAKE_MAX_BODY"]) == "1MiB"
+    assert default_of(env["INTAKE_PUBLISH_TIMEOUT"]) == "5s"
+    # It stores no tokens and calls no tracker: no key, no app credentials.
+    unneeded = {"TOKEN_ENCRYPTION_KEY", "GATEWAY_JWT_SECRET", *CREDENTIALS, *URL_PATHS}
+    assert not unneeded & set(env), sorted(unneeded & set(env))
+    assert intake["ports"] == ["8081:8081"]
+    assert intake["healthcheck"]["test"] == [
+        "CMD", "python", "/app/healthcheck.py", "INTAKE_PORT", "8081",
+    ]  # fmt: skip
+    # The gateway makes sources too and builds their URLs from the same setting.
+    assert environment("gateway")["INTAKE_PUBLIC_URL"] == env["INTAKE_PUBLIC_URL"]
 
 
 def test_external_services_default_to_the_sandbox() -> None:

@@ -18,7 +18,9 @@ import pytest
 from scrobble_cli.main import build_parser
 from tests.deploy.support import DOCKERFILE, REPO, run, tool
 
-TARGETS = ("ingest", "dispatcher", "gateway", "sandbox")
+TARGETS = ("ingest", "dispatcher", "gateway", "intake", "sandbox")
+# The HTTP servers, whose listen address defaults to loopback outside a container.
+LISTEN_HOSTS = {"gateway": "GATEWAY_HOST", "intake": "INTAKE_HOST"}
 
 
 def dockerfile() -> str:
@@ -66,6 +68,47 @@ def test_targets_run_as_non_root_with_a_health_check(target: str) -> None:
     body = stage(target)
     assert "USER" not in body, f"{target} must not switch user again"
     assert re.search(r"^HEALTHCHECK .*\n?.*CMD \[\"python\", \"/app/healthcheck.py\"", body, re.M)
+
+
+def env_of(body: str) -> dict[str, str]:
+    """The ENV instructions of a stage (``ENV A=1 \\`` continuation lines included)."""
+    found: dict[str, str] = {}
+    for instruction in re.findall(r"^ENV ((?:.*\\\n)*.*)$", body, re.M):
+        for name, value in re.findall(r"(\w+)=(\S+)", instruction.replace("\\\n", " ")):
+            found[name] = value
+    return found
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_targets_expose_the_port_their_health_check_asks(target: str) -> None:
+    body = stage(target)
+    exposed = re.findall(r"^EXPOSE (\d+)$", body, re.M)
+    check = re.search(r'CMD \["python", "/app/healthcheck.py", "(\w+)", "(\d+)"', body)
+    assert check, f"{target}: no health check"
+    variable, port = check.groups()
+    assert exposed == [port], f"{target}: EXPOSE {exposed}, health check on {port}"
+    # Where the stage sets the port variable, it sets the same port.
+    assert env_of(body).get(variable, port) == port, f"{target}: {variable}"
+
+
+@pytest.mark.parametrize(("target", "variable"), sorted(LISTEN_HOSTS.items()))
+def test_http_servers_listen_on_every_interface_in_the_container(
+    target: str, variable: str
+) -> None:
+    assert env_of(stage(target)).get(variable) == "0.0.0.0"  # noqa: S104 - in its container
+
+
+def test_the_intake_target() -> None:
+    body = stage("intake")
+    assert env_of(body) == {"INTAKE_HOST": "0.0.0.0", "INTAKE_PORT": "8081"}  # noqa: S104
+    assert re.search(r'^CMD \["intake"\]$', body, re.M)
+
+
+def test_the_header_comment_lists_every_target() -> None:
+    listed = re.findall(r"^#\s+docker build .*--target (\w+)\s", dockerfile(), re.M)
+    assert sorted(listed) == sorted(TARGETS)
+    stages = set(re.findall(r"^FROM \S+ AS (\w+)$", dockerfile(), re.M))
+    assert stages == {"builder", "runtime", *TARGETS}
 
 
 def subcommands() -> set[str]:

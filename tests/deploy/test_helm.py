@@ -2,7 +2,8 @@
 Kubernetes API schemas (kubernetes-validate, and kubeconform -strict on the same schemas
 made standalone: both come from PyPI's kubernetes-validate, nothing is downloaded), and what
 the chart promises: probes, resources, a PDB per service, secrets only by reference, the
-migration hook, the gateway and metrics Services, the dispatcher's lag-based autoscaling."""
+migration hook, the gateway, intake and metrics Services, the dispatcher's lag-based
+autoscaling, and the intake listening on every interface of its one port."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.deploy.support import CHART, TOOLS, run, tool
 
 # The chart's floor (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
 KUBE_VERSIONS = ("1.25.0", "1.37.0")
-SERVICES = ("ingest", "dispatcher", "gateway")
+SERVICES = ("ingest", "dispatcher", "gateway", "intake")
 SECRET_NAMES = {
     "DATABASE_URL",
     "TOKEN_ENCRYPTION_KEY",
@@ -63,7 +64,7 @@ def test_helm_lint_strict() -> None:
 def test_rendered_manifests_pass_kubernetes_validate_strict(
     kube_version: str, tmp_path: Path
 ) -> None:
-    for sets in ((), ("dispatcher.autoscaling.enabled=false",)):
+    for sets in ((), ("dispatcher.autoscaling.enabled=false", "intake.enabled=false")):
         manifest = tmp_path / "chart.yaml"
         manifest.write_text(render(kube_version, *sets))
         out = run(tool("kubernetes-validate"), "--strict", "-k", kube_version, str(manifest)).stdout
@@ -239,6 +240,90 @@ def test_gateway_and_metrics_services() -> None:
     assert services["gateway"]["spec"]["ports"][0]["port"] == 8080
     assert services["ingest"]["spec"]["ports"][0]["port"] == 9101
     assert services["dispatcher"]["spec"]["ports"][0]["port"] == 9102
+    assert services["intake"]["spec"]["ports"][0] == {
+        "name": "http", "port": 8081, "targetPort": "http", "protocol": "TCP",
+    }  # fmt: skip
+    assert services["intake"]["spec"]["type"] == "ClusterIP"
+    exposed = render("1.37.0", "intake.service.type=LoadBalancer")
+    assert by_kind(exposed, "Service")["rs-revenge-scrobble-intake"]["spec"]["type"] == (
+        "LoadBalancer"
+    )
+
+
+def environment(rendered: str, deployment: dict[str, Any]) -> dict[str, str]:
+    """What the container's process sees: its ConfigMap (envFrom), then its own env (the
+    Secret's keys as ``secret:<key>``)."""
+    configmaps = by_kind(rendered, "ConfigMap")
+    c = container(deployment)
+    env: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        env.update(configmaps[source["configMapRef"]["name"]]["data"])
+    for variable in c.get("env", []):
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:
+            env[variable["name"]] = "secret:" + variable["valueFrom"]["secretKeyRef"]["key"]
+    return env
+
+
+def test_the_intake_listens_on_every_interface_on_8081_with_its_probes_there() -> None:
+    rendered = render()
+    intake = by_kind(rendered, "Deployment")["rs-revenge-scrobble-intake"]
+    c = container(intake)
+    assert c["image"] == "revenge-scrobble/intake:0.1.0"
+    assert c["args"] == ["intake"]
+    env = environment(rendered, intake)
+    assert env["INTAKE_HOST"] == "0.0.0.0"  # noqa: S104 - every interface of its pod
+    assert env["INTAKE_PORT"] == "8081"
+    assert env["INTAKE_PUBLIC_URL"] == "https://intake.example.org"
+    assert env["INTAKE_MAX_BODY"] == "1MiB"
+    assert env["INTAKE_PUBLISH_TIMEOUT"] == "5s"
+    assert env["DATABASE_URL"] == "secret:DATABASE_URL"
+    # Only Postgres' DSN from the Secret: the intake keeps no tokens and calls no tracker.
+    assert [v for v in env.values() if v.startswith("secret:")] == ["secret:DATABASE_URL"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": 8081}
+    probes = {
+        kind: (c[kind]["httpGet"]["path"], ports[c[kind]["httpGet"]["port"]])
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe")
+    }
+    assert probes == {
+        "readinessProbe": ("/readyz", 8081),
+        "livenessProbe": ("/healthz", 8081),
+        "startupProbe": ("/healthz", 8081),
+    }
+    annotations = intake["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "8081"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert intake["spec"]["replicas"] == 2
+
+
+def test_intake_values_reach_its_environment() -> None:
+    rendered = render(
+        "1.37.0",
+        "intake.publicUrl=https://hooks.example.net",
+        "intake.port=9000",
+        "intake.maxBody=4MiB",
+        "intake.publishTimeout=2s",
+        "intake.replicas=3",
+    )
+    intake = by_kind(rendered, "Deployment")["rs-revenge-scrobble-intake"]
+    env = environment(rendered, intake)
+    assert env["INTAKE_PUBLIC_URL"] == "https://hooks.example.net"
+    assert env["INTAKE_PORT"] == "9000"
+    assert env["INTAKE_MAX_BODY"] == "4MiB"
+    assert env["INTAKE_PUBLISH_TIMEOUT"] == "2s"
+    assert container(intake)["ports"][0]["containerPort"] == 9000
+    assert intake["spec"]["replicas"] == 3
+    # The gateway builds the URLs of the sources it makes from the same setting.
+    gateway = by_kind(rendered, "Deployment")["rs-revenge-scrobble-gateway"]
+    assert environment(rendered, gateway)["INTAKE_PUBLIC_URL"] == "https://hooks.example.net"
+
+
+def test_the_intake_can_be_left_out() -> None:
+    rendered = render("1.37.0", "intake.enabled=false")
+    for kind in ("Deployment", "PodDisruptionBudget", "Service"):
+        assert "intake" not in {component(d) for d in by_kind(rendered, kind).values()}, kind
 
 
 def test_dispatcher_scales_on_consumer_lag() -> None:

@@ -59,6 +59,21 @@ def test_the_artefacts_select_metrics_at_all() -> None:
     assert "kafka_consumergroup_lag" in used
 
 
+def test_the_intake_metrics_are_in_the_registry() -> None:
+    """scrobble_intake is among the packages imported, so its alert and panels are checked
+    against what it really registers."""
+    families = registered_families()
+    for family in ("requests", "events", "skipped", "source_requests"):
+        assert f"scrobble_intake_{family}_total" in families[f"scrobble_intake_{family}"]
+    assert (
+        "scrobble_intake_request_duration_seconds_bucket"
+        in families["scrobble_intake_request_duration_seconds"]
+    )
+    assert "rules: ScrobbleIntakeSourceFailing" in used_metrics().get(
+        "scrobble_intake_source_requests_total", set()
+    )
+
+
 def test_every_metric_used_exists() -> None:
     known = registered_metric_names() | EXTERNAL_METRICS
     missing = {name: sorted(where) for name, where in used_metrics().items() if name not in known}

@@ -31,6 +31,21 @@ def test_every_alert_has_a_runbook_section() -> None:
         assert f"### {alert}\n" in runbook, alert
 
 
+def test_the_intake_section_covers_its_settings_answers_and_commands() -> None:
+    intake = section("Intake (media-server webhooks)")
+    settings = {name.upper() for name in Settings.model_fields if name.startswith("intake_")}
+    assert settings, "no INTAKE_* settings"
+    for name in sorted(settings):
+        assert f"| `{name}` |" in intake, name
+    answers = set(re.findall(r"^\| (\d{3}) \|", intake, re.M))
+    assert answers == {"202", "204", "207", "400", "404", "413", "415", "503"}, sorted(answers)
+    for command in ("add", "map", "list", "rotate"):
+        assert f"scrobble source {command}" in intake, command
+    assert "### Upgrading\n" in intake
+    assert "`scrobble migrate`" in intake
+    assert "0007" in intake
+
+
 def test_every_metric_family_is_listed() -> None:
     listed = section("Metrics")
     missing = sorted(

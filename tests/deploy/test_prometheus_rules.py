@@ -10,6 +10,8 @@ import yaml
 from tests.deploy.support import DEPLOY, OPERATIONS, RULE_TESTS, RULES, RULES_DIR, run, tool
 
 PROMETHEUS_DIR = DEPLOY / "observability" / "prometheus"
+# The scrape jobs of the services: the rules and the dashboard select them by these names.
+JOBS = {"scrobble-ingest", "scrobble-dispatcher", "scrobble-gateway", "scrobble-intake"}
 
 
 def alerts() -> list[dict[str, object]]:
@@ -42,6 +44,18 @@ def test_promtool_checks_the_scrape_configs() -> None:
     for config in ("prometheus.yml", "prometheus.compose.yml"):
         out = run(tool("promtool"), "check", "config", config, cwd=PROMETHEUS_DIR).stdout
         assert "SUCCESS: 1 rule files found" in out, out
+
+
+def test_every_service_is_scraped_and_watched_by_the_target_down_alert() -> None:
+    (down,) = [a for a in alerts() if a["alert"] == "ScrobbleTargetDown"]
+    selector = re.search(r'up\{job=~"([^"]+)"\}', str(down["expr"]))
+    assert selector, down["expr"]
+    for config in ("prometheus.yml", "prometheus.compose.yml"):
+        document = yaml.safe_load((PROMETHEUS_DIR / config).read_text())
+        jobs = {job["job_name"] for job in document["scrape_configs"]}
+        assert jobs >= JOBS, f"{config}: missing {sorted(JOBS - jobs)}"
+    assert {job for job in JOBS if re.fullmatch(selector.group(1), job)} == JOBS
+    assert not re.fullmatch(selector.group(1), "kafka-exporter")
 
 
 def runbook_anchors() -> set[str]:
