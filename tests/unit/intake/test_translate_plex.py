@@ -260,12 +260,28 @@ def test_the_library_is_filtered() -> None:
     assert published(plex("media.play", MOVIE), no_music)["action"] == "start"
 
 
-def test_ids_repeat_within_the_time_bucket_and_differ_across_it() -> None:
+def test_a_resend_is_the_same_event_however_late_and_the_next_watch_is_not() -> None:
     first = published(plex("media.scrobble", MOVIE), PERSONAL)["event_id"]
-    soon = RECEIVED + timedelta(seconds=25)
-    later = RECEIVED + timedelta(seconds=35)
-    assert published(plex("media.scrobble", MOVIE), PERSONAL, soon)["event_id"] == first
-    assert published(plex("media.scrobble", MOVIE), PERSONAL, later)["event_id"] != first
+    hours_later = RECEIVED + timedelta(hours=5)
+    assert published(plex("media.scrobble", MOVIE), PERSONAL, hours_later)["event_id"] == first
+    watched_once = {**MOVIE, "viewCount": 1, "lastViewedAt": 1795000000}
+    assert published(plex("media.scrobble", watched_once), PERSONAL)["event_id"] != first
+    again = published(plex("media.scrobble", watched_once), PERSONAL, hours_later)["event_id"]
+    assert again == published(plex("media.scrobble", watched_once), PERSONAL)["event_id"]
+
+
+def test_events_of_one_watch_differ_by_type_and_offset() -> None:
+    ids = {
+        published(plex(name, {**MOVIE, "viewOffset": offset}), PERSONAL)["event_id"]
+        for name, offset in [
+            ("media.play", 0),
+            ("media.pause", 600_000),
+            ("media.resume", 600_000),
+            ("media.pause", 1_200_000),
+            ("media.stop", 1_800_000),
+        ]
+    }
+    assert len(ids) == 5
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,16 @@ event id is a UUIDv5 (namespace :data:`INTAKE_NAMESPACE`) over, joined by ``|``:
 3. the server's id of the item (its description when the payload has no id);
 4. the server's own name of the event (``PlaybackProgress``, ``media.scrobble``...);
 5. the position in milliseconds, or for a rating the rating, or nothing;
-6. the server's timestamp as sent, or, when the payload has none (Plex), the
+6. the server's timestamp as sent (Plex sends none: its readers put the item's view count
+   and last-viewed time there, see ``plex.py``), or, when a template left it out, the
    :data:`TIME_BUCKET_S`-second bucket of the arrival time.
 
 So a resent webhook has the same id and ingest takes it once. Two real events differ in
-at least one part: a later progress tick has another position or timestamp; a second play
-of one track on Plex is at least one track length (over 30 s for any play that can count)
-after the first, so in another bucket. A duplicate that arrives across a bucket edge gets
-a new id, and ingest's play rules take it as what it is, a duplicate stop or a repeated
-start inside the same play, never a second scrobble.
+at least one part: a later progress tick has another position or timestamp; the next
+complete watch of an item on Plex another view count. Where only the bucket is left, a
+duplicate arriving across a bucket edge gets a new id, and ingest's play rules take it as
+what it is, a duplicate stop or a repeated start inside the same play, never a second
+scrobble.
 
 The item id is ``uuid5(namespace, "<source id>|item|<server item id>")`` and the session id
 ``uuid5(namespace, "<source id>|session|<player session>")``: stable per server, and never

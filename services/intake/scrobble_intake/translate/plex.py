@@ -19,6 +19,12 @@
 - A Plex account's webhook also receives the plays of everyone on a server it owns, with
   ``user: false``: those are not the account's own (:class:`ServerUser` ``own_account``).
 - The player session is ``Player.uuid`` + ``ratingKey``; the library ``librarySectionTitle``.
+- Plex sends no time of its own. In place of the server's timestamp the event id takes the
+  item's ``viewCount`` and ``lastViewedAt`` (absent: never viewed), which Plex changes when
+  a watch or listen completes: a webhook resent minutes or hours later is then the same
+  event, and the next complete watch is another. (A time bucket would let a late resend
+  start a second play and, with its stop, a second scrobble.) The price: a second partial
+  play from the same position before Plex counted the first is taken as a resend.
 """
 
 from __future__ import annotations
@@ -99,8 +105,11 @@ def read(payload: Mapping[str, Any]) -> Notification | Ignored:
     else:
         position = position or 0
     player_id = text(player.get("uuid"), 256)
+    views = integer(metadata.get("viewCount")) or 0
+    last_viewed = text(metadata.get("lastViewedAt"), 32) or ""
     return Notification(
         event_type=name,
+        timestamp_text=f"views:{views}:{last_viewed}",
         action=action,
         who=who,
         item=item,
