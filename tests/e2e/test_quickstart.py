@@ -1,7 +1,7 @@
-"""The system as an operator runs it: ``scrobble up`` starts the sandbox and the three
+"""The system as an operator runs it: ``scrobble up`` starts the sandbox and the four
 services as separate processes, and these tests drive them only through Kafka (``scrobble
-publish``) and HTTP (the gateway), checking the outcome at the fakes. ``scrobble down``
-must leave no process behind."""
+publish``) and HTTP (the gateway, the intake's printed webhook URLs), checking the outcome
+at the fakes. ``scrobble down`` must leave no process behind."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def stack(
     for base in ("playback.events", *(f"scrobble.{s}" for s in SERVICES)):
         await topics.create(base)
     state_dir = tmp_path_factory.mktemp("quickstart")
-    ports = {p: free_port() for p in ("gateway", "ingest", "dispatcher", "sandbox")}
+    ports = {p: free_port() for p in ("gateway", "ingest", "dispatcher", "sandbox", "intake")}
     env = {
         **{k: v for k, v in os.environ.items() if not k.endswith(("_CLIENT_ID", "_API_KEY"))},
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
@@ -91,6 +91,7 @@ async def stack(
             "--ingest-metrics-port", str(ports["ingest"]),
             "--dispatcher-metrics-port", str(ports["dispatcher"]),
             "--sandbox-port", str(ports["sandbox"]),
+            "--intake-port", str(ports["intake"]),
         )  # fmt: skip
         yield Stack(
             env=env,
@@ -193,6 +194,71 @@ def test_a_listen_published_to_kafka_reaches_listenbrainz(stack: Stack) -> None:
     wait_for("the listen at the ListenBrainz fake", listened)
 
 
+def printed_webhook(stack: Stack, kind: str) -> str:
+    """The webhook URL ``scrobble up`` printed for the demo user's source of this kind."""
+    for line in stack.up_output.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == kind and "/api/v1/intake/" in words[1]:
+            return words[1]
+    raise AssertionError(f"no {kind} webhook URL in:\n{stack.up_output}")
+
+
+def test_the_demo_went_through_the_intake(stack: Stack) -> None:
+    assert "sent 8 playback events" in stack.up_output, stack.up_output
+    metrics = httpx.get(printed_webhook(stack, "events").split("/api/")[0] + "/metrics").text
+    assert 'scrobble_intake_events_total{action="stop",kind="events"} 4.0' in metrics
+
+
+def test_a_jellyfin_webhook_to_the_printed_url_reaches_trakt(stack: Stack) -> None:
+    url = printed_webhook(stack, "jellyfin")
+    movie = {
+        "ItemId": uuid.uuid4().hex,
+        "ItemType": "Movie",
+        "Name": "Inception",
+        "Year": 2010,
+        "RunTimeTicks": 88_800_000_000,
+        "Provider_imdb": "tt1375666",
+        "UserId": uuid.uuid4().hex,
+        "NotificationUsername": "demo",
+        "DeviceId": "e2e",
+    }
+    stamps = {"PlaybackStart": "21:00:00", "PlaybackStop": "22:30:00"}
+    for notification, ticks in (("PlaybackStart", 0), ("PlaybackStop", 80_000_000_000)):
+        webhook = {
+            **movie,
+            "NotificationType": notification,
+            "PlaybackPositionTicks": ticks,
+            "UtcTimestamp": f"2026-11-21T{stamps[notification]}.0000000Z",
+        }
+        answer = httpx.post(
+            url, content=json.dumps(webhook), headers={"Content-Type": "text/plain"}
+        )
+        assert answer.status_code == 202, answer.text
+
+    def stopped() -> list[dict[str, Any]]:
+        calls = fake_requests(stack, "trakt", "/scrobble/stop")
+        return [c for c in calls if "tt1375666" in json.dumps(c) and c["status"] == 201]
+
+    wait_for("the movie's scrobble at the Trakt fake", stopped)
+
+
+def test_the_readme_s_webhook_example_works_as_written(stack: Stack) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("Try one by hand", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = example.replace(
+        ".local/quickstart/webhooks.txt", str(stack.state_dir / "webhooks.txt")
+    )
+    ran = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.count('"published": 1') == 2, ran.stdout
+
+    def stopped() -> list[dict[str, Any]]:
+        calls = fake_requests(stack, "trakt", "/scrobble/stop")
+        return [c for c in calls if "tt0133093" in json.dumps(c) and c["status"] == 201]
+
+    wait_for("the README's film at the Trakt fake", stopped)
+
+
 def test_queue_through_the_gateway_reaches_trakt(stack: Stack) -> None:
     connections = httpx.get(f"{stack.gateway}/api/v1/scrobble/connections", headers=stack.bearer())
     assert connections.status_code == 200, connections.text
@@ -234,7 +300,7 @@ async def test_history_rows_are_in_postgres(stack: Stack) -> None:
 def test_down_leaves_no_process_behind(stack: Stack) -> None:
     # Last in this module: the stack is gone after it.
     pids = stack.pids()
-    assert len(pids) == 4, pids
+    assert len(pids) == 5, pids
     scrobble(stack.env, "down", "--state-dir", str(stack.state_dir))
     left = [pid for pid in pids if alive(pid)]
     assert not left, f"still running after scrobble down: {left}"

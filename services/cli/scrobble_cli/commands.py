@@ -320,6 +320,7 @@ def up(args: argparse.Namespace) -> int:
         ingest_metrics=args.ingest_metrics_port,
         dispatcher_metrics=args.dispatcher_metrics_port,
         sandbox=args.sandbox_port,
+        intake=args.intake_port,
     )
     state = _quickstart_state(args)
     try:

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ingest-metrics-port", type=int, default=9101)
     up.add_argument("--dispatcher-metrics-port", type=int, default=9102)
     up.add_argument("--sandbox-port", type=int, default=8090)
+    up.add_argument("--intake-port", type=int, default=8081)
     up.set_defaults(handler=commands.up)
     down = sub.add_parser("down", help="stop what `scrobble up` started")
     down.add_argument("--state-dir", help=state_help)

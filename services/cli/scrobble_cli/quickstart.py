@@ -1,10 +1,11 @@
 """``scrobble up`` / ``scrobble down``: the whole system on one machine in one command.
 
 ``up`` starts (or reuses) local Kafka and Postgres, applies the schema, starts the sandbox
-unless real service credentials are in the environment, starts the three services as
-background processes (logs and pid files in the state directory), publishes a small demo
-set of playback events for a demo user connected to every fake, waits until the demo work
-is delivered and prints where to look. ``down`` stops what ``up`` started, in reverse.
+unless real service credentials are in the environment, starts the four services as
+background processes (logs and pid files in the state directory), makes a webhook source of
+each kind for a demo user connected to every fake, sends a small demo set of playback
+events through the intake, waits until the demo work is delivered and prints where to
+look, the webhook URLs among it. ``down`` stops what ``up`` started, in reverse.
 
 Failure policy: a step that fails stops ``up`` with a message naming the step and the log
 to read; what was already started keeps running until ``scrobble down``, which is safe to
@@ -34,6 +35,12 @@ import httpx
 import jwt
 from cryptography.fernet import Fernet
 
+from scrobble_cli.demo_sources import (
+    DemoSourceError,
+    describe_sources,
+    ensure_demo_sources,
+    send_demo_events,
+)
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
@@ -50,7 +57,7 @@ REAL_CREDENTIALS: Final = (
     "LISTENBRAINZ_TOKEN",
 )
 # Start order; ``down`` stops in reverse.
-PROCESSES: Final = ("sandbox", "ingest", "dispatcher", "gateway")
+PROCESSES: Final = ("sandbox", "ingest", "dispatcher", "intake", "gateway")
 DEMO_MAL_ID, DEMO_ANILIST_ID = 52991, 154587
 
 
@@ -64,6 +71,7 @@ class Ports:
     ingest_metrics: int = 9101
     dispatcher_metrics: int = 9102
     sandbox: int = 8090
+    intake: int = 8081
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,10 @@ class StateDir:
     @property
     def demo_token(self) -> Path:
         return self.root / "demo-user.jwt"
+
+    @property
+    def webhooks(self) -> Path:
+        return self.root / "webhooks.txt"
 
 
 # --- processes -------------------------------------------------------------------------
@@ -254,16 +266,31 @@ def start_service(
     wait_until(f"{name} becoming ready", ready, timeout_s, state.log(name))
 
 
+def intake_public_url(base: Mapping[str, str], ports: Ports) -> str:
+    return base.get("INTAKE_PUBLIC_URL") or f"http://127.0.0.1:{ports.intake}"
+
+
 def service_env(base: Mapping[str, str], ports: Ports) -> dict[str, dict[str, str]]:
+    intake_url = intake_public_url(base, ports)
     gateway = {
         **base,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(ports.gateway),
         "GATEWAY_PUBLIC_URL": base.get("GATEWAY_PUBLIC_URL") or f"http://127.0.0.1:{ports.gateway}",
+        "INTAKE_PUBLIC_URL": intake_url,
+    }
+    intake = {
+        **base,
+        # Loopback unless asked: a media server on another machine needs INTAKE_HOST=0.0.0.0
+        # and INTAKE_PUBLIC_URL with this machine's address.
+        "INTAKE_HOST": base.get("INTAKE_HOST") or "127.0.0.1",
+        "INTAKE_PORT": str(ports.intake),
+        "INTAKE_PUBLIC_URL": intake_url,
     }
     return {
         "ingest": {**base, "METRICS_PORT": str(ports.ingest_metrics)},
         "dispatcher": {**base, "METRICS_PORT": str(ports.dispatcher_metrics)},
+        "intake": intake,
         "gateway": gateway,
     }
 
@@ -418,30 +445,14 @@ def seed_sandbox(sandbox_url: str) -> None:
         raise QuickstartError(f"seeding the AniList fake failed: {answer.status_code}")
 
 
-def publish_demo(env: Mapping[str, str], events: list[dict[str, Any]], log: Path) -> None:
-    import json
-
-    lines = "".join(json.dumps(e) + "\n" for e in events)
-    result = subprocess.run(  # noqa: S603 - our own console script
-        [scrobble_executable(), "publish", "-"],
-        input=lines,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(result.stderr)
-        raise QuickstartError(f"publishing the demo events failed; see {log}")
-
-
 @dataclass(frozen=True)
 class UpReport:
     seconds: float
     outcome: dict[tuple[str, str], int]
     sandbox_calls: dict[str, int]
     real_services: bool
+    # kind -> webhook URL of the demo user's sources (none with real services)
+    webhooks: dict[str, str]
 
 
 def bring_up(
@@ -477,9 +488,10 @@ def bring_up(
     metrics = {
         "ingest": f"http://127.0.0.1:{ports.ingest_metrics}",
         "dispatcher": f"http://127.0.0.1:{ports.dispatcher_metrics}",
+        "intake": f"http://127.0.0.1:{ports.intake}",
         "gateway": f"http://127.0.0.1:{ports.gateway}",
     }
-    for name in ("ingest", "dispatcher", "gateway"):
+    for name in ("ingest", "dispatcher", "intake", "gateway"):
         out(f"{name + ':':<11} starting (log {state.log(name)})")
         start_service(state, name, envs[name], f"{metrics[name]}/readyz")
     state.demo_token.write_text(demo_jwt(base["GATEWAY_JWT_SECRET"]) + "\n")
@@ -487,6 +499,7 @@ def bring_up(
 
     outcome: dict[tuple[str, str], int] = {}
     calls: dict[str, int] = {}
+    webhooks: dict[str, str] = {}
     if not real:
         since = datetime.now(UTC) - timedelta(seconds=5)
         asyncio.run(
@@ -494,9 +507,17 @@ def bring_up(
                 base["DATABASE_URL"], made["TOKEN_ENCRYPTION_KEY"], base["SANDBOX_TOKEN"]
             )
         )
+        webhooks = asyncio.run(
+            ensure_demo_sources(
+                base["DATABASE_URL"], DEMO_USER, intake_public_url(base, ports), state.webhooks
+            )
+        )
         events = demo_events(datetime.now(UTC))
-        publish_demo(base, events, state.log("publish"))
-        out(f"demo:       published {len(events)} playback events for user {DEMO_USER}")
+        try:
+            send_demo_events(webhooks["events"], events)
+        except DemoSourceError as exc:
+            raise QuickstartError(f"sending the demo events failed: {exc}") from None
+        out(f"demo:       sent {len(events)} playback events for user {DEMO_USER} to the intake")
 
         def delivered() -> bool:
             latest = asyncio.run(demo_outcome(base["DATABASE_URL"], since))
@@ -508,7 +529,7 @@ def bring_up(
             "delivery of the demo events", delivered, deliver_timeout_s, state.log("dispatcher")
         )
         calls = sandbox_calls(sandbox_url)
-    return UpReport(time.monotonic() - started, outcome, calls, real)
+    return UpReport(time.monotonic() - started, outcome, calls, real, webhooks)
 
 
 def describe(report: UpReport, state: StateDir, ports: Ports) -> list[str]:
@@ -531,8 +552,15 @@ def describe(report: UpReport, state: StateDir, ports: Ports) -> list[str]:
         f"{gateway}/api/v1/scrobble/history",
         f"metrics:    ingest http://127.0.0.1:{ports.ingest_metrics}/metrics, "
         f"dispatcher http://127.0.0.1:{ports.dispatcher_metrics}/metrics, "
-        f"gateway {gateway}/metrics",
+        f"intake http://127.0.0.1:{ports.intake}/metrics, gateway {gateway}/metrics",
     ]
+    if report.webhooks:
+        lines += describe_sources(report.webhooks, state.webhooks)
+    else:
+        lines.append(
+            "webhooks:   scrobble source add --kind jellyfin|plex|emby --name N --owner USER "
+            "prints a media server's URL"
+        )
     if not report.real_services:
         lines.append(f"sandbox:    http://127.0.0.1:{ports.sandbox}/_sandbox/env")
     lines += [
