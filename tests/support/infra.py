@@ -9,9 +9,12 @@ with a message that says what to do; they are never skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +119,16 @@ async def restart_local_postgres(down_s: float, stopped: asyncio.Event | None = 
         "bash", str(INFRA_SCRIPT), "up", stdout=asyncio.subprocess.DEVNULL
     )
     assert await start.wait() == 0, "infra.sh up failed after the outage"
+
+
+@contextlib.asynccontextmanager
+async def frozen_local_kafka() -> AsyncIterator[None]:
+    """The local broker of deploy/local stopped with SIGSTOP for the block, then resumed:
+    connections stay open but nothing answers, as with a hung broker or a network cut."""
+    local = Path(os.environ.get("SCROBBLE_LOCAL_DIR") or REPO / ".local")
+    pid = int((local / "kafka.pid").read_text().strip())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
