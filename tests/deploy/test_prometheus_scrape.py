@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's /usr/bin/prometheus) with the repository's alerting rules
-scrapes real `scrobble ingest`, `scrobble dispatcher` and `scrobble gateway` processes:
+scrapes real `scrobble ingest`, `scrobble dispatcher`, `scrobble gateway` and `scrobble
+intake` processes:
 the targets come up, the key series arrive, every alerting rule evaluates without error
 on the real label sets, and every dashboard and autoscaling query is valid PromQL to the
 server. The container health check answers for a live service too."""
@@ -33,6 +34,7 @@ JOBS = {
     "ingest": "scrobble-ingest",
     "dispatcher": "scrobble-dispatcher",
     "gateway": "scrobble-gateway",
+    "intake": "scrobble-intake",
 }
 
 
@@ -142,7 +144,14 @@ def services(setup: IngestSetup, tmp: Path) -> dict[str, ServiceProcess]:
         "gateway", {**common, "GATEWAY_JWT_SECRET": secrets.token_urlsafe(32)}, tmp / "gateway.log"
     )
     gateway.env["GATEWAY_PORT"] = str(gateway.metrics_port)
-    return {"ingest": setup.process(), "dispatcher": dispatcher, "gateway": gateway}
+    intake = ServiceProcess("intake", setup.env, tmp / "intake.log")
+    intake.env["INTAKE_PORT"] = str(intake.metrics_port)
+    return {
+        "ingest": setup.process(),
+        "dispatcher": dispatcher,
+        "gateway": gateway,
+        "intake": intake,
+    }
 
 
 def as_query(expr: str) -> str:
@@ -177,7 +186,7 @@ async def check_everything(
         health = {t["labels"]["job"]: t["health"] for t in active}
         return health == dict.fromkeys(JOBS.values(), "up")
 
-    await until(targets_up, "all three targets up")
+    await until(targets_up, "all four targets up")
     up = await prometheus.query('up{job=~"scrobble-.*"}')
     assert sorted(r["metric"]["job"] for r in up if r["value"][1] == "1") == sorted(JOBS.values())
 
@@ -205,6 +214,19 @@ async def check_everything(
         lambda: series('scrobble_gateway_requests_total{route!=""}'),
         "scrobble_gateway_requests_total",
     )
+    # A webhook to a secret no source has: counted by kind and outcome, by no source.
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"http://127.0.0.1:{procs['intake'].metrics_port}/api/v1/intake/plex/{'x' * 32}",
+            files={"payload": (None, "{}")},
+        )
+    assert answer.status_code == 404
+    refused = await until(
+        lambda: series('scrobble_intake_requests_total{outcome="unknown_source"} >= 1'),
+        "scrobble_intake_requests_total",
+    )
+    assert refused[0]["metric"]["job"] == "scrobble-intake"
+    assert refused[0]["metric"]["kind"] == "plex"
 
     # Every alerting rule evaluated on the real series, without an error.
     async def rules_evaluated() -> dict[str, str] | None:
