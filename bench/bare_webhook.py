@@ -1,0 +1,37 @@
+"""The baseline of bench/intake.py: a bare aiohttp server on the intake's webhook route that
+reads the body, parses the JSON and answers 202, nothing else (no source lookup, no
+translation, no Kafka, no metrics, no access log).
+
+    python -m bench.bare_webhook PORT    (prints "ready" when it listens)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from aiohttp import web
+
+
+async def webhook(request: web.Request) -> web.Response:
+    json.loads(await request.read())
+    return web.json_response({"published": 1}, status=202)
+
+
+def build() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/api/v1/intake/{kind}/{secret}", webhook)
+    return app
+
+
+async def serve(port: int) -> None:
+    runner = web.AppRunner(build(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(int(sys.argv[1])))
