@@ -13,6 +13,7 @@ about how close the guess was). The stored hash is compared once more in constan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -61,6 +62,7 @@ def webhook_url(public_url: str, kind: SourceKind, secret: str) -> str:
     return public_url.rstrip("/") + webhook_path(kind, secret)
 
 
+@functools.lru_cache(maxsize=65_536)
 def server_user_key(text: str) -> str:
     """How a server user's id or name is matched: trimmed and case-folded; a GUID in any
     of its spellings (hyphens or not, braces, case) as 32 lower-case hex digits, because

@@ -1,4 +1,4 @@
-"""The ingest producer's partitioner: aiokafka's default choice, only with hashes kept."""
+"""The producers' partitioner (ingest, intake): aiokafka's default choice, hashes kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from scrobble_ingest.main import keyed_partitioner
+from scrobble_shared.partitioning import keyed_partitioner
 
 
 def test_every_key_lands_where_aiokafka_would_put_it() -> None:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -23,6 +21,7 @@ from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_ingest.sweeper import run_sweeper
 from scrobble_shared import logs
+from scrobble_shared.partitioning import keyed_partitioner
 from scrobble_shared.runtime import (
     cancel_tasks,
     no_decode,
@@ -105,20 +104,6 @@ def build_app(settings: Settings) -> FastStream:
 def sweep_interval_s(silence: timedelta) -> float:
     """Look for silent plays a few times per silence timeout, at most once a minute."""
     return min(60.0, max(1.0, silence.total_seconds() / 4))
-
-
-@functools.lru_cache(maxsize=65_536)
-def _key_hash(key: bytes) -> int:
-    return int(murmur2(key)) & 0x7FFFFFFF
-
-
-def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """aiokafka's default partitioner (Kafka's murmur2 of the key, so the same key lands on
-    the same partition as from any other client) with each key's hash kept: aiokafka hashes
-    in pure Python, and the keys (connection ids) come back batch after batch."""
-    if key is None:
-        return int(DefaultPartitioner()(key, all_partitions, available))
-    return all_partitions[_key_hash(key) % len(all_partitions)]
 
 
 def run(settings: Settings) -> int:

@@ -25,6 +25,7 @@ from scrobble_intake.keys import DIRECTORY, POOL, PUBLISHER, SETTINGS
 from scrobble_intake.publisher import Publisher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.health import health_routes
+from scrobble_shared.partitioning import keyed_partitioner
 from scrobble_shared.runtime import cancel_tasks
 from scrobble_shared.settings import Settings
 
@@ -89,6 +90,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             enable_idempotence=True,
             client_id="scrobble-intake",
             linger_ms=2,
+            partitioner=keyed_partitioner,
         )
         await producer.start()
         stack.push_async_callback(producer.stop)

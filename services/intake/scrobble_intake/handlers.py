@@ -19,7 +19,6 @@ The secret never reaches a log line, a metric label or an answer.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
 from aiohttp import web
 
 from scrobble_intake import bodies, metrics, posted_events
@@ -58,12 +58,18 @@ class Answer:
     outcome: str
 
 
+def json_answer(
+    body: Mapping[str, Any], status: int, content_type: str = "application/json"
+) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=content_type)
+
+
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> web.Response:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail is not None:
         body["detail"] = detail
     body.update(extra)
-    return web.json_response(body, status=status, content_type=PROBLEM_JSON)
+    return json_answer(body, status, PROBLEM_JSON)
 
 
 _TITLES: Final = {400: "Bad Request", 413: "Content Too Large", 415: "Unsupported Media Type"}
@@ -87,7 +93,7 @@ def source_of(request: web.Request) -> Source | None:
 
 
 def encode(event: Mapping[str, Any]) -> bytes:
-    value = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    value = orjson.dumps(event)
     if len(value) > MAX_EVENT_BYTES:
         raise Unusable([f"event: {len(value)} bytes as JSON, at most {MAX_EVENT_BYTES}"])
     return value
@@ -108,10 +114,10 @@ async def _webhook(request: web.Request, source: Source) -> Answer:
             metrics.SKIPPED.labels(source.kind, decision.reason).inc()
             outcome = metrics.UNMAPPED if decision.reason == "unmapped" else metrics.FILTERED
             body = {"published": 0, "skipped": decision.reason}
-            return Answer(web.json_response(body, status=202), outcome)
+            return Answer(json_answer(body, 202), outcome)
         assert isinstance(decision, Publish)
         event = decision.event
-        value = encode(event.to_json_dict())
+        value = encode(decision.body)
     except bodies.BodyError as exc:
         return _refused(exc.status, exc.detail)
     except Unusable as exc:
@@ -119,7 +125,7 @@ async def _webhook(request: web.Request, source: Source) -> Answer:
     await _publish(request, [(event.user_id.encode(), value)])
     metrics.EVENTS.labels(source.kind, event.action.value).inc()
     body = {"published": 1, "event_id": event.event_id}
-    return Answer(web.json_response(body, status=202), metrics.PUBLISHED)
+    return Answer(json_answer(body, 202), metrics.PUBLISHED)
 
 
 async def _events(request: web.Request, source: Source) -> Answer:
@@ -143,9 +149,9 @@ async def _events(request: web.Request, source: Source) -> Answer:
     if judged.skipped:
         metrics.SKIPPED.labels(source.kind, "unmapped").inc(len(judged.skipped))
     if judged.rejected:
-        return Answer(web.json_response(body, status=207), metrics.PARTIAL)
+        return Answer(json_answer(body, 207), metrics.PARTIAL)
     outcome = metrics.PUBLISHED if judged.accepted else metrics.UNMAPPED
-    return Answer(web.json_response(body, status=202), outcome)
+    return Answer(json_answer(body, 202), outcome)
 
 
 async def _answer(request: web.Request, kind: SourceKind) -> Answer:
@@ -167,15 +173,16 @@ async def _answer(request: web.Request, kind: SourceKind) -> Answer:
 
 
 def _handler(kind: SourceKind) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    seconds = metrics.REQUEST_SECONDS.labels(kind)
+
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         answer = await _answer(request, kind)
-        metrics.REQUESTS.labels(kind, answer.outcome).inc()
-        metrics.REQUEST_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        metrics.requests(kind, answer.outcome).inc()
+        seconds.observe(time.perf_counter() - started)
         source = source_of(request)
         if source is not None:
-            failed = answer.outcome in metrics.FAILED_OUTCOMES
-            metrics.SOURCE_REQUESTS.labels(str(source.id), "failed" if failed else "ok").inc()
+            metrics.source_requests(source.id, answer.outcome not in metrics.FAILED_OUTCOMES).inc()
         return answer.response
 
     handle.__name__ = f"intake_{kind}"

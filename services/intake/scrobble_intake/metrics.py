@@ -8,7 +8,9 @@ secret names no source are never counted per source.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
+from uuid import UUID
 
 from prometheus_client import Counter, Histogram
 
@@ -53,3 +55,14 @@ SOURCE_REQUESTS = Counter(
     "Requests of each known source, by result (ok: answered 2xx; failed: 4xx or 503)",
     ["source", "result"],
 )
+
+
+# Children looked up once: labels() takes a lock and hashes its values on every call.
+@functools.lru_cache(maxsize=256)
+def requests(kind: str, outcome: str) -> Counter:
+    return REQUESTS.labels(kind, outcome)
+
+
+@functools.lru_cache(maxsize=4096)
+def source_requests(source_id: UUID, ok: bool) -> Counter:
+    return SOURCE_REQUESTS.labels(str(source_id), "ok" if ok else "failed")

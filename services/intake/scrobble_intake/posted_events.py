@@ -13,11 +13,12 @@ published; every rejected or skipped one is listed by its index with the reason.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import UUID
+
+import orjson
 
 from scrobble_intake.bodies import NDJSON_TYPES, BodyError, parse_json
 from scrobble_shared.events import InvalidEvent, parse_usable_event
@@ -74,7 +75,7 @@ def split(raw: bytes, content_type: str) -> list[bytes]:
 
 
 def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return orjson.dumps(value)
 
 
 def judge(values: Sequence[bytes], source: Source) -> Judged:
@@ -89,7 +90,7 @@ def judge(values: Sequence[bytes], source: Source) -> Judged:
         if user is None:
             judged.skipped.append(Refused(index, "unmapped", [f"user {event.user_id}"]))
             continue
-        document = json.loads(value)
+        document = orjson.loads(value)
         document["user_id"] = str(user)
         judged.accepted.append(Accepted(index, user, event.action.value, _compact(document)))
     return judged

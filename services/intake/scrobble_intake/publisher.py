@@ -33,30 +33,22 @@ class Publisher:
 
     async def publish(self, records: Sequence[Record]) -> None:
         """Every (key, value) on the topic, or :class:`Unavailable`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_s
         try:
-            # send() waits for the topic's metadata when it has none: bounded too.
-            sends = await asyncio.wait_for(self._enqueue(records), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                # send() waits for the topic's metadata when it has none: bounded too.
+                sends = [await self._send(key, value) for key, value in records]
+                for sent in sends:
+                    # Shielded: the producer owns these futures; a timeout must not cancel them.
+                    await asyncio.shield(sent)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise Unavailable(type(exc).__name__) from None
-        # Waited for, never cancelled: the producer owns these futures.
-        done, pending = await asyncio.wait(sends, timeout=max(0.0, deadline - loop.time()))
-        if pending:
-            raise Unavailable("no acknowledgement in time")
-        for sent in done:
-            if sent.exception() is not None:
-                raise Unavailable(type(sent.exception()).__name__)
 
-    async def _enqueue(self, records: Sequence[Record]) -> list[asyncio.Future[object]]:
-        sends: list[asyncio.Future[object]] = []
-        for key, value in records:
-            sent = await self._producer.send(self._topic, value, key=key)
-            # A late failure after the answer has nobody to tell; it is read here so
-            # asyncio does not log it as never retrieved.
-            sent.add_done_callback(_retrieve)
-            sends.append(sent)
-        return sends
+    async def _send(self, key: bytes, value: bytes) -> asyncio.Future[object]:
+        sent: asyncio.Future[object] = await self._producer.send(self._topic, value, key=key)
+        # A late failure after the answer has nobody to tell; it is read here so asyncio
+        # does not log it as never retrieved.
+        sent.add_done_callback(_retrieve)
+        return sent
 
     async def ready(self) -> bool:
         return bool(await self._producer.client.force_metadata_update())

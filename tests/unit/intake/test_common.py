@@ -47,3 +47,18 @@ def test_provider_ids_are_matched_whatever_their_spelling() -> None:
         "anilist": 154587,
         "musicbrainz_artists": ["f22942a1-6f70-4f48-866e-238cb2308fbd"],
     }
+
+
+def test_uuid5_text_is_the_standard_uuid5() -> None:
+    import uuid
+
+    from scrobble_intake.translate.common import INTAKE_NAMESPACE, uuid5_text
+
+    for name in [
+        "",
+        "a",
+        "source|item|4217",
+        "ünïcødé|" * 40,
+        *(str(uuid.uuid4()) for _ in range(200)),
+    ]:
+        assert uuid5_text(name) == str(uuid.uuid5(INTAKE_NAMESPACE, name))

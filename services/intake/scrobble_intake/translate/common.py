@@ -33,6 +33,8 @@ anime, or when they carry an AniDB, AniList or MyAnimeList id and no TVDB, TMDB 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import re
 import uuid
@@ -123,7 +125,10 @@ class Notification:
 
 @dataclass(frozen=True)
 class Publish:
+    """The event, and the JSON object it was validated from (what goes on the topic)."""
+
     event: PlaybackEvent
+    body: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,7 @@ _PROVIDERS: Final[dict[str, str]] = {
 _INTEGER_IDS: Final = frozenset({"tmdb", "tvdb", "anidb", "anilist", "mal"})
 
 
+@functools.lru_cache(maxsize=4096)
 def provider_field(name: str) -> str | None:
     """The external_ids field a provider name stands for (``Imdb``, ``IMDB``,
     ``Provider_imdb``, ``MusicBrainzTrack``...), or None for names that are no id."""
@@ -328,7 +334,7 @@ def _content(notification: Notification, source: Source) -> dict[str, Any]:
     item = notification.item
     content: dict[str, Any] = {
         "type": _content_type(notification, source),
-        "id": str(uuid.uuid5(INTAKE_NAMESPACE, f"{source.id}|item|{item.key}")),
+        "id": stable_id(source.id, "item", item.key),
         "title": item.title,
     }
     optional: dict[str, Any] = {
@@ -354,7 +360,29 @@ def _content(notification: Notification, source: Source) -> dict[str, Any]:
     return content
 
 
-def event_id(notification: Notification, source: Source, received_at: datetime) -> uuid.UUID:
+_NAMESPACE_BYTES: Final = INTAKE_NAMESPACE.bytes
+
+
+def uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(INTAKE_NAMESPACE, name))``, without building a UUID object on the
+    way (a webhook needs one per event; the unit tests check both agree)."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def stable_id(source_id: uuid.UUID, what: str, key: str) -> str:
+    """The item or session id of the module docstring (the same ones come back with every
+    progress tick, so each is worked out once)."""
+    return uuid5_text(f"{source_id}|{what}|{key}")
+
+
+def event_id(notification: Notification, source: Source, received_at: datetime) -> str:
     """The deterministic event id of the module docstring."""
     keys = notification.who.match_keys()
     when = notification.timestamp_text
@@ -374,7 +402,7 @@ def event_id(notification: Notification, source: Source, received_at: datetime) 
         position,
         when,
     ]
-    return uuid.uuid5(INTAKE_NAMESPACE, "|".join(parts))
+    return uuid5_text("|".join(parts))
 
 
 def _client(notification: Notification) -> dict[str, str] | None:
@@ -404,16 +432,14 @@ def decide(notification: Notification, source: Source, received_at: datetime) ->
     occurred = notification.occurred_at or received_at
     body: dict[str, Any] = {
         "schema_version": 1,
-        "event_id": str(event_id(notification, source, received_at)),
+        "event_id": event_id(notification, source, received_at),
         "user_id": str(user),
         "action": notification.action.value,
         "occurred_at": occurred.isoformat(),
         "content": _content(notification, source),
     }
     if notification.session_key:
-        body["session_id"] = str(
-            uuid.uuid5(INTAKE_NAMESPACE, f"{source.id}|session|{notification.session_key}")
-        )
+        body["session_id"] = stable_id(source.id, "session", notification.session_key)
     optional: dict[str, Any] = {
         "position_ms": count(notification.position_ms),
         "progress_percent": notification.progress_percent,
@@ -422,7 +448,7 @@ def decide(notification: Notification, source: Source, received_at: datetime) ->
         "client": _client(notification),
     }
     body.update({k: v for k, v in optional.items() if v is not None})
-    return Publish(validated(body))
+    return Publish(validated(body), body)
 
 
 def validated(body: Mapping[str, Any]) -> PlaybackEvent:

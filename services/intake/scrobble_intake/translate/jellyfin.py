@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from scrobble_intake.translate.common import (
@@ -70,9 +71,8 @@ def read(payload: Mapping[str, Any]) -> Notification | Ignored:
     if isinstance(item, Ignored):
         return item
     when = payload.get("UtcTimestamp") or payload.get("Timestamp")
-    base = Notification(
+    said = _Said(
         event_type=kind_text,
-        action=PLAYBACK.get(kind_text, Action.MARK_WATCHED),
         who=ServerUser(
             id=text(payload.get("UserId"), 256),
             name=text(payload.get("NotificationUsername") or payload.get("Username")),
@@ -85,20 +85,57 @@ def read(payload: Mapping[str, Any]) -> Notification | Ignored:
         client_device=text(payload.get("DeviceName"), 256),
     )
     if kind_text == USER_DATA_SAVED:
-        return _user_data(payload, base)
+        return _user_data(payload, said)
+    action = PLAYBACK[kind_text]
     position = ticks_to_ms(payload.get("PlaybackPositionTicks"))
     if position is None:
-        if base.action is not Action.START:
+        if action is not Action.START:
             raise Unusable([f"PlaybackPositionTicks: needed for {kind_text}"])
         position = 0
-    action = _progress_action(payload) if base.action is Action.PROGRESS else base.action
+    if action is Action.PROGRESS:
+        action = _progress_action(payload)
     device = text(payload.get("DeviceId"), 256)
-    return replace(
-        base,
-        action=action,
-        position_ms=position,
-        session_key=f"{device}|{item.key}" if device else None,
-    )
+    session = f"{device}|{item.key}" if device else None
+    return said.notification(action, position_ms=position, session_key=session)
+
+
+@dataclass(frozen=True)
+class _Said:
+    """What every kind of notification says: who, what, where, when."""
+
+    event_type: str
+    who: ServerUser
+    item: Item
+    library: str | None
+    occurred_at: datetime | None
+    timestamp_text: str | None
+    client_name: str | None
+    client_device: str | None
+
+    def notification(
+        self,
+        action: Action,
+        *,
+        position_ms: int | None = None,
+        session_key: str | None = None,
+        watched_at: datetime | None = None,
+        rating: float | None = None,
+    ) -> Notification:
+        return Notification(
+            event_type=self.event_type,
+            action=action,
+            who=self.who,
+            item=self.item,
+            library=self.library,
+            occurred_at=self.occurred_at,
+            timestamp_text=self.timestamp_text,
+            position_ms=position_ms,
+            rating=rating,
+            watched_at=watched_at,
+            session_key=session_key,
+            client_name=self.client_name,
+            client_device=self.client_device,
+        )
 
 
 def _progress_action(payload: Mapping[str, Any]) -> Action:
@@ -106,7 +143,7 @@ def _progress_action(payload: Mapping[str, Any]) -> Action:
     return Action.PAUSE if paused and not automated else Action.PROGRESS
 
 
-def _user_data(payload: Mapping[str, Any], base: Notification) -> Notification | Ignored:
+def _user_data(payload: Mapping[str, Any], said: _Said) -> Notification | Ignored:
     reason = (text(payload.get("SaveReason"), 64) or "").casefold()
     if not reason:
         return Ignored("UserDataSaved without SaveReason (add it to the template)")
@@ -115,13 +152,13 @@ def _user_data(payload: Mapping[str, Any], base: Notification) -> Notification |
     if reason == "toggleplayed":
         if flag(payload.get("Played")) is not True:
             return Ignored("marked unplayed")
-        watched = timestamp(payload.get("LastPlayedDate")) or base.occurred_at
-        return replace(base, action=Action.MARK_WATCHED, watched_at=watched)
+        watched = timestamp(payload.get("LastPlayedDate")) or said.occurred_at
+        return said.notification(Action.MARK_WATCHED, watched_at=watched)
     if reason == "updateuserrating":
         rating = number(payload.get("Rating"))
         if rating is None or not 1 <= rating <= 10:
             return Ignored("no rating from 1 to 10")
-        return replace(base, action=Action.RATE, rating=rating)
+        return said.notification(Action.RATE, rating=rating)
     return Ignored(f"UserDataSaved ({payload.get('SaveReason')}) changes nothing we send")
 
 
