@@ -228,6 +228,21 @@ class Settings(BaseSettings):
     # Where the gateway may send a browser after connecting an account: comma-separated
     # origins (https://app.example) or URL prefixes (https://app.example/settings/).
     gateway_return_url_allowlist: str = ""
+    # The iss and aud bearer tokens must carry. None: not set (refused at start where
+    # required); "" (set to an empty value): explicitly none, with a warning at start.
+    gateway_jwt_issuer: str | None = None
+    gateway_jwt_audience: str | None = None
+    # Clock skew allowed for exp, nbf and iat.
+    gateway_jwt_leeway: Duration = timedelta(seconds=30)
+    # How long keys from GATEWAY_JWKS_URL are trusted, and the least time between two
+    # fetches an unknown kid may cause.
+    gateway_jwks_cache_ttl: Duration = timedelta(minutes=5)
+    gateway_jwks_refetch_interval: Duration = timedelta(seconds=30)
+    # Per-user limits of the API (requests a minute) and of what a user may have open.
+    gateway_quota_reads_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    gateway_quota_writes_per_minute: int = Field(default=60, ge=1, le=1_000_000)
+    gateway_max_open_oauth_states: int = Field(default=10, ge=1, le=10_000)
+    gateway_max_import_jobs_per_day: int = Field(default=20, ge=1, le=10_000)
     metrics_port: Port | None = None
 
     # The intake (CONTRACTS section 8): where it listens, the URL media servers are given,
@@ -450,8 +465,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return loaded
 
 
+# Settings where an empty value is a value ("explicitly none"), not "unset".
+EMPTY_IS_A_VALUE: Final = frozenset({"gateway_jwt_issuer", "gateway_jwt_audience"})
+
+
 class _EnvSource(PydanticBaseSettingsSource):
-    """Environment variables named after the fields; empty values count as unset."""
+    """Environment variables named after the fields; empty values count as unset, except
+    for the settings of :data:`EMPTY_IS_A_VALUE`."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
@@ -465,4 +485,5 @@ class _EnvSource(PydanticBaseSettingsSource):
             name: self._environ[name]
             for name in self.settings_cls.model_fields
             if self._environ.get(name, "") != ""
+            or (name in EMPTY_IS_A_VALUE and name in self._environ)
         }
