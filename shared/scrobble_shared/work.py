@@ -75,13 +75,11 @@ class Work:
 
 
 def takes(service: ServiceName, content: Content) -> bool:
-    """Whether the service can take this item at all (AniList needs an id it can use)."""
-    if content.type not in _TAKES[service]:
-        return False
-    if service == "anilist":
-        ids = [content.external_ids, content.show.external_ids if content.show else None]
-        return any(i is not None and (i.anilist or i.mal) for i in ids)
-    return True
+    """Whether the service can take this kind of item at all. Whether it can name this
+    very item is the dispatcher's resolution to find out (AniList by its id, a MyAnimeList
+    id, or the show's title and year); an item it cannot name becomes a failure with its
+    reason in history, never silently nothing."""
+    return content.type in _TAKES[service]
 
 
 def _watched(play: Play, rules: ConnectionRules) -> bool:

@@ -101,14 +101,23 @@ def test_anilist_only_hears_a_watched_stop() -> None:
     assert kinds_for(rules("anilist"), video("anime_episode")) == [[], [], [], [], [], [WATCHED]]
 
 
-def test_anilist_needs_an_anilist_or_mal_id() -> None:
-    bare = {"show": {"title": "Frieren"}}
+def test_anilist_takes_an_anime_episode_whatever_ids_it_has() -> None:
+    # Title and year only: the resolver searches AniList; resolution decides, not ingest.
+    titled = {"show": {"title": "Frieren", "year": 2023}}
     direct = {"external_ids": {"anilist": 154587}, "show": {"title": "Frieren"}}
-    assert takes("anilist", event("stop", 1, content_type="anime_episode", content=direct).content)
-    assert not takes(
-        "anilist", event("stop", 1, content_type="anime_episode", content=bare).content
-    )
-    assert takes("anilist", event("stop", 1, content_type="anime_episode").content)  # mal id
+    for content in (titled, direct, None):  # None: the default, with a MAL id
+        anime = event("stop", 1, content_type="anime_episode", content=content).content
+        assert takes("anilist", anime)
+    assert not takes("anilist", event("stop", 1, content_type="episode").content)
+
+
+def test_a_title_only_anime_episode_is_queued_for_anilist() -> None:
+    titled = {"show": {"title": "Frieren", "year": 2023}}
+    plays = [
+        event("start", 0, content_type="anime_episode", content=titled),
+        event("stop", 1_400_000, content_type="anime_episode", content=titled, at_s=60),
+    ]
+    assert kinds_for(rules("anilist"), plays) == [[], [WATCHED]]
 
 
 @pytest.mark.parametrize("service", ["lastfm", "listenbrainz"])

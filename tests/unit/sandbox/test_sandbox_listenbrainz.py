@@ -101,6 +101,27 @@ SUBMIT_CASES: list[tuple[str, Any, int, str | None]] = [
     ),
     ("no track_metadata", single({"listened_at": NOW}), 400, "key track_metadata"),
     ("empty artist", single(listen(artist_name="")), 400, "track_metadata.artist_name"),
+    (
+        "whitespace artist",
+        single(listen(artist_name=" \t ")),
+        400,
+        "field track_metadata.artist_name is empty",
+    ),
+    (
+        "whitespace track",
+        single(listen(track_name="\u00a0 ")),
+        400,
+        "field track_metadata.track_name is empty",
+    ),
+    (
+        "playing_now whitespace",
+        {
+            "listen_type": "playing_now",
+            "payload": [{"track_metadata": {"artist_name": "A", "track_name": " "}}],
+        },
+        400,
+        "is empty",
+    ),
     ("artist list", single(listen(artist_name=["A", "B"])), 400, "single string"),
     (
         "no track name",

@@ -101,6 +101,9 @@ def validate_listen(listen: Any, listen_type: str, now: float) -> dict[str, Any]
             raise ListenError(f"JSON document does not contain required track_metadata.{name}.")
         if not isinstance(value, str):
             raise ListenError(f"track_metadata.{name} must be a single string.")
+        # The server strips the names before it keeps them: nothing but spaces is empty.
+        if not value.strip():
+            raise ListenError(f"field track_metadata.{name} is empty")
     if metadata.get("release_name") is not None and not isinstance(metadata["release_name"], str):
         raise ListenError("track_metadata.release_name must be a single string.")
     if "additional_info" in metadata:
