@@ -254,6 +254,38 @@ def _dotnet_invariant(raw: str) -> datetime | None:
         return None
 
 
+# Item types of the three servers (Jellyfin and Emby "Audio", Plex "track").
+ITEM_KINDS: Final[dict[str, ItemKind]] = {
+    "movie": "movie",
+    "episode": "episode",
+    "audio": "track",
+    "track": "track",
+}
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    """The value when it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def required(value: object, field: str, hint: str = "") -> str:
+    """The text of a field the payload cannot do without, else :class:`Unusable`."""
+    found = text(value)
+    if found is None:
+        raise Unusable([f"{field}: required{hint}"])
+    return found
+
+
+def item_kind(value: object, field: str) -> ItemKind | Ignored:
+    """A movie, an episode or a track; any other item type (trailers, music videos,
+    channels...) is :class:`Ignored`; no type at all is :class:`Unusable`."""
+    type_text = required(value, field)[:64]
+    kind = ITEM_KINDS.get(type_text.casefold())
+    if kind is None:
+        return Ignored(f"item type {type_text} is not a movie, an episode or a track")
+    return kind
+
+
 # --- provider ids --------------------------------------------------------------------------
 
 # A server's provider name (lower case, no spaces) -> the event's external_ids field.

@@ -21,12 +21,14 @@ from typing import Any, Final
 from scrobble_intake.translate.common import (
     Ignored,
     Item,
-    ItemKind,
     Notification,
     Unusable,
     external_ids,
     integer,
+    item_kind,
+    mapping,
     number,
+    required,
     text,
     ticks_to_ms,
     timestamp,
@@ -44,17 +46,10 @@ EVENTS: Final[dict[str, Action]] = {
     "item.rate": Action.RATE,
 }
 _PLAY_ACTIONS: Final = frozenset({Action.START, Action.PAUSE, Action.RESUME, Action.STOP})
-_KINDS: Final[dict[str, ItemKind]] = {"movie": "movie", "episode": "episode", "audio": "track"}
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def read(payload: Mapping[str, Any]) -> Notification | Ignored:
-    name = text(payload.get("Event"), 64)
-    if name is None:
-        raise Unusable(["Event: required (is this an Emby webhook payload?)"])
+    name = required(payload.get("Event"), "Event", " (is this an Emby webhook payload?)")[:64]
     action = EVENTS.get(name.casefold())
     if action is None:
         return Ignored(f"{name} is not a playback event")
@@ -64,9 +59,9 @@ def read(payload: Mapping[str, Any]) -> Notification | Ignored:
     item = _item(raw_item)
     if isinstance(item, Ignored):
         return item
-    user = _mapping(payload.get("User"))
-    session, playback = _mapping(payload.get("Session")), _mapping(payload.get("PlaybackInfo"))
-    user_data = _mapping(raw_item.get("UserData"))
+    user = mapping(payload.get("User"))
+    session, playback = mapping(payload.get("Session")), mapping(payload.get("PlaybackInfo"))
+    user_data = mapping(raw_item.get("UserData"))
     when = timestamp(payload.get("Date"))
     position: int | None = None
     rating: float | None = None
@@ -109,16 +104,11 @@ def _session(playback: Mapping[str, Any], session: Mapping[str, Any], item: str)
 
 
 def _item(item: Mapping[str, Any]) -> Item | Ignored:
-    type_text = text(item.get("Type"), 64)
-    if type_text is None:
-        raise Unusable(["Item.Type: required"])
-    kind = _KINDS.get(type_text.casefold())
-    if kind is None:
-        return Ignored(f"item type {type_text} is not a movie, an episode or a track")
-    title = text(item.get("Name"))
-    if title is None:
-        raise Unusable(["Item.Name: required"])
-    providers = _mapping(item.get("ProviderIds"))
+    kind = item_kind(item.get("Type"), "Item.Type")
+    if isinstance(kind, Ignored):
+        return kind
+    title = required(item.get("Name"), "Item.Name")
+    providers = mapping(item.get("ProviderIds"))
     series = text(item.get("SeriesName"))
     artists = _artists(item)
     season, episode = integer(item.get("ParentIndexNumber")), integer(item.get("IndexNumber"))
@@ -147,7 +137,7 @@ def _list(value: object) -> list[Any]:
 def _artists(item: Mapping[str, Any]) -> tuple[str, ...]:
     found = [text(n) for n in _list(item.get("Artists"))]
     if not any(found):
-        found = [text(_mapping(e).get("Name")) for e in _list(item.get("ArtistItems"))]
+        found = [text(mapping(e).get("Name")) for e in _list(item.get("ArtistItems"))]
     if not any(found):
         found = [text(item.get("AlbumArtist"))]
     return tuple(dict.fromkeys(n for n in found if n))

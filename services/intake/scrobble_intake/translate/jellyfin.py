@@ -34,13 +34,14 @@ from typing import Any, Final
 from scrobble_intake.translate.common import (
     Ignored,
     Item,
-    ItemKind,
     Notification,
     Unusable,
     external_ids,
     flag,
     integer,
+    item_kind,
     number,
+    required,
     text,
     ticks_to_ms,
     timestamp,
@@ -55,16 +56,14 @@ PLAYBACK: Final[dict[str, Action]] = {
     "PlaybackStop": Action.STOP,
 }
 USER_DATA_SAVED: Final = "UserDataSaved"
-_KINDS: Final[dict[str, ItemKind]] = {"movie": "movie", "episode": "episode", "audio": "track"}
 # Saves that playback makes by itself; the play is already reported by its own events.
 _PLAYBACK_SAVES: Final = frozenset({"playbackfinished", "playbackprogress", "playbackstart"})
 _RUNTIME: Final = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})")
 
 
 def read(payload: Mapping[str, Any]) -> Notification | Ignored:
-    kind_text = text(payload.get("NotificationType"), 64)
-    if kind_text is None:
-        raise Unusable(["NotificationType: required (is this a jellyfin-plugin-webhook body?)"])
+    hint = " (is this a jellyfin-plugin-webhook body?)"
+    kind_text = required(payload.get("NotificationType"), "NotificationType", hint)[:64]
     if kind_text not in PLAYBACK and kind_text != USER_DATA_SAVED:
         return Ignored(f"{kind_text} is not a playback event")
     item = _item(payload)
@@ -163,12 +162,9 @@ def _user_data(payload: Mapping[str, Any], said: _Said) -> Notification | Ignore
 
 
 def _item(payload: Mapping[str, Any]) -> Item | Ignored:
-    type_text = text(payload.get("ItemType"), 64)
-    if type_text is None:
-        raise Unusable(["ItemType: required"])
-    kind = _KINDS.get(type_text.casefold())
-    if kind is None:
-        return Ignored(f"item type {type_text} is not a movie, an episode or a track")
+    kind = item_kind(payload.get("ItemType"), "ItemType")
+    if isinstance(kind, Ignored):
+        return kind
     season = integer(payload.get("SeasonNumber") or payload.get("SeasonNumber00"))
     episode = integer(payload.get("EpisodeNumber") or payload.get("EpisodeNumber00"))
     series = text(payload.get("SeriesName"))

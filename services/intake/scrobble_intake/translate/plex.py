@@ -42,8 +42,11 @@ from scrobble_intake.translate.common import (
     external_ids,
     flag,
     integer,
+    item_kind,
+    mapping,
     number,
     positive,
+    required,
     text,
     year_of,
 )
@@ -59,20 +62,13 @@ EVENTS: Final[dict[str, Action]] = {
     "media.rate": Action.RATE,
 }
 SCROBBLED_PERCENT: Final = 90.0
-_KINDS: Final[dict[str, ItemKind]] = {"movie": "movie", "episode": "episode", "track": "track"}
 _NEW_GUID: Final = re.compile(r"(imdb|tmdb|tvdb)://(.+)")
 _LEGACY_GUID: Final = re.compile(r"com\.plexapp\.agents\.([a-z]+)://([^?]+)")
 _HAMA: Final = re.compile(r"anidb-(\d+)")
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def read(payload: Mapping[str, Any]) -> Notification | Ignored:
-    name = text(payload.get("event"), 64)
-    if name is None:
-        raise Unusable(["event: required (is this a Plex webhook payload?)"])
+    name = required(payload.get("event"), "event", " (is this a Plex webhook payload?)")[:64]
     action = EVENTS.get(name)
     if action is None:
         return Ignored(f"{name} is not a playback event")
@@ -82,7 +78,7 @@ def read(payload: Mapping[str, Any]) -> Notification | Ignored:
     item = _item(metadata)
     if isinstance(item, Ignored):
         return item
-    account, player = _mapping(payload.get("Account")), _mapping(payload.get("Player"))
+    account, player = mapping(payload.get("Account")), mapping(payload.get("Player"))
     account_id = integer(account.get("id"))
     who = ServerUser(
         id=str(account_id) if account_id is not None else text(account.get("id"), 256),
@@ -133,15 +129,10 @@ def _scrobbled(position: int | None, duration: int | None) -> tuple[int, float]:
 
 
 def _item(metadata: Mapping[str, Any]) -> Item | Ignored:
-    type_text = text(metadata.get("type"), 64)
-    if type_text is None:
-        raise Unusable(["Metadata.type: required"])
-    kind = _KINDS.get(type_text.casefold())
-    if kind is None:
-        return Ignored(f"item type {type_text} is not a movie, an episode or a track")
-    title = text(metadata.get("title"))
-    if title is None:
-        raise Unusable(["Metadata.title: required"])
+    kind = item_kind(metadata.get("type"), "Metadata.type")
+    if isinstance(kind, Ignored):
+        return kind
+    title = required(metadata.get("title"), "Metadata.title")
     own, show, legacy = _ids(metadata, kind)
     grandparent, parent = text(metadata.get("grandparentTitle")), text(metadata.get("parentTitle"))
     key = text(metadata.get("ratingKey"), 256) or text(metadata.get("guid"), 256)
@@ -175,7 +166,7 @@ def _ids(
     pairs: list[tuple[str, object]] = []
     guids = metadata.get("Guid")
     for entry in guids if isinstance(guids, list) else []:
-        found = _NEW_GUID.fullmatch(text(_mapping(entry).get("id"), 256) or "")
+        found = _NEW_GUID.fullmatch(text(mapping(entry).get("id"), 256) or "")
         if found:
             pairs.append((found[1], found[2]))
     show_pairs: list[tuple[str, object]] = []
