@@ -133,10 +133,6 @@ def _refuse_unusable(rules: ConnectionRules, event: PlaybackEvent) -> None:
     if not rules.enabled:
         raise QueueRefused("connection_id", "the connection is disabled")
     if not takes(rules.service, event.content):
-        if rules.service == "anilist":
-            raise QueueRefused(
-                "request.external_ids", "AniList needs an anilist or mal id of an anime episode"
-            )
         raise QueueRefused(
             "request.content_type", f"{rules.service} does not take {event.content.type}"
         )

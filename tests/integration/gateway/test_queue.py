@@ -101,6 +101,16 @@ async def test_a_listen_follows_the_listen_rule(gateway: Gateway) -> None:
     assert item["occurred_at"].startswith("2026-11-20T20:57:58")
 
 
+async def test_a_title_only_anime_episode_is_queued_for_anilist(gateway: Gateway) -> None:
+    # AniList's resolver finds a show by title and year: no anilist or mal id is needed.
+    connection = await gateway.connect(ALICE, "anilist")
+    episode = watched_movie(content_type="anime_episode", external_ids=None)
+    body = {"connection_id": str(connection), "request": episode}
+    answer = await gateway.client.post(QUEUE, json=body, headers=gateway.auth(ALICE))
+    assert answer.status == 202, await answer.text()
+    assert [i["service"] for i in (await answer.json())["items"]] == ["anilist"]
+
+
 @pytest.mark.parametrize(
     ("service", "request_body", "field"),
     [
@@ -113,7 +123,7 @@ async def test_a_listen_follows_the_listen_rule(gateway: Gateway) -> None:
         ("trakt", {"colour": "red"}, "request.colour"),
         ("trakt", {"content": {"title": ""}}, "request.content.title"),
         ("lastfm", {"content_type": "track"}, "request.content.artists"),
-        ("anilist", {"content_type": "anime_episode"}, "request.external_ids"),
+        ("anilist", {"content_type": "movie"}, "request.content_type"),
     ],
 )
 async def test_requests_that_cannot_be_work_are_422_naming_the_field(
