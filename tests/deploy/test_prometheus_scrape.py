@@ -140,9 +140,12 @@ def services(setup: IngestSetup, tmp: Path) -> dict[str, ServiceProcess]:
         },
         tmp / "dispatcher.log",
     )
-    gateway = ServiceProcess(
-        "gateway", {**common, "GATEWAY_JWT_SECRET": secrets.token_urlsafe(32)}, tmp / "gateway.log"
-    )
+    gateway_env = {
+        "GATEWAY_JWT_SECRET": secrets.token_urlsafe(32),
+        "GATEWAY_JWT_ISSUER": "prometheus-scrape-test",
+        "GATEWAY_JWT_AUDIENCE": "prometheus-scrape-test",
+    }
+    gateway = ServiceProcess("gateway", {**common, **gateway_env}, tmp / "gateway.log")
     gateway.env["GATEWAY_PORT"] = str(gateway.metrics_port)
     intake = ServiceProcess("intake", setup.env, tmp / "intake.log")
     intake.env["INTAKE_PORT"] = str(intake.metrics_port)

@@ -46,6 +46,8 @@ from scrobble_shared.db.connect import connect
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
 
 DEMO_USER: Final = uuid.UUID("d3e0c0de-0000-4000-8000-000000000001")
+# The iss and aud of the quick start's tokens (the gateway accepts only those).
+DEMO_ISSUER_AND_AUDIENCE: Final = "revenge-scrobble-quickstart"
 SERVICES: Final = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
 # Any of these in the environment means "talk to the real services": no sandbox, no demo
 # connections (the demo user has no accounts there).
@@ -227,12 +229,15 @@ def uses_real_services(env: Mapping[str, str]) -> bool:
 
 
 def generated_secrets(state: StateDir, env: Mapping[str, str]) -> dict[str, str]:
-    """Keys the services refuse to start without; made once and kept for the next ``up``
-    (a new encryption key would make the stored tokens unreadable)."""
+    """Keys the services refuse to start without, and the issuer and audience of the demo
+    token; made once and kept for the next ``up`` (a new encryption key would make the
+    stored tokens unreadable)."""
     kept = read_exports(state.env_file)
     makers: dict[str, Callable[[], str]] = {
         "TOKEN_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
         "GATEWAY_JWT_SECRET": lambda: secrets.token_urlsafe(48),
+        "GATEWAY_JWT_ISSUER": lambda: DEMO_ISSUER_AND_AUDIENCE,
+        "GATEWAY_JWT_AUDIENCE": lambda: DEMO_ISSUER_AND_AUDIENCE,
     }
     return {name: env.get(name) or kept.get(name) or new() for name, new in makers.items()}
 
@@ -407,10 +412,12 @@ def settled(outcome: Mapping[tuple[str, str], int], services: int) -> bool:
     return len(have) >= services and not any(s in waiting for _, s in outcome)
 
 
-def demo_jwt(secret: str, hours: int = 24) -> str:
+def demo_jwt(secret: str, issuer: str, audience: str, hours: int = 24) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": str(DEMO_USER),
+        "iss": issuer,
+        "aud": audience,
         "roles": ["admin"],
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(hours=hours)).timestamp()),
@@ -494,7 +501,10 @@ def bring_up(
     for name in ("ingest", "dispatcher", "intake", "gateway"):
         out(f"{name + ':':<11} starting (log {state.log(name)})")
         start_service(state, name, envs[name], f"{metrics[name]}/readyz")
-    state.demo_token.write_text(demo_jwt(base["GATEWAY_JWT_SECRET"]) + "\n")
+    demo_token = demo_jwt(
+        base["GATEWAY_JWT_SECRET"], base["GATEWAY_JWT_ISSUER"], base["GATEWAY_JWT_AUDIENCE"]
+    )
+    state.demo_token.write_text(demo_token + "\n")
     state.demo_token.chmod(0o600)
 
     outcome: dict[tuple[str, str], int] = {}

@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     settings.require("token_encryption_key")
     assert settings.token_encryption_key is not None
     cipher = TokenCipher(settings.token_encryption_key.get_secret_value())
-    verifier = TokenVerifier.from_settings(settings)
+    verifier = TokenVerifier.from_settings(settings, user_agent=user_agent())
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CIPHER] = cipher
     app.cleanup_ctx.append(_core)
     app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(verifier.resources)  # the JWKS client, when there is one
     app.router.add_routes(health.routes)
     app.router.add_routes(openapi.routes)
     app.router.add_routes(api.routes)

@@ -1,27 +1,41 @@
 """Bearer JWTs (CONTRACTS section 4): who the caller is, checked on every route but the
-public ones.
+public ones, and only tokens made for this gateway.
 
 Tokens are HS256 with ``GATEWAY_JWT_SECRET``, or signed with a key from
-``GATEWAY_JWKS_URL`` (RS/ES/PS/EdDSA); the token's header ``alg`` picks which, and only
-algorithms of a configured kind are accepted (never ``none``). ``exp`` is required and
-checked, ``nbf`` and ``iat`` are checked when present, without leeway; ``sub`` must be a
-UUID (the user id) and ``roles``, when present, a list of strings. ``aud`` is not checked:
-no audience is configured. Anything wrong is a 401 with ``WWW-Authenticate: Bearer``; a
-non-admin on an admin route is a 403. The token itself is never logged.
+``GATEWAY_JWKS_URL`` (RS/ES/PS/EdDSA, found by the token's ``kid``). Every key is a
+``jwt.PyJWK`` pinned to one algorithm, and a token must use exactly that one: ``alg: none``,
+HS256 keyed with a public key, or an ``alg`` that is not its key's are refused, never
+crash. ``exp`` and ``sub`` are required; ``iss`` must be ``GATEWAY_JWT_ISSUER`` and ``aud``
+(a string, or a list) must hold ``GATEWAY_JWT_AUDIENCE``, unless the HS256-only setup set
+them to an empty value ("none"). ``exp``, ``nbf`` and ``iat`` are checked with
+``GATEWAY_JWT_LEEWAY`` of clock skew. ``sub`` must be a UUID (the user id) and ``roles``,
+when present, a list of strings.
+
+Anything wrong with the token is a 401 with ``WWW-Authenticate: Bearer``; a non-admin on an
+admin route is a 403; keys that cannot be fetched now (see ``jwks.py``) are a 503 with
+``Retry-After``: we cannot tell whether the token is good. The token itself is never logged.
+
+What the gateway refuses to start with (SettingsError, before any I/O): neither a secret nor
+a JWKS URL; with a JWKS URL, an issuer or audience that is not set to a non-empty value;
+with HS256 only, an issuer or audience not set at all (set to empty, it is one warning at
+start); a secret shorter than 32 bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 import jwt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from scrobble_gateway.jwks import JWKS_ALGORITHMS, JwksCache, JwksUnavailable
 from scrobble_gateway.keys import Caller, set_caller
 from scrobble_gateway.problems import problem
 from scrobble_shared.settings import Settings, SettingsError
@@ -30,87 +44,109 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-HMAC_ALGORITHMS: Final = ("HS256",)
-JWKS_ALGORITHMS: Final = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-)
+HMAC_ALGORITHM: Final = "HS256"
+# RFC 7518 section 3.2: an HS256 key at least as long as the hash.
+MIN_SECRET_BYTES: Final = 32
 REALM: Final = "revenge-scrobble"
+ISSUER_SETTING: Final = "GATEWAY_JWT_ISSUER"
+AUDIENCE_SETTING: Final = "GATEWAY_JWT_AUDIENCE"
 
 
 class Unauthenticated(Exception):
     """The bearer token is missing or not acceptable; the message is safe to show."""
 
 
-class TokenVerifier:
-    """Checks bearer tokens against the configured secret and/or JWKS."""
+# --- what a token must carry (pure) ---------------------------------------------------------
 
-    def __init__(self, secret: str | None, jwks_url: str | None) -> None:
-        if not secret and not jwks_url:
+
+@dataclass(frozen=True)
+class TokenRules:
+    """The claims a token must have: ``issuer``/``audience`` None means not checked."""
+
+    issuer: str | None
+    audience: str | None
+    leeway: timedelta
+
+
+def token_rules(settings: Settings) -> TokenRules:
+    """The rules of the settings, or SettingsError naming what is missing or wrong."""
+    secret = settings.gateway_jwt_secret.get_secret_value() if settings.gateway_jwt_secret else ""
+    if not secret and not settings.gateway_jwks_url:
+        raise SettingsError("GATEWAY_JWT_SECRET or GATEWAY_JWKS_URL must be set for the gateway")
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            f"GATEWAY_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long; make one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    claims = {
+        ISSUER_SETTING: settings.gateway_jwt_issuer,
+        AUDIENCE_SETTING: settings.gateway_jwt_audience,
+    }
+    if settings.gateway_jwks_url:
+        missing = [name for name, value in claims.items() if not value]
+        if missing:
             raise SettingsError(
-                "GATEWAY_JWT_SECRET or GATEWAY_JWKS_URL must be set for the gateway"
+                f"{' and '.join(missing)} must be set to the iss and aud of the tokens "
+                "(non-empty) with GATEWAY_JWKS_URL: an identity provider signs tokens for "
+                "other applications too"
             )
-        self._secret = secret or None
-        # PyJWKClient caches the key set and fetches again for an unknown key id.
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TokenVerifier:
-        secret = settings.gateway_jwt_secret
-        return cls(secret.get_secret_value() if secret else None, settings.gateway_jwks_url)
-
-    async def verify(self, token: str) -> Caller:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise Unauthenticated("the bearer token is not a JWT") from None
-        algorithm = header.get("alg")
-        if algorithm in HMAC_ALGORITHMS and self._secret is not None:
-            key: Any = self._secret
-            allowed = list(HMAC_ALGORITHMS)
-        elif algorithm in JWKS_ALGORITHMS and self._jwks is not None:
-            key = await self._jwks_key(token)
-            allowed = list(JWKS_ALGORITHMS)
-        else:
-            raise Unauthenticated("the bearer token's algorithm is not accepted")
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=allowed,
-                options={"require": ["exp", "sub"], "verify_aud": False},
-                leeway=0,
+    else:
+        unset = [name for name, value in claims.items() if value is None]
+        if unset:
+            raise SettingsError(
+                f"{' and '.join(unset)} must be set for the gateway: the iss and aud its "
+                "bearer tokens carry (set to an empty value for none)"
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the bearer token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise Unauthenticated("the bearer token is not valid yet") from None
-        except jwt.InvalidTokenError as exc:
-            raise Unauthenticated(f"the bearer token is not valid ({type(exc).__name__})") from None
-        return _caller(claims)
-
-    async def _jwks_key(self, token: str) -> Any:
-        assert self._jwks is not None
-        try:
-            # PyJWKClient fetches with urllib: keep it off the event loop.
-            signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-        except jwt.PyJWKClientConnectionError:
-            log.warning("auth: the JWKS at GATEWAY_JWKS_URL could not be fetched")
-            raise Unauthenticated("the signing keys could not be fetched") from None
-        except (jwt.PyJWKClientError, jwt.InvalidTokenError):
-            raise Unauthenticated("the bearer token's signing key is not known") from None
-        return signing_key.key
+    return TokenRules(
+        issuer=settings.gateway_jwt_issuer or None,
+        audience=settings.gateway_jwt_audience or None,
+        leeway=settings.gateway_jwt_leeway,
+    )
 
 
-def _caller(claims: dict[str, Any]) -> Caller:
+def unchecked_claims(rules: TokenRules) -> list[str]:
+    """The settings that were set to "none", for the warning at start."""
+    return [
+        name
+        for name, value in ((ISSUER_SETTING, rules.issuer), (AUDIENCE_SETTING, rules.audience))
+        if value is None
+    ]
+
+
+def decode_claims(token: str, key: jwt.PyJWK, rules: TokenRules) -> dict[str, Any]:
+    """The token's claims when it is signed by ``key`` with the key's own algorithm and
+    meets ``rules``; else :class:`Unauthenticated` saying what is wrong."""
+    required = ["exp", "sub"]
+    required += ["iss"] if rules.issuer is not None else []
+    required += ["aud"] if rules.audience is not None else []
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[key.algorithm_name],
+            # Without an audience to check, PyJWT would refuse every token that has one.
+            options={"require": required, "verify_aud": rules.audience is not None},
+            audience=rules.audience,
+            issuer=rules.issuer,
+            leeway=rules.leeway,
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("the bearer token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise Unauthenticated("the bearer token is not valid yet") from None
+    except jwt.InvalidAudienceError:
+        raise Unauthenticated("the bearer token is not for this audience") from None
+    except jwt.InvalidIssuerError:
+        raise Unauthenticated("the bearer token is not from the expected issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthenticated(f"the bearer token has no {exc.claim} claim") from None
+    except jwt.InvalidAlgorithmError:
+        raise Unauthenticated("the bearer token's algorithm is not its key's") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"the bearer token is not valid ({type(exc).__name__})") from None
+
+
+def caller_from_claims(claims: Mapping[str, Any]) -> Caller:
     subject = claims.get("sub")
     try:
         user_id = uuid.UUID(subject) if isinstance(subject, str) else None
@@ -122,6 +158,108 @@ def _caller(claims: dict[str, Any]) -> Caller:
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("the bearer token's roles claim is not a list of strings")
     return Caller(user_id=user_id, roles=frozenset(roles))
+
+
+# --- which key checks a token (pure) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyFromJwks:
+    """The token is to be checked with the JWKS key of this ``kid``."""
+
+    kid: str
+
+
+def hmac_key(secret: str) -> jwt.PyJWK:
+    encoded = base64.urlsafe_b64encode(secret.encode()).rstrip(b"=").decode()
+    return jwt.PyJWK({"kty": "oct", "k": encoded}, algorithm=HMAC_ALGORITHM)
+
+
+def select_key(
+    header: Mapping[str, Any], hmac: jwt.PyJWK | None, jwks: bool
+) -> jwt.PyJWK | KeyFromJwks:
+    """The key the token's header asks for, among those configured; the header is only a
+    hint (it is not verified yet): the key's own algorithm is what the token must use."""
+    algorithm = header.get("alg")
+    if algorithm == HMAC_ALGORITHM and hmac is not None:
+        return hmac
+    if algorithm in JWKS_ALGORITHMS and jwks:
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("the bearer token names no signing key (kid)")
+        return KeyFromJwks(kid)
+    raise Unauthenticated("the bearer token's algorithm is not accepted")
+
+
+# --- the verifier ---------------------------------------------------------------------------
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the configured secret and/or JWKS."""
+
+    def __init__(
+        self, rules: TokenRules, *, secret: str | None = None, jwks: JwksCache | None = None
+    ) -> None:
+        if not secret and jwks is None:
+            raise SettingsError(
+                "GATEWAY_JWT_SECRET or GATEWAY_JWKS_URL must be set for the gateway"
+            )
+        self.rules = rules
+        self._hmac = hmac_key(secret) if secret else None
+        self._jwks = jwks
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, user_agent: str | None = None) -> TokenVerifier:
+        """Refuses (SettingsError) what :func:`token_rules` refuses; one warning when the
+        issuer or audience is explicitly "none"."""
+        rules = token_rules(settings)
+        unchecked = unchecked_claims(rules)
+        if unchecked:
+            log.warning(
+                "auth: %s set to empty: bearer tokens' %s not checked, so any token signed "
+                "with GATEWAY_JWT_SECRET is accepted, whoever it was made for",
+                " and ".join(unchecked),
+                " and ".join("iss" if n == ISSUER_SETTING else "aud" for n in unchecked),
+            )
+        secret = settings.gateway_jwt_secret
+        jwks = None
+        if settings.gateway_jwks_url:
+            jwks = JwksCache(
+                settings.gateway_jwks_url,
+                ttl_s=settings.gateway_jwks_cache_ttl.total_seconds(),
+                refetch_interval_s=settings.gateway_jwks_refetch_interval.total_seconds(),
+                headers={"User-Agent": user_agent} if user_agent else None,
+            )
+        return cls(rules, secret=secret.get_secret_value() if secret else None, jwks=jwks)
+
+    async def resources(self, _: web.Application) -> AsyncIterator[None]:
+        """For the app's ``cleanup_ctx``: the JWKS client opens at start, closes at stop."""
+        if self._jwks is None:
+            yield
+            return
+        async with self._jwks:
+            yield
+
+    async def verify(self, token: str) -> Caller:
+        """The caller, or :class:`Unauthenticated`; :class:`JwksUnavailable` when the key
+        the token needs cannot be fetched now."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("the bearer token is not a JWT") from None
+        chosen = select_key(header, self._hmac, self._jwks is not None)
+        if isinstance(chosen, KeyFromJwks):
+            assert self._jwks is not None
+            found = await self._jwks.key(chosen.kid)
+            if found is None:
+                raise Unauthenticated("the bearer token's signing key is not known")
+            chosen_key = found
+        else:
+            chosen_key = chosen
+        return caller_from_claims(decode_claims(token, chosen_key, self.rules))
+
+
+# --- the middleware -------------------------------------------------------------------------
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -141,6 +279,12 @@ def unauthorized(detail: str, *, missing: bool) -> web.Response:
     return response
 
 
+def cannot_check_tokens(retry_after_s: int) -> web.Response:
+    response = problem(503, "Service Unavailable", "can't check tokens now")
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
 def auth_middleware(
     verifier: TokenVerifier,
     is_public: Callable[[web.Request], bool],
@@ -157,6 +301,8 @@ def auth_middleware(
             found = await verifier.verify(token)
         except Unauthenticated as exc:
             return unauthorized(str(exc), missing=False)
+        except JwksUnavailable as exc:
+            return cannot_check_tokens(exc.retry_after_s)
         if is_admin_route(request) and not found.is_admin:
             return problem(403, "Forbidden", "this route needs the admin role")
         set_caller(request, found)

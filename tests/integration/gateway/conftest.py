@@ -1,7 +1,8 @@
 """A gateway of one's own per test: private database and topics, the app served in-process
 (aiohttp's TestServer on a loopback port) with a real pool and a real Kafka producer.
 
-``gateway.auth(user)`` makes the headers of a valid bearer token for that user.
+``gateway.auth(user)`` makes the headers of a valid bearer token for that user: signed with
+the test gateway's secret and carrying its issuer and audience.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from tests.support.infra import Infra
 from tests.support.topics import Topics
 
 JWT_SECRET = "test-secret-of-the-gateway-0123456789abcdef"
+JWT_ISSUER = "https://auth.gateway-tests.example"
+JWT_AUDIENCE = "revenge-scrobble-gateway-tests"
+# What a gateway of the tests needs to check bearer tokens (HS256, our iss and aud).
+JWT_ENVIRON = {
+    "GATEWAY_JWT_SECRET": JWT_SECRET,
+    "GATEWAY_JWT_ISSUER": JWT_ISSUER,
+    "GATEWAY_JWT_AUDIENCE": JWT_AUDIENCE,
+}
 
 
 def make_token(
@@ -37,13 +46,22 @@ def make_token(
     expires_in: float = 600,
     **claims: Any,
 ) -> str:
+    """A token the test gateway accepts; ``claims`` add to or replace its claims, and a
+    claim given as None is left out (``iss=None``: a token without an issuer)."""
     now = int(time.time())
-    payload: dict[str, Any] = {"sub": str(user), "iat": now, "exp": now + int(expires_in)}
+    payload: dict[str, Any] = {
+        "sub": str(user),
+        "iat": now,
+        "exp": now + int(expires_in),
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+    }
     if roles:
         payload["roles"] = list(roles)
     if "claims_roles" in claims:  # a roles claim of any shape, to test bad ones
         payload["roles"] = claims.pop("claims_roles")
     payload.update(claims)
+    payload = {name: value for name, value in payload.items() if value is not None}
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -101,7 +119,7 @@ def gateway_environ(infra: Infra, database_url: str, prefix: str, key: str) -> d
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "TOKEN_ENCRYPTION_KEY": key,
-        "GATEWAY_JWT_SECRET": JWT_SECRET,
+        **JWT_ENVIRON,
         "SCROBBLE_TOPIC_PREFIX": prefix,
     }
 

@@ -1,18 +1,26 @@
 """Bearer tokens: who may call what. 401 with ``WWW-Authenticate: Bearer`` for anything
-wrong with the token, 403 for a non-admin on an admin route, public routes open."""
+wrong with the token (another issuer or audience among it), 403 for a non-admin on an admin
+route, public routes open; clock skew within GATEWAY_JWT_LEEWAY is forgiven."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import jwt
 import pytest
 
-from tests.integration.gateway.conftest import JWT_SECRET, Gateway, bearer, make_token
+from tests.integration.gateway.conftest import (
+    JWT_AUDIENCE,
+    Gateway,
+    bearer,
+    make_token,
+)
 
 USER = uuid.UUID("5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11")
 CONNECTIONS = "/api/v1/scrobble/connections"
+DEAD_LETTERS = "/api/v1/scrobble/admin/dead-letters"
 
 
 async def assert_unauthorized(gateway: Gateway, headers: dict[str, str], why: str) -> None:
@@ -35,12 +43,18 @@ async def test_no_token_is_401_with_a_bearer_challenge(gateway: Gateway) -> None
     ("why", "token"),
     [
         ("bad signature", make_token(USER, secret="another-secret-entirely-0123456789")),
-        ("expired", make_token(USER, expires_in=-30)),
+        ("expired (beyond the leeway)", make_token(USER, expires_in=-120)),
         ("nbf in the future", make_token(USER, nbf=int(time.time()) + 3600)),
         ("sub not a uuid", make_token("alice")),
         ("roles not a list", make_token(USER, claims_roles="admin")),
         ("not a JWT", "not.a.jwt"),
         ("alg none", jwt.encode({"sub": str(USER), "exp": int(time.time()) + 60}, "", "none")),
+        ("another audience", make_token(USER, aud="other-app")),
+        ("another issuer", make_token(USER, iss="https://other")),
+        ("no audience", make_token(USER, aud=None)),
+        ("no issuer", make_token(USER, iss=None)),
+        ("an audience list without ours", make_token(USER, aud=["other-app", "third"])),
+        ("iat far in the future", make_token(USER, iat=int(time.time()) + 3600)),
     ],
 )
 async def test_bad_tokens_are_401(gateway: Gateway, why: str, token: str) -> None:
@@ -48,7 +62,8 @@ async def test_bad_tokens_are_401(gateway: Gateway, why: str, token: str) -> Non
 
 
 async def test_a_token_without_exp_is_401(gateway: Gateway) -> None:
-    token = jwt.encode({"sub": str(USER)}, JWT_SECRET, algorithm="HS256")
+    token = make_token(USER, exp=None)
+    assert "exp" not in jwt.decode(token, options={"verify_signature": False})
     await assert_unauthorized(gateway, bearer(token), "no exp")
 
 
@@ -56,6 +71,44 @@ async def test_a_valid_token_reaches_the_route(gateway: Gateway) -> None:
     answer = await gateway.client.get(CONNECTIONS, headers=gateway.auth(USER))
     assert answer.status == 200
     assert await answer.json() == {"items": [], "next_cursor": None}
+
+
+async def test_a_token_for_another_app_cannot_read_the_admin_routes(gateway: Gateway) -> None:
+    # Signed with our shared secret, but issued by someone else for someone else.
+    foreign = make_token(USER, ("admin",), aud="other-app", iss="https://other")
+    answer = await gateway.client.get(DEAD_LETTERS, headers=bearer(foreign))
+    body = await answer.json()
+    print(f"\nforeign token (aud other-app, iss https://other, admin): {answer.status} {body}")
+    assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "audience" in body["detail"] or "issuer" in body["detail"]
+    ours = await gateway.client.get(DEAD_LETTERS, headers=gateway.auth(USER, "admin"))
+    assert ours.status == 200, await ours.text()
+
+
+async def test_an_audience_list_with_ours_in_it_passes(gateway: Gateway) -> None:
+    token = make_token(USER, aud=["other-app", JWT_AUDIENCE])
+    answer = await gateway.client.get(CONNECTIONS, headers=bearer(token))
+    assert answer.status == 200, await answer.text()
+
+
+@pytest.mark.parametrize(
+    ("why", "claims"),
+    [
+        ("nbf 10 s ahead", {"nbf": 10}),
+        ("iat 10 s ahead", {"iat": 10}),
+        ("exp 10 s ago", {"exp": -10}),
+    ],
+)
+async def test_clock_skew_within_the_leeway_is_forgiven(
+    gateway: Gateway, why: str, claims: dict[str, int]
+) -> None:
+    assert gateway.settings.gateway_jwt_leeway.total_seconds() == 30
+    now = int(time.time())
+    skewed: dict[str, Any] = {name: now + offset for name, offset in claims.items()}
+    token = make_token(USER, **skewed)
+    answer = await gateway.client.get(CONNECTIONS, headers=bearer(token))
+    assert answer.status == 200, f"{why}: {await answer.text()}"
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"])

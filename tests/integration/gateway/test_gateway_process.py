@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from tests.integration.gateway.conftest import JWT_SECRET, bearer, make_token
+from tests.integration.gateway.conftest import JWT_ENVIRON, bearer, make_token
 from tests.support.infra import Infra
 from tests.support.services import ServiceProcess
 from tests.support.topics import Topics
@@ -25,7 +25,7 @@ async def test_scrobble_gateway_serves_and_stops_on_sigterm(
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "GATEWAY_JWT_SECRET": JWT_SECRET,
+            **JWT_ENVIRON,
             "SCROBBLE_TOPIC_PREFIX": topics.name("scrobble."),
         },
         tmp_path / "gateway.log",

@@ -29,7 +29,7 @@ from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection
 from scrobble_shared.db.connections import create_connection as create_stored_connection
 from scrobble_shared.settings import SERVICES
-from tests.integration.gateway.conftest import JWT_SECRET, bearer, make_token
+from tests.integration.gateway.conftest import JWT_ENVIRON, bearer, make_token
 from tests.support.infra import Infra
 from tests.support.services import ServiceProcess
 from tests.support.topics import Topics
@@ -113,7 +113,7 @@ async def test_generated_requests_get_no_5xx_and_documented_answers(
                 "DATABASE_URL": database_url,
                 "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
                 "TOKEN_ENCRYPTION_KEY": key,
-                "GATEWAY_JWT_SECRET": JWT_SECRET,
+                **JWT_ENVIRON,
                 "SCROBBLE_TOPIC_PREFIX": topics.name("scrobble."),
             },
             tmp_path / "gateway.log",

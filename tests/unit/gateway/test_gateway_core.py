@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
-from scrobble_gateway.auth import TokenVerifier, Unauthenticated
+from scrobble_gateway.auth import TokenRules, TokenVerifier, Unauthenticated
 from scrobble_gateway.pagination import BadCursor, Position, decode_cursor, encode_cursor
 from scrobble_gateway.queue import QueueRefused, manual_event, manual_work
 from scrobble_gateway.schemas import ScrobbleRequest
@@ -29,13 +29,26 @@ def test_a_cursor_round_trips_and_damaged_ones_are_refused() -> None:
             decode_cursor(bad)
 
 
+RULES = TokenRules(issuer="https://auth.unit", audience="scrobble-unit", leeway=timedelta(0))
+
+
+def verifier() -> TokenVerifier:
+    return TokenVerifier(RULES, secret=SECRET)
+
+
 def token(**claims: object) -> str:
-    body: dict[str, object] = {"sub": str(USER), "exp": int(time.time()) + 60, **claims}
+    body: dict[str, object] = {
+        "sub": str(USER),
+        "exp": int(time.time()) + 60,
+        "iss": RULES.issuer,
+        "aud": RULES.audience,
+        **claims,
+    }
     return jwt.encode(body, SECRET, algorithm="HS256")
 
 
 async def test_the_verifier_takes_a_good_token_with_its_roles() -> None:
-    caller = await TokenVerifier(SECRET, None).verify(token(roles=["admin", "x"]))
+    caller = await verifier().verify(token(roles=["admin", "x"]))
     assert caller.user_id == USER
     assert caller.is_admin
 
@@ -53,14 +66,14 @@ async def test_the_verifier_takes_a_good_token_with_its_roles() -> None:
 )
 async def test_the_verifier_refuses_bad_tokens(bad: str) -> None:
     with pytest.raises(Unauthenticated):
-        await TokenVerifier(SECRET, None).verify(bad)
+        await verifier().verify(bad)
 
 
 async def test_without_a_jwks_only_hs256_is_accepted() -> None:
     _, payload, signature = token().split(".")
     header = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
     with pytest.raises(Unauthenticated, match="algorithm"):
-        await TokenVerifier(SECRET, None).verify(f"{header}.{payload}.{signature}")
+        await verifier().verify(f"{header}.{payload}.{signature}")
 
 
 def movie(**fields: object) -> ScrobbleRequest:
