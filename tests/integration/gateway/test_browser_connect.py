@@ -1,5 +1,6 @@
 """Acceptance: a real headless Chromium connects Trakt, Simkl, AniList and Last.fm through the
-gateway against the sandbox, with auto-approve off: it opens the authorization URL, presses
+gateway against the sandbox, with auto-approve off: the page's script starts the flow (the
+answer's cookie binds it to this browser), the browser opens the authorization URL, presses
 Approve on the fake's consent page, lands on the gateway's success page, and the connection
 is then stored with its tokens encrypted. A screenshot of each success page is kept under
 ``.local/artifacts/``.
@@ -17,9 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from scrobble_sandbox import Sandbox, running_sandbox
+from tests.integration.gateway.browser_support import (
+    TITLES,
+    chromium,
+    new_page,
+    start_in_browser,
+)
 from tests.integration.gateway.test_connect_support import (
     API,
     ConnectGateway,
@@ -32,22 +39,12 @@ from tests.support.infra import REPO, Infra
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = REPO / ".local" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
-# Generous for a loaded machine; a step that passes never waits for it.
-STEP_TIMEOUT_MS = 20_000
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -75,23 +72,21 @@ async def test_browser_connects(
 ) -> None:
     assert not sb.auto_approve
     user = uuid.uuid4()
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        authorization_url = await gw.authorization_url(client, user, service)
 
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
-        page.set_default_timeout(STEP_TIMEOUT_MS)
-        await page.goto(authorization_url)
+    async with new_page(browser) as (context, page):
+        started = await start_in_browser(page, gw, user, service)
+        [binding] = await context.cookies(f"{gw.url}{API}/{service}/callback")
+        assert (binding["httpOnly"], binding["sameSite"]) == (True, "Lax")
+        await page.goto(started["authorization_url"])
         assert await page.title() == f"{TITLES[service]} (sandbox)"
         await page.click("#approve")
         await page.wait_for_url(f"{gw.url}{API}/{service}/callback?*")
         heading = await page.text_content("h1")
         screenshot = await _screenshot(page, service)
-    finally:
-        await context.close()
+        left = await context.cookies(f"{gw.url}{API}/{service}/callback")
 
     assert heading == f"{TITLES[service]} connected"
+    assert left == []  # the callback cleared the flow's cookie
     assert screenshot.stat().st_size > 0
     [row] = await gw.connections(user)
     assert (row["service"], row["status"]) == (service, "active")

@@ -11,9 +11,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -24,10 +23,15 @@ from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from tests.integration.gateway.test_connect_support import (
     API,
+    HTML,
     RETURN_PREFIX,
     ConnectGateway,
     auth,
+    callback_url,
+    decide,
+    follow,
     serve_gateway,
+    set_cookies,
     token_owner,
 )
 from tests.support.infra import Infra
@@ -36,7 +40,6 @@ pytestmark = pytest.mark.integration
 
 OAUTH = ("trakt", "simkl", "anilist")
 TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
-HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -62,52 +65,6 @@ async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[Conn
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as c:
         yield c
-
-
-async def follow(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
-    """Follow redirects like a browser, but stop at our own 303 to the return URL (the
-    app at the return URL does not exist in the tests)."""
-    answer = await client.get(url, **kwargs)
-    for _ in range(10):
-        location = answer.headers.get("Location")
-        if answer.status_code not in (302, 303) or location is None:
-            return answer
-        if location.startswith(RETURN_PREFIX) or location.startswith("https://evil"):
-            return answer
-        answer = await client.get(urljoin(str(answer.url), location), **kwargs)
-    raise AssertionError("too many redirects")
-
-
-async def callback_url(client: httpx.AsyncClient, authorization_url: str) -> str:
-    """Where the (auto-approving) fake sends the browser back: our callback with its code."""
-    answer = await client.get(authorization_url)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = a.get("action", "")
-        elif tag == "input" and a.get("name"):
-            self.fields[a["name"]] = a.get("value", "")
-
-
-async def decide(
-    client: httpx.AsyncClient, page: httpx.Response, decision: str, **typed: str
-) -> httpx.Response:
-    """Press Approve or Deny on a fake's consent page."""
-    assert page.status_code == 200, page.text
-    form = _Forms()
-    form.feed(page.text)
-    data = {**form.fields, **typed, "decision": decision}
-    return await client.post(urljoin(str(page.url), form.action), data=data)
 
 
 # --- each service end to end --------------------------------------------------------------
@@ -136,23 +93,51 @@ async def test_oauth_service_connects_end_to_end(
     assert token not in listed.text
 
 
-async def test_trakt_uses_pkce_and_keeps_the_refresh_token(
+# Trakt and Simkl document PKCE S256; AniList does not (EXTERNAL_APIS.md, "PKCE").
+PKCE = ("trakt", "simkl")
+
+
+@pytest.mark.parametrize("service", PKCE)
+async def test_pkce_s256_where_the_service_takes_it(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
+) -> None:
+    sb.auto_approve = True
+    user = uuid.uuid4()
+    url = await gw.authorization_url(client, user, service)
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) == 43
+    assert query["redirect_uri"] == [f"{gw.url}{API}/{service}/callback"]
+
+    assert (await follow(client, url)).status_code == 200
+
+    [exchange] = getattr(sb, service).requests("/oauth/token")
+    assert exchange.status == 200
+    assert exchange.body["code_verifier"] == "[REDACTED]"  # sent (the fake hides secrets)
+    assert exchange.headers["content-type"] == "application/json"
+    # Trakt takes the verifier beside the secret; Simkl takes one or the other, never both.
+    assert ("client_secret" in exchange.body) is (service == "trakt")
+    [row] = await gw.connections(user)
+    assert token_owner(sb, service, gw.access_token(row)) == "sandbox"
+
+
+async def test_anilist_gets_no_pkce_parameters(
+    gw: ConnectGateway, client: httpx.AsyncClient
+) -> None:
+    url = await gw.authorization_url(client, uuid.uuid4(), "anilist")
+    query = parse_qs(urlsplit(url).query)
+    assert "code_challenge" not in query
+    assert "code_challenge_method" not in query
+
+
+async def test_trakt_keeps_the_refresh_token(
     gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
 ) -> None:
     sb.auto_approve = True
     user = uuid.uuid4()
-    url = await gw.authorization_url(client, user, "trakt")
-    query = parse_qs(urlsplit(url).query)
-    assert query["code_challenge_method"] == ["S256"]
-    assert len(query["code_challenge"][0]) == 43
-    assert query["redirect_uri"] == [f"{gw.url}{API}/trakt/callback"]
+    page = await follow(client, await gw.authorization_url(client, user, "trakt"))
+    assert page.status_code == 200
 
-    assert (await follow(client, url)).status_code == 200
-
-    [exchange] = sb.trakt.requests("/oauth/token")
-    assert exchange.status == 200
-    assert exchange.body["code_verifier"] == "[REDACTED]"  # sent (the fake hides secrets)
-    assert exchange.headers["content-type"] == "application/json"
     [row] = await gw.connections(user)
     refresh = gw.cipher.decrypt(row["refresh_token_enc"])
     assert refresh in sb.trakt.state.refresh
@@ -160,20 +145,21 @@ async def test_trakt_uses_pkce_and_keeps_the_refresh_token(
     assert row["token_expires_at"] is not None
 
 
-async def test_trakt_code_exchange_without_the_right_verifier_fails(
-    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+@pytest.mark.parametrize("service", PKCE)
+async def test_code_exchange_without_the_right_verifier_fails(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
 ) -> None:
     sb.auto_approve = True
     user = uuid.uuid4()
-    back = await callback_url(client, await gw.authorization_url(client, user, "trakt"))
+    back = await callback_url(client, await gw.authorization_url(client, user, service))
     other_verifier = gw.cipher.encrypt("x" * 64)
     await gw.sql("UPDATE oauth_states SET code_verifier_enc = $1", other_verifier)
 
     page = await client.get(back, headers=HTML)
 
     assert page.status_code == 502
-    assert "Trakt not connected" in page.text
-    assert sb.trakt.requests("/oauth/token")[-1].status == 400
+    assert f"{TITLES[service]} not connected" in page.text
+    assert getattr(sb, service).requests("/oauth/token")[-1].status in (400, 401)
     assert await gw.connections() == []
 
 
@@ -540,7 +526,9 @@ async def test_no_token_code_or_secret_reaches_the_logs(
     sb.auto_approve = True
     user = uuid.uuid4()
     caplog.set_level(logging.DEBUG)
-    back = await callback_url(client, await gw.authorization_url(client, user, "trakt"))
+    started = await gw.start(client, user, "trakt")
+    [binding_cookie] = set_cookies(started).values()
+    back = await callback_url(client, started.json()["authorization_url"])
     code = parse_qs(urlsplit(back).query)["code"][0]
     assert (await client.get(back)).status_code == 200
     [row] = await gw.connections(user)
@@ -560,6 +548,13 @@ async def test_no_token_code_or_secret_reaches_the_logs(
     ):
         assert secret not in logged
     assert f"connected trakt for user {user}" in logged
+    # The binding cookie's nonce travels only between the gateway and the browser (whose
+    # transport, the test's httpcore, logs the headers it receives).
+    ours = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.startswith(("scrobble", "aiohttp"))
+    )
+    assert binding_cookie.value not in ours
+    assert f"connect trakt started for user {user}" in ours
 
 
 # --- Trakt device code --------------------------------------------------------------------
@@ -610,6 +605,52 @@ async def test_device_code_pending_then_connected(
     [row] = await gw.connections(user)
     assert token_owner(sb, "trakt", gw.access_token(row)) == "sandbox"
     assert await gw.connections(other) == []
+
+
+async def test_device_code_answer_names_the_linked_account(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.trakt.state.device_interval = 0
+    user = uuid.uuid4()
+    device = await _device(gw, client, user)
+    page = await client.get(device["verification_url"])
+    # Whoever approves at Trakt decides which Trakt account is linked: here "bob".
+    activated = await decide(
+        client, page, "approve", user_code=device["user_code"], sandbox_user="bob"
+    )
+    assert activated.status_code == 200
+
+    done = await _poll(gw, client, user, device["device_code"])
+
+    assert done.status_code == 201, done.text
+    assert done.json()["external_user_name"] == "bob"
+    [row] = await gw.connections(user)
+    assert row["external_user_name"] == "bob"
+    [settings] = sb.trakt.requests("/users/settings")
+    assert (settings.method, settings.status) == ("GET", 200)
+    assert settings.headers["trakt-api-version"] == "2"
+    assert settings.headers["authorization"] == "Bearer [REDACTED]"
+    assert settings.user == "bob"
+
+
+async def test_device_code_whose_account_cannot_be_named_connects_nothing(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sb.trakt.state.device_interval = 0
+    sb.trakt.faults.error(503, count=1, path_prefix="/users/settings")
+    user = uuid.uuid4()
+    device = await _device(gw, client, user)
+    assert sb.trakt.approve_device(device["user_code"], "bob")
+
+    answer = await _poll(gw, client, user, device["device_code"])
+
+    assert answer.status_code == 502, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert await gw.connections() == []
+    # The tokens Trakt gave for an account we could not name are handed back.
+    [revoke] = sb.trakt.requests("/oauth/revoke")
+    assert revoke.status == 200
+    assert sb.trakt.state.access.count_live() == 1  # only the sandbox's own seeded token
 
 
 @pytest.mark.parametrize(("action", "status"), [("deny", 400), ("expire", 410)])

@@ -15,7 +15,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html.parser import HTMLParser
+from http.cookies import Morsel, SimpleCookie
 from typing import Any
+from urllib.parse import urljoin
 
 import asyncpg
 import httpx
@@ -31,13 +34,18 @@ from scrobble_shared.settings import Settings, load_settings
 from tests.support.infra import Infra
 
 JWT_SECRET = "connect-tests-jwt-secret-0123456789abcdef"
+JWT_ISSUER = JWT_AUDIENCE = "revenge-scrobble-connect-tests"
 RETURN_PREFIX = "http://app.example.test/settings/"
 API = "/api/v1/scrobble"
+HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+# Where each fake takes the code (or, for Last.fm, the token) to exchange.
+TOKEN_PATHS = {"trakt": "/oauth/token", "simkl": "/oauth/token", "anilist": "/token"}
 
 
 def auth(user: uuid.UUID) -> dict[str, str]:
     now = int(time.time())
-    token = jwt.encode({"sub": str(user), "iat": now, "exp": now + 600}, JWT_SECRET, "HS256")
+    claims = {"sub": str(user), "iss": JWT_ISSUER, "aud": JWT_AUDIENCE}
+    token = jwt.encode({**claims, "iat": now, "exp": now + 600}, JWT_SECRET, "HS256")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -101,6 +109,8 @@ def connect_environ(
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "TOKEN_ENCRYPTION_KEY": key,
         "GATEWAY_JWT_SECRET": JWT_SECRET,
+        "GATEWAY_JWT_ISSUER": JWT_ISSUER,
+        "GATEWAY_JWT_AUDIENCE": JWT_AUDIENCE,
         "GATEWAY_PUBLIC_URL": public_url,
         "GATEWAY_RETURN_URL_ALLOWLIST": RETURN_PREFIX,
     }
@@ -141,3 +151,78 @@ def token_owner(sandbox: Sandbox, service: str, token: str) -> str | None:
         "listenbrainz": sandbox.listenbrainz.state.tokens,
     }
     return stores[service].user_for(token)
+
+
+def exchanges(sandbox: Sandbox, service: str) -> list[Any]:
+    """The token exchanges (Last.fm: auth.getSession calls) the service's fake received."""
+    if service == "lastfm":
+        return [
+            r
+            for r in sandbox.lastfm.requests("/", method="POST")
+            if isinstance(r.body, dict) and r.body.get("method") == "auth.getSession"
+        ]
+    fakes: dict[str, Any] = {
+        "trakt": sandbox.trakt,
+        "simkl": sandbox.simkl,
+        "anilist": sandbox.anilist,
+    }
+    return list(fakes[service].requests(TOKEN_PATHS[service]))
+
+
+def set_cookies(answer: httpx.Response) -> dict[str, Morsel[str]]:
+    """The cookies an answer sets, by name, with their attributes."""
+    found: dict[str, Morsel[str]] = {}
+    for header in answer.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        found.update(jar)
+    return found
+
+
+# --- a browser, played by httpx -----------------------------------------------------------
+
+
+async def follow(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """Follow redirects like a browser, but stop at our own 303 to the return URL (the
+    app at the return URL does not exist in the tests)."""
+    answer = await client.get(url, **kwargs)
+    for _ in range(10):
+        location = answer.headers.get("Location")
+        if answer.status_code not in (302, 303) or location is None:
+            return answer
+        if location.startswith(RETURN_PREFIX) or location.startswith("https://evil"):
+            return answer
+        answer = await client.get(urljoin(str(answer.url), location), **kwargs)
+    raise AssertionError("too many redirects")
+
+
+async def callback_url(client: httpx.AsyncClient, authorization_url: str) -> str:
+    """Where the (auto-approving) fake sends the browser back: our callback with its code."""
+    answer = await client.get(authorization_url)
+    assert answer.status_code == 302, answer.text
+    return str(answer.headers["Location"])
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = a.get("action", "")
+        elif tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value", "")
+
+
+async def decide(
+    client: httpx.AsyncClient, page: httpx.Response, decision: str, **typed: str
+) -> httpx.Response:
+    """Press Approve or Deny on a fake's consent page."""
+    assert page.status_code == 200, page.text
+    form = _Forms()
+    form.feed(page.text)
+    data = {**form.fields, **typed, "decision": decision}
+    return await client.post(urljoin(str(page.url), form.action), data=data)

@@ -17,7 +17,12 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 
 
 def settings(**environ: str) -> Any:
-    base = {"TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(), "GATEWAY_JWT_SECRET": "s"}
+    base = {
+        "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "GATEWAY_JWT_SECRET": "s" * 32,
+        "GATEWAY_JWT_ISSUER": "https://auth.example",
+        "GATEWAY_JWT_AUDIENCE": "revenge-scrobble",
+    }
     return load_settings({**base, **environ})
 
 

@@ -39,6 +39,30 @@ def test_code_with_a_challenge_needs_its_verifier(method):
     assert not pkce_grant.redeemable("http://app/cb", None)
 
 
+@pytest.mark.parametrize(
+    ("policy", "method", "kept"),
+    [
+        (pkce.TRAKT, "S256", ("c", "S256")),
+        (pkce.TRAKT, None, ("c", "plain")),  # RFC 7636 4.3
+        (pkce.SIMKL, None, ("c", "S256")),  # Simkl's documented default
+        (pkce.SIMKL, "plain", ("c", "plain")),
+        (pkce.SIMKL, "s256", None),  # another spelling is silently ignored
+    ],
+)
+def test_pkce_policies_read_the_authorize_parameters(policy, method, kept):
+    assert policy.read("c", method) == kept
+    assert policy.read(None, method) is None
+
+
+def test_trakt_refuses_an_unknown_challenge_method():
+    with pytest.raises(pkce.UnsupportedMethod):
+        pkce.TRAKT.read("c", "s256")
+
+
+def test_a_verifier_that_is_not_ascii_does_not_match():
+    assert not pkce.verify(pkce.s256("v" * 43), "S256", "vé" * 22)
+
+
 def test_device_poll_pacing_and_approval():
     device = DeviceGrant(device_code="d", user_code="ABC", expires_at=now() + 60, interval=5)
     assert device.poll(100.0) is False

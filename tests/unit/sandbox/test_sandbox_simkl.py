@@ -9,6 +9,7 @@ import pytest
 
 from scrobble_sandbox import Sandbox
 from scrobble_sandbox.core.clock import parse_iso
+from scrobble_sandbox.core.pkce import s256
 
 MOVIE = {"title": "Heat", "year": 1995, "ids": {"imdb": "tt0113277"}}
 SHOW = {"title": "The Wire", "ids": {"simkl": 17465}}
@@ -297,6 +298,96 @@ async def test_code_flow(sb, client):
     assert (
         await client.post(f"{sb.env['SIMKL_API_URL']}/oauth/token", json=wrong)
     ).status_code == 401
+
+
+# --- PKCE (Simkl's "Public PKCE" flow) -----------------------------------------------------
+
+VERIFIER = "v" * 50
+
+
+async def simkl_code(sb: Sandbox, client: httpx.AsyncClient, **extra: str) -> str:
+    sb.simkl.auto_approve = True
+    params = {
+        "response_type": "code",
+        "client_id": sb.env["SIMKL_CLIENT_ID"],
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "state": "s1",
+    } | extra
+    page = await client.get(f"{sb.env['SIMKL_AUTH_URL']}/oauth/authorize", params=params)
+    assert page.status_code == 302, page.text
+    return parse_qs(urlsplit(page.headers["Location"]).query)["code"][0]
+
+
+def simkl_exchange(sb: Sandbox, code: str, **fields: str | None) -> dict[str, str]:
+    body: dict[str, str | None] = {
+        "code": code,
+        "client_id": sb.env["SIMKL_CLIENT_ID"],
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "grant_type": "authorization_code",
+        **fields,
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("challenge", "method"),
+    [(s256(VERIFIER), "S256"), (s256(VERIFIER), None), (VERIFIER, "plain")],
+    ids=["S256", "no method is S256", "plain"],
+)
+async def test_pkce_exchange_takes_the_verifier_instead_of_the_secret(
+    sb, client, challenge, method
+):
+    extra = {"code_challenge": challenge} | ({"code_challenge_method": method} if method else {})
+    code = await simkl_code(sb, client, **extra)
+    url = f"{sb.env['SIMKL_API_URL']}/oauth/token"
+
+    wrong = await client.post(url, json=simkl_exchange(sb, code, code_verifier="w" * 50))
+    right = await client.post(url, json=simkl_exchange(sb, code, code_verifier=VERIFIER))
+
+    assert wrong.status_code == 401
+    assert wrong.json() == {"error": "secret_error"}
+    assert right.status_code == 200, right.text
+    assert sb.simkl.state.tokens.user_for(right.json()["access_token"]) == "sandbox"
+
+
+async def test_pkce_code_is_not_redeemed_with_the_secret_alone(sb, client):
+    code = await simkl_code(sb, client, code_challenge=s256(VERIFIER))
+    secret = sb.env["SIMKL_CLIENT_SECRET"]
+    response = await client.post(
+        f"{sb.env['SIMKL_API_URL']}/oauth/token",
+        json=simkl_exchange(sb, code, client_secret=secret),
+    )
+    assert response.status_code == 401
+
+
+async def test_the_secret_and_a_verifier_are_mutually_exclusive(sb, client):
+    code = await simkl_code(sb, client, code_challenge=s256(VERIFIER))
+    body = simkl_exchange(
+        sb, code, client_secret=sb.env["SIMKL_CLIENT_SECRET"], code_verifier=VERIFIER
+    )
+    response = await client.post(f"{sb.env['SIMKL_API_URL']}/oauth/token", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request"}
+
+
+@pytest.mark.parametrize("method", ["s256", "PLAIN"])
+async def test_a_method_in_the_wrong_case_is_silently_ignored(sb, client, method):
+    # Simkl documents the names as case-sensitive: the challenge is dropped, so the code
+    # is a confidential client's and a verifier alone cannot redeem it.
+    code = await simkl_code(sb, client, code_challenge=s256(VERIFIER), code_challenge_method=method)
+    url = f"{sb.env['SIMKL_API_URL']}/oauth/token"
+    public = await client.post(url, json=simkl_exchange(sb, code, code_verifier=VERIFIER))
+    secret = sb.env["SIMKL_CLIENT_SECRET"]
+    confidential = await client.post(url, json=simkl_exchange(sb, code, client_secret=secret))
+    assert (public.status_code, confidential.status_code) == (401, 200)
+
+
+async def test_neither_secret_nor_verifier_is_refused(sb, client):
+    code = await simkl_code(sb, client)
+    response = await client.post(
+        f"{sb.env['SIMKL_API_URL']}/oauth/token", json=simkl_exchange(sb, code)
+    )
+    assert response.status_code == 401
 
 
 async def test_pin_flow(sb, client):

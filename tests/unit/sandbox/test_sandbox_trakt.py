@@ -584,6 +584,60 @@ async def test_pkce_s256(sb, client, verifier, status):
     assert response.status_code == status
 
 
+async def test_pkce_without_a_method_is_plain(sb, client):
+    # RFC 7636 4.3, as Trakt's authorization server (Doorkeeper) reads it.
+    code = await authorize_code(sb, client, code_challenge="v" * 50)
+    url = f"{sb.env['TRAKT_AUTH_URL']}/oauth/token"
+    hashed = await client.post(url, json=token_body(sb, code=code, code_verifier="x" * 50))
+    plain = await client.post(url, json=token_body(sb, code=code, code_verifier="v" * 50))
+    assert (hashed.status_code, plain.status_code) == (400, 200)
+
+
+@pytest.mark.parametrize("method", ["s256", "SHA256", "PLAIN"])
+async def test_pkce_method_names_are_case_sensitive(sb, client, method):
+    sb.trakt.auto_approve = True
+    params = {
+        "response_type": "code",
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "state": "xyz",
+        "code_challenge": s256("v" * 50),
+        "code_challenge_method": method,
+    }
+    response = await client.get(f"{sb.env['TRAKT_AUTH_URL']}/oauth/authorize", params=params)
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query == {"error": ["invalid_request"], "state": ["xyz"]}
+
+
+async def test_a_verifier_for_a_code_issued_without_a_challenge_does_not_fit(sb, client):
+    code = await authorize_code(sb, client)
+    response = await client.post(
+        f"{sb.env['TRAKT_AUTH_URL']}/oauth/token",
+        json=token_body(sb, code=code, code_verifier="v" * 50),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_pkce_survives_the_consent_page(sb, client, browser):
+    params = {
+        "response_type": "code",
+        "client_id": sb.env["TRAKT_CLIENT_ID"],
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "state": "xyz",
+        "code_challenge": s256("v" * 50),
+        "code_challenge_method": "S256",
+    }
+    page = await client.get(f"{sb.env['TRAKT_AUTH_URL']}/oauth/authorize", params=params)
+    approved = await browser.submit(page, {}, "approve")
+    code = parse_qs(urlsplit(approved.headers["Location"]).query)["code"][0]
+    url = f"{sb.env['TRAKT_AUTH_URL']}/oauth/token"
+    wrong = await client.post(url, json=token_body(sb, code=code, code_verifier="w" * 50))
+    right = await client.post(url, json=token_body(sb, code=code, code_verifier="v" * 50))
+    assert (wrong.status_code, right.status_code) == (400, 200)
+
+
 async def test_refresh_tokens_are_single_use_and_kill_the_old_pair(sb, client):
     code = await authorize_code(sb, client)
     url = f"{sb.env['TRAKT_AUTH_URL']}/oauth/token"

@@ -3,7 +3,9 @@ AniList), Trakt device code, Last.fm web auth, ListenBrainz user token; and revo
 disconnect. ``routes`` is added to the app by the app factory.
 
 - :mod:`.providers`: each service's sign-in as plain values (URLs, requests, answers).
-- :mod:`.states`: the server-side state of flows in progress (``oauth_states``).
+- :mod:`.states`: the server-side state of flows in progress (``oauth_states``), and the
+  limit on a user's open flows.
+- :mod:`.binding`: the cookie that binds a browser flow to the browser that started it.
 - :mod:`.store`: the connection a finished flow creates or reconnects.
 - :mod:`.return_urls`: the allow-list of where a browser may go afterwards.
 - :mod:`.pages`: what the browser sees at the end.

@@ -1,13 +1,20 @@
 """The connect routes (CONTRACTS section 4):
 
 - ``POST /api/v1/scrobble/connect/{service}``: start a browser flow (Trakt, Simkl, AniList,
-  Last.fm) and answer ``{authorization_url, state}``; for ListenBrainz check the user's
-  token with validate-token and answer 201 with the connection.
-- ``GET /api/v1/scrobble/{service}/callback``: no bearer token, bound by ``state``; spend
-  the state, exchange the code (or Last.fm token), store the connection with its tokens
-  encrypted, then 303 to the allowed return URL or show a "connected" page.
+  Last.fm) and answer ``{authorization_url, state}`` with the cookie that binds the flow to
+  this browser (:mod:`.binding`); for ListenBrainz check the user's token with
+  validate-token and answer 201 with the connection.
+- ``GET /api/v1/scrobble/{service}/callback``: no bearer token, bound by ``state`` and the
+  browser's cookie; spend the state, exchange the code (or Last.fm token), store the
+  connection with its tokens encrypted, then 303 to the allowed return URL or show a
+  "connected" page. Another browser is shown "open this link in the browser that started
+  it", and the flow stays open for the browser that did.
 - ``POST /api/v1/scrobble/connect/trakt/device`` and ``.../device/poll``: Trakt's device
-  code flow, the device code bound to the user who asked for it.
+  code flow, the device code bound to the user who asked for it; the answer that connects
+  names the Trakt account linked (from Trakt's user settings).
+
+Every start counts against the user's open flows (``GATEWAY_MAX_OPEN_OAUTH_STATES``); one
+more than that drops the oldest (:mod:`.states`).
 
 Failure policy: a bad request is a 4xx problem; a service that fails or is unreachable is a
 502 problem (a page for a browser at the callback). Either way no connection is created and
@@ -17,6 +24,7 @@ carry the service, the user id and an error code or exception type.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -27,13 +35,14 @@ import httpx
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from scrobble_gateway.connect import pages, providers, states
+from scrobble_gateway.connect import binding, pages, providers, states
 from scrobble_gateway.connect.providers import (
     BROWSER_SERVICES,
     TITLES,
     DevicePoll,
     ExchangeFailed,
     FormRequest,
+    GetRequest,
     InvalidUserToken,
     IssuedTokens,
     JsonRequest,
@@ -43,6 +52,7 @@ from scrobble_gateway.connect.return_urls import (
     is_allowed,
     parse_allowlist,
 )
+from scrobble_gateway.connect.revoke import revoke_at_service
 from scrobble_gateway.connect.store import save_connection
 from scrobble_gateway.keys import CIPHER, HTTP, POOL, SETTINGS, caller
 from scrobble_gateway.problems import problem
@@ -103,6 +113,21 @@ async def _post_form(request: web.Request, call: FormRequest) -> tuple[int, Any]
     return answer.status_code, _json_or_none(answer)
 
 
+async def _get_json(request: web.Request, call: GetRequest) -> tuple[int, Any]:
+    answer = await request.app[HTTP].get(call.url, headers=call.headers)
+    return answer.status_code, _json_or_none(answer)
+
+
+def _log_dropped(service: str, user_id: uuid.UUID, dropped: int) -> None:
+    if dropped:
+        log.info(
+            "connect %s for user %s: dropped %d older open flow(s) past the limit",
+            service,
+            user_id,
+            dropped,
+        )
+
+
 def _service(name: str) -> ServiceName | None:
     for service in SERVICES:
         if service == name:
@@ -161,20 +186,37 @@ async def start_connect(request: web.Request) -> web.Response:
     user_id = caller(request).user_id
     app = None if service == "lastfm" else providers.oauth_app(settings, service)
     verifier = providers.new_code_verifier() if app is not None and app.pkce else None
-    state = await states.start_flow(
+    nonce = binding.new_nonce()
+    state, dropped = await states.start_flow(
         request.app[POOL],
         request.app[CIPHER],
         user_id=user_id,
         service=service,
         code_verifier=verifier,
         return_url=body.return_url,
+        browser_nonce_digest=nonce.digest,
+        max_open=settings.gateway_max_open_oauth_states,
     )
+    _log_dropped(service, user_id, dropped)
     if app is None:
         url = providers.lastfm_authorization_url(settings, state)
     else:
         url = providers.authorization_url(app, state, verifier)
     log.info("connect %s started for user %s", service, user_id)
-    return web.json_response({"authorization_url": url, "state": state})
+    response = web.json_response(
+        {"authorization_url": url, "state": state}, headers={"Cache-Control": "no-store"}
+    )
+    # This answer reaches the script of the browser that will open the URL: the cookie
+    # it sets is what the callback asks that browser for.
+    binding.set_cookie(
+        response,
+        state=state,
+        nonce=nonce,
+        callback_url=providers.redirect_uri(settings, service),
+        public_url=settings.gateway_public_url,
+        lifetime=states.STATE_TTL,
+    )
+    return response
 
 
 async def _connect_listenbrainz(request: web.Request) -> web.Response:
@@ -217,8 +259,8 @@ _STATE_FAILURES: Final[dict[states.StateProblem, tuple[int, str, str]]] = {
     "unknown": (
         400,
         "Sign-in link not recognised",
-        "This sign-in link is not one this server started for {title}. "
-        "Start connecting again from the app.",
+        "This sign-in link is not one this server started for {title}, or a newer sign-in "
+        "replaced it. Start connecting again from the app.",
     ),
     "used": (
         400,
@@ -229,6 +271,14 @@ _STATE_FAILURES: Final[dict[states.StateProblem, tuple[int, str, str]]] = {
         410,
         "Sign-in link expired",
         "Sign-in links last 10 minutes. Start connecting {title} again from the app.",
+    ),
+    # Fixed text only: nothing about whose flow it is, nor which account came back.
+    "other_browser": (
+        403,
+        "Opened in another browser",
+        "This sign-in was started in another browser. To finish it, open this link in the "
+        "browser that started it. If you did not start connecting {title} yourself, close "
+        "this page: nothing was connected.",
     ),
 }
 
@@ -249,8 +299,7 @@ async def callback(request: web.Request) -> web.Response:
             request, 404, "Unknown service", "There is no sign-in to finish for this address."
         )
     title = TITLES[service]
-    query = request.query
-    state = query.get("state", "")
+    state = request.query.get("state", "")
     if not state:
         return pages.failure(
             request,
@@ -259,12 +308,30 @@ async def callback(request: web.Request) -> web.Response:
             "The answer carries no state, so it cannot be matched to a sign-in you started. "
             "Start connecting again from the app.",
         )
-    pool, cipher = request.app[POOL], request.app[CIPHER]
-    error = query.get("error")
+    nonce = request.cookies.get(binding.cookie_name(state))
+    error = request.query.get("error")
     if error is not None:
-        return await _provider_refused(request, service, state, error)
+        response = await _provider_refused(request, service, state, nonce, error)
+    else:
+        response = await _finish(request, service, state, nonce)
+    if nonce is not None:
+        settings = request.app[SETTINGS]
+        binding.clear_cookie(
+            response, state=state, callback_url=providers.redirect_uri(settings, service)
+        )
+    return response
+
+
+async def _finish(
+    request: web.Request, service: ServiceName, state: str, nonce: str | None
+) -> web.Response:
+    """Spend the state, get the tokens, store the connection: the page or redirect."""
+    title = TITLES[service]
+    pool, cipher = request.app[POOL], request.app[CIPHER]
     try:
-        pending = await states.spend_state(pool, cipher, state=state, service=service)
+        pending = await states.spend_state(
+            pool, cipher, state=state, service=service, browser_nonce=nonce
+        )
     except states.StateRejected as exc:
         log.info("%s callback: state %s", service, exc.reason)
         return _state_failure(request, title, exc.reason)
@@ -304,17 +371,22 @@ async def callback(request: web.Request) -> web.Response:
         return web.Response(
             status=303, headers={"Location": pending.return_url, "Cache-Control": "no-store"}
         )
-    return pages.connected_page(title)
+    return pages.connected_page(title, tokens.user_name)
 
 
 async def _provider_refused(
-    request: web.Request, service: ServiceName, state: str, error: str
+    request: web.Request, service: ServiceName, state: str, nonce: str | None, error: str
 ) -> web.Response:
-    """The user said no (or the service refused): the state is spent, nothing connected."""
+    """The user said no (or the service refused): nothing connected, and the state is
+    spent, unless another browser brought the answer (a stranger cannot end the flow)."""
     title = TITLES[service]
     try:
         await states.spend_state(
-            request.app[POOL], request.app[CIPHER], state=state, service=service
+            request.app[POOL],
+            request.app[CIPHER],
+            state=state,
+            service=service,
+            browser_nonce=nonce,
         )
     except states.StateRejected as exc:
         log.info("%s callback with error: state %s", service, exc.reason)
@@ -380,12 +452,14 @@ async def start_device(request: web.Request) -> web.Response:
         log.warning("trakt: device code request failed: %s", exc)
         return problem(502, "Trakt did not answer", "could not get a device code; try again")
     user_id = caller(request).user_id
-    await states.bind_device_code(
+    dropped = await states.bind_device_code(
         request.app[POOL],
         user_id=user_id,
         device_code=device.device_code,
         expires_in_s=device.expires_in,
+        max_open=request.app[SETTINGS].gateway_max_open_oauth_states,
     )
+    _log_dropped("trakt", user_id, dropped)
     log.info("trakt device code issued for user %s", user_id)
     return web.json_response(
         {
@@ -444,8 +518,29 @@ async def poll_device(request: web.Request) -> web.Response:
     if not await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code):
         # Another poll of the same code finished first and stored the connection.
         return problem(409, "Device code already used", "this device code already gave tokens")
+    try:
+        account = await _trakt_account(request, app, outcome)
+    except (httpx.HTTPError, ExchangeFailed) as exc:
+        # Whoever typed the code decided which account this is; unnamed, it is not linked.
+        log.warning("trakt: could not name the device flow's account (%s)", type(exc).__name__)
+        await revoke_at_service(request.app, "trakt", outcome.access_token, outcome.refresh_token)
+        return problem(
+            502,
+            "Trakt did not name the account",
+            "Trakt did not say which account was approved, so nothing was connected; start "
+            "the device flow again",
+        )
     connection_id = await save_connection(
-        pool, request.app[CIPHER], user_id=user_id, service="trakt", tokens=outcome
+        pool, request.app[CIPHER], user_id=user_id, service="trakt", tokens=account
     )
     log.info("connected trakt (device) for user %s (connection %s)", user_id, connection_id)
     return await _connection_created(request, connection_id)
+
+
+async def _trakt_account(
+    request: web.Request, app: providers.OAuthApp, tokens: IssuedTokens
+) -> IssuedTokens:
+    """``tokens`` with the user name of the Trakt account they are for."""
+    call = providers.trakt_user_settings_request(request.app[SETTINGS], app, tokens.access_token)
+    status, body = await _get_json(request, call)
+    return dataclasses.replace(tokens, user_name=providers.parse_trakt_user_settings(status, body))

@@ -37,12 +37,14 @@ def html_page(status: int, kind: str, title: str, message: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/html", headers=_HEADERS)
 
 
-def connected_page(service_title: str) -> web.Response:
+def connected_page(service_title: str, account: str | None = None) -> web.Response:
+    """The page of a finished flow; it names the account at the service when we know it."""
+    which = f"{service_title} account" if account is None else f"{service_title} account {account}"
     return html_page(
         200,
         "connected",
         f"{service_title} connected",
-        f"Your {service_title} account is connected. You can close this window.",
+        f"Your {which} is connected. You can close this window.",
     )
 
 

@@ -3,10 +3,15 @@ token request carries, what the answers mean. No network, no clock, no database:
 handlers send what is built here and hand the answers back.
 
 - Trakt, Simkl, AniList: OAuth 2 authorization code (RFC 6749 4.1). Authorization URLs and
-  PKCE values come from authlib; PKCE (S256) only for Trakt, the one of the three whose
-  documentation offers it (EXTERNAL_APIS.md). Token requests go as JSON, as all three
-  document them.
-- Trakt device code: the code request, the poll, and what each poll status means.
+  PKCE values come from authlib. PKCE (S256) wherever the service takes it:
+  Trakt (supported on the live API since 2023, trakt/trakt-api issue 367) takes the
+  verifier beside the client secret; Simkl documents PKCE for public clients, the verifier
+  *instead of* the secret ("mutually exclusive", api.simkl.org's token reference), so ours
+  goes without the secret: the verifier, which never leaves the server, proves the same and
+  also stops a code injected into another flow. AniList offers no PKCE (AniList/docs issue
+  115: "no plans"). Token requests go as JSON, as all three document them.
+- Trakt device code: the code request, the poll, what each poll status means, and the user
+  settings call that names the account the tokens are for.
 - Last.fm web auth: the page URL with ``api_key`` and ``cb``; the signed ``auth.getSession``.
 - ListenBrainz: ``validate-token`` with the user's token.
 """
@@ -56,9 +61,17 @@ def service_unavailable_reason(settings: Settings, service: ServiceName) -> str 
 
 
 def callback_url(settings: Settings, service: ServiceName) -> str:
-    """Where the service sends the browser back: the gateway's public callback route."""
+    """The gateway's public callback route of ``service``."""
     base = settings.gateway_public_url.rstrip("/")
     return base + CALLBACK_PATH.format(service=service)
+
+
+def redirect_uri(settings: Settings, service: ServiceName) -> str:
+    """Where the service sends the browser back: the callback route, or for Trakt the
+    redirect URI registered with its app when one is set (``TRAKT_REDIRECT_URI``)."""
+    if service == "trakt" and settings.trakt_redirect_uri:
+        return settings.trakt_redirect_uri
+    return callback_url(settings, service)
 
 
 def _join(base: str, path: str) -> str:
@@ -76,6 +89,8 @@ class OAuthApp:
     client_secret: str = field(repr=False)
     redirect_uri: str
     pkce: bool
+    # Simkl: a token request with a verifier must not also carry the secret.
+    pkce_replaces_secret: bool = False
 
 
 def oauth_app(settings: Settings, service: ServiceName) -> OAuthApp:
@@ -84,7 +99,7 @@ def oauth_app(settings: Settings, service: ServiceName) -> OAuthApp:
     if config.client_id is None or config.client_secret is None:
         raise ServiceUnavailable(f"{TITLES[service]} has no app credentials")
     secret = config.client_secret.get_secret_value()
-    redirect_uri = callback_url(settings, service)
+    back_to = redirect_uri(settings, service)
     if service == "trakt":
         auth = settings.trakt_auth_url
         return OAuthApp(
@@ -93,7 +108,7 @@ def oauth_app(settings: Settings, service: ServiceName) -> OAuthApp:
             token_url=_join(auth, "/oauth/token"),
             client_id=config.client_id,
             client_secret=secret,
-            redirect_uri=settings.trakt_redirect_uri or redirect_uri,
+            redirect_uri=back_to,
             pkce=True,
         )
     if service == "simkl":
@@ -103,8 +118,9 @@ def oauth_app(settings: Settings, service: ServiceName) -> OAuthApp:
             token_url=_join(settings.simkl_api_url, "/oauth/token"),
             client_id=config.client_id,
             client_secret=secret,
-            redirect_uri=redirect_uri,
-            pkce=False,
+            redirect_uri=back_to,
+            pkce=True,
+            pkce_replaces_secret=True,
         )
     if service == "anilist":
         return OAuthApp(
@@ -113,7 +129,7 @@ def oauth_app(settings: Settings, service: ServiceName) -> OAuthApp:
             token_url=_join(settings.anilist_auth_url, "/token"),
             client_id=config.client_id,
             client_secret=secret,
-            redirect_uri=redirect_uri,
+            redirect_uri=back_to,
             pkce=False,
         )
     raise ServiceUnavailable(f"{TITLES[service]} does not use OAuth")
@@ -154,6 +170,8 @@ def code_exchange(app: OAuthApp, code: str, code_verifier: str | None) -> JsonRe
     }
     if code_verifier is not None:
         body["code_verifier"] = code_verifier
+        if app.pkce_replaces_secret:
+            del body["client_secret"]
     return JsonRequest(app.token_url, body)
 
 
@@ -272,6 +290,37 @@ def classify_device_poll(status: int, body: Any, now: datetime) -> IssuedTokens 
     if found is None:
         raise ExchangeFailed(f"device token endpoint answered {status} ({_error_text(body)})")
     return found
+
+
+@dataclass(frozen=True)
+class GetRequest:
+    """A GET whose headers carry a token, so they never show in a repr."""
+
+    url: str
+    headers: dict[str, str] = field(repr=False)
+
+
+def trakt_user_settings_request(settings: Settings, app: OAuthApp, access_token: str) -> GetRequest:
+    """``GET /users/settings`` with the user's new token: whose account it is."""
+    return GetRequest(
+        _join(settings.trakt_api_url, "/users/settings"),
+        {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "trakt-api-key": app.client_id,
+            "trakt-api-version": "2",
+            "Authorization": f"Bearer {access_token}",
+        },
+    )
+
+
+def parse_trakt_user_settings(status: int, body: Any) -> str:
+    """The account's user name (``user.username``), or :class:`ExchangeFailed`."""
+    user = body.get("user") if status == 200 and isinstance(body, dict) else None
+    name = user.get("username") if isinstance(user, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ExchangeFailed(f"user settings answered {status} without a user name")
+    return name
 
 
 # --- Trakt revoke ------------------------------------------------------------------------

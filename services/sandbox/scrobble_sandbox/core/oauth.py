@@ -2,8 +2,9 @@
 
 The authorize page, the decision, code issuance and the code exchange at the token endpoint
 work alike on all three; a subclass states what its real service does differently: the status
-for an unknown client, PKCE, the out-of-band code page, the implicit grant, extra grant types,
-the shape of error bodies and of the token answer.
+for an unknown client, PKCE (core/pkce.py), how a client authenticates at the token endpoint,
+the out-of-band code page, the implicit grant, extra grant types, the shape of error bodies
+and of the token answer.
 """
 
 from abc import abstractmethod
@@ -39,12 +40,17 @@ class CodeGrant:
     challenge_method: str | None = None
     used: bool = False
 
-    def redeemable(self, redirect_uri: str | None, verifier: str | None) -> bool:
-        if self.used or self.expires_at < now() or redirect_uri != self.redirect_uri:
-            return False
+    def valid_for(self, redirect_uri: str | None) -> bool:
+        return not self.used and self.expires_at >= now() and redirect_uri == self.redirect_uri
+
+    def proven_by(self, verifier: str | None) -> bool:
+        """The PKCE check alone: a code issued with a challenge needs its verifier."""
         return self.challenge is None or pkce.verify(
             self.challenge, self.challenge_method, verifier
         )
+
+    def redeemable(self, redirect_uri: str | None, verifier: str | None) -> bool:
+        return self.valid_for(redirect_uri) and self.proven_by(verifier)
 
 
 class AuthorizationCodeFlow(ConsentFlow[StateT]):
@@ -60,7 +66,8 @@ class AuthorizationCodeFlow(ConsentFlow[StateT]):
     default_response_type: ClassVar[str | None] = None
     code_prefix: ClassVar[str]
     code_ttl: ClassVar[float] = CODE_TTL
-    pkce: ClassVar[bool] = False
+    # How the service reads PKCE parameters; None: it takes none (they are ignored).
+    pkce_policy: ClassVar[pkce.Policy | None] = None
     # Trakt shows the code on a page for the out-of-band redirect instead of redirecting.
     oob_page: ClassVar[bool] = False
     unsupported_grant_text: ClassVar[str] = "The grant type is not supported"
@@ -99,12 +106,15 @@ class AuthorizationCodeFlow(ConsentFlow[StateT]):
         if response_type not in self.response_types:
             return redirect(redirect_uri, {"error": "unsupported_response_type", "state": state})
         params = {"redirect_uri": redirect_uri, "state": state}
-        if self.pkce:
-            method = q.get("code_challenge_method")
-            if q.get("code_challenge") and (method or "plain").upper() not in ("S256", "PLAIN"):
+        if self.pkce_policy is not None:
+            try:
+                found = self.pkce_policy.read(
+                    q.get("code_challenge"), q.get("code_challenge_method")
+                )
+            except pkce.UnsupportedMethod:
                 return redirect(redirect_uri, {"error": "invalid_request", "state": state})
-            params["code_challenge"] = q.get("code_challenge", "")
-            params["code_challenge_method"] = method or ""
+            if found is not None:
+                params["code_challenge"], params["code_challenge_method"] = found
         if len(self.response_types) > 1 and response_type is not None:
             # The decision must know which grant was asked for.
             params["response_type"] = response_type
@@ -121,8 +131,9 @@ class AuthorizationCodeFlow(ConsentFlow[StateT]):
 
     def issue_code(self, params: dict[str, str], user: str) -> web.Response:
         code = new_secret(self.code_prefix, 16)
-        challenge = params.get("code_challenge") if self.pkce else None
-        method = params.get("code_challenge_method") if self.pkce else None
+        # Carried through the consent page's form: only a service that reads them keeps them.
+        challenge = params.get("code_challenge") if self.pkce_policy is not None else None
+        method = params.get("code_challenge_method") if self.pkce_policy is not None else None
         self.codes[code] = CodeGrant(
             user=user,
             redirect_uri=params["redirect_uri"],
@@ -144,10 +155,27 @@ class AuthorizationCodeFlow(ConsentFlow[StateT]):
     def bad_client(self) -> web.Response:
         return self.oauth_error(401, "invalid_client", "Client authentication failed")
 
+    def authenticate(self, body: dict[str, str]) -> web.Response | None:
+        """The client's credentials at the token endpoint; None when they are good."""
+        return None if self.client_ok(body) else self.bad_client()
+
+    def pkce_failed(self) -> web.Response:
+        """The answer to a verifier that does not fit the code's challenge (or its lack)."""
+        return self.oauth_error(400, "invalid_grant", self.invalid_code_text)
+
+    def verifier_fits(self, grant: CodeGrant, verifier: str | None) -> bool:
+        if self.pkce_policy is None:
+            return True  # the service ignores PKCE parameters
+        if grant.challenge is None:
+            # A verifier for a code issued without a challenge proves nothing: refused.
+            return not verifier
+        return grant.proven_by(verifier)
+
     async def token(self, request: web.Request) -> web.Response:
         body = await read_params(request)
-        if not self.client_ok(body):
-            return self.bad_client()
+        refused = self.authenticate(body)
+        if refused is not None:
+            return refused
         grant_type = body.get("grant_type", "")
         if grant_type == "authorization_code":
             return self.redeem_code(request, body)
@@ -158,10 +186,10 @@ class AuthorizationCodeFlow(ConsentFlow[StateT]):
 
     def redeem_code(self, request: web.Request, body: dict[str, str]) -> web.Response:
         grant = self.codes.get(body.get("code", ""))
-        if grant is None or not grant.redeemable(
-            body.get("redirect_uri"), body.get("code_verifier")
-        ):
+        if grant is None or not grant.valid_for(body.get("redirect_uri")):
             return self.oauth_error(400, "invalid_grant", self.invalid_code_text)
+        if not self.verifier_fits(grant, body.get("code_verifier") or None):
+            return self.pkce_failed()
         grant.used = True
         request[USER_KEY] = grant.user
         return json_response(self.token_body(grant.user))

@@ -1,9 +1,17 @@
-"""Simkl OAuth: authorize page (SIMKL_AUTH_URL), token exchange and the PIN flow (API host)."""
+"""Simkl OAuth: authorize page (SIMKL_AUTH_URL), token exchange and the PIN flow (API host).
+
+The token endpoint serves two flows, told apart by what the client sends (api.simkl.org,
+"Exchange code for token"): a confidential client's ``client_secret``, or a public client's
+PKCE ``code_verifier``, "mutually exclusive" (both at once: refused here, an inference). A
+code issued with a challenge is redeemed only with its verifier; a failed check, like a
+wrong secret, is a 401.
+"""
 
 from typing import Any
 
 from aiohttp import web
 
+from scrobble_sandbox.core import pkce
 from scrobble_sandbox.core.clock import now
 from scrobble_sandbox.core.device import (
     DeviceGrant,
@@ -26,6 +34,7 @@ class SimklOAuth(AuthorizationCodeFlow[SimklState]):
     client_id = SIMKL_CLIENT_ID
     client_secret = SIMKL_CLIENT_SECRET
     code_prefix = "sc_"
+    pkce_policy = pkce.SIMKL
 
     @property
     def codes(self) -> dict[str, CodeGrant]:
@@ -34,6 +43,26 @@ class SimklOAuth(AuthorizationCodeFlow[SimklState]):
     def oauth_error(self, status: int, code: str, description: str) -> web.Response:
         # Simkl's token endpoint answers a bare {"error": ...}, without a description.
         return json_response({"error": code}, status=status)
+
+    def authenticate(self, body: dict[str, str]) -> web.Response | None:
+        if body.get("client_id") != self.client_id:
+            return self.bad_client()
+        secret, verifier = body.get("client_secret"), body.get("code_verifier")
+        if secret and verifier:
+            return self.oauth_error(400, "invalid_request", "client_secret or code_verifier")
+        if verifier:
+            return None  # a public client: the code's challenge is checked when redeemed
+        return None if secret == self.client_secret else self.bad_client()
+
+    def pkce_failed(self) -> web.Response:
+        # "401 secret_error (PKCE verification failed)"; the same for a secret-only
+        # exchange of a code that was issued with a challenge.
+        return self.oauth_error(401, "secret_error", "PKCE verification failed")
+
+    def verifier_fits(self, grant: CodeGrant, verifier: str | None) -> bool:
+        if grant.challenge is None:
+            return verifier is None  # then the secret authenticated the client
+        return grant.proven_by(verifier)
 
     def add_routes(self, router: web.UrlDispatcher, api: str, auth: str) -> None:
         router.add_post(f"{api}/oauth/token", self.token)

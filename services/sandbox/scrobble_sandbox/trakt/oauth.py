@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scrobble_sandbox.core import pkce
 from scrobble_sandbox.core.clock import now
 from scrobble_sandbox.core.device import (
     DeviceGrant,
@@ -37,7 +38,7 @@ class TraktOAuth(AuthorizationCodeFlow[TraktState]):
     client_secret = TRAKT_CLIENT_SECRET
     unknown_client_status = 401
     code_prefix = "tc_"
-    pkce = True
+    pkce_policy = pkce.TRAKT
     oob_page = True
     unsupported_grant_text = "grant_type is not supported"
     invalid_code_text = "The authorization code is invalid, expired, used or mismatched"
