@@ -2,12 +2,17 @@
 
 ``TOKEN_ENCRYPTION_KEY`` holds one or more Fernet keys separated by commas. The first key
 encrypts; every key is tried to decrypt, so an operator rotates by putting the new key
-first and keeping the old one second until :meth:`TokenCipher.rotate` has rewritten the
-stored tokens. Generate a key with
+first and keeping the old one second until ``scrobble keys rotate`` has rewritten the
+stored tokens (``scrobble_shared.db.connections.rotate_stored_tokens``). A Fernet token
+carries no key id: which key opens a stored value is found by trying them in order
+(:meth:`TokenCipher.key_position`), and rotation rewrites only what the first key does not
+open (:meth:`TokenCipher.reencrypt`). Generate a key with
 ``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -37,11 +42,22 @@ def parse_keys(raw: str) -> list[Fernet]:
     return keys
 
 
+_NO_KEY_OPENS: Final = (
+    "stored token does not decrypt with any TOKEN_ENCRYPTION_KEY entry: "
+    "the key that encrypted it is not configured, or the value is damaged"
+)
+
+
 class TokenCipher:
     """Encrypts tokens with the first key and decrypts with any of them."""
 
     def __init__(self, raw_keys: str) -> None:
-        self._fernet = MultiFernet(parse_keys(raw_keys))
+        self._keys = parse_keys(raw_keys)
+        self._fernet = MultiFernet(self._keys)
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys)
 
     def encrypt(self, token: str) -> bytes:
         return self._fernet.encrypt(token.encode("utf-8"))
@@ -50,16 +66,34 @@ class TokenCipher:
         try:
             return self._fernet.decrypt(bytes(stored)).decode("utf-8")
         except InvalidToken:
-            raise TokenDecryptError(
-                "stored token does not decrypt with any TOKEN_ENCRYPTION_KEY entry: "
-                "the key that encrypted it is not configured, or the value is damaged"
-            ) from None
+            raise TokenDecryptError(_NO_KEY_OPENS) from None
+
+    def key_position(self, stored: bytes) -> int | None:
+        """Which configured key opens ``stored``: 0 for the first (the one that encrypts),
+        1 for the next...; None when none does (an unconfigured key, or damage)."""
+        for position, key in enumerate(self._keys):
+            try:
+                key.decrypt(bytes(stored))
+            except InvalidToken:
+                continue
+            return position
+        return None
+
+    def reencrypt(self, stored: bytes) -> bytes | None:
+        """``stored`` re-encrypted under the first key; None when the first key opens it
+        already (nothing to rewrite). :class:`TokenDecryptError` when no key opens it."""
+        value = bytes(stored)
+        try:
+            self._keys[0].decrypt(value)
+        except InvalidToken:
+            pass
+        else:
+            return None
+        return self.rotate(value)
 
     def rotate(self, stored: bytes) -> bytes:
         """Re-encrypt a stored token under the first (newest) key."""
         try:
             return self._fernet.rotate(bytes(stored))
         except InvalidToken:
-            raise TokenDecryptError(
-                "stored token does not decrypt with any TOKEN_ENCRYPTION_KEY entry"
-            ) from None
+            raise TokenDecryptError(_NO_KEY_OPENS) from None

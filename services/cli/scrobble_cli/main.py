@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from scrobble_cli import commands, sources
+from scrobble_cli import commands, keys, sources
 from scrobble_shared import logs
 from scrobble_shared.crypto import TokenKeyError
 from scrobble_shared.db.connect import DatabaseUnavailable
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(handler=commands.connection_add)
 
     sources.add_parser(sub)
+    keys.add_parser(sub)
 
     dlq = sub.add_parser("dlq", help="list or replay dead-lettered scrobbles")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)

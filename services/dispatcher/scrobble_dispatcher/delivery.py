@@ -14,6 +14,13 @@ of the dispatcher lives here.
 - RECONNECT, a refused refresh, or REFRESH without a way to refresh: the connection is
   marked as needing reconnect (visible in the API, with the reason) and the work waits,
   rescheduled an hour ahead, instead of dying (now playing: failed, as always).
+- Tokens no configured key opens (the access token, or the refresh token when it is about
+  to be spent): the same, with ``UNREADABLE_TOKENS_REASON``; nothing is called. Only that
+  connection's work waits: the other deliveries of a batch go on. A connection marked so
+  whose tokens open again (a key put back into ``TOKEN_ENCRYPTION_KEY``) is active again
+  the next time work of it comes by.
+- Secrets: a reason taken from an answer is cleaned of the request's own credentials
+  (``Outcome.scrubbed``) before it is stored or logged.
 - PERMANENT (and work that cannot become a request): dead with its reason, on the
   dead-letter topic and in history.
 - Backlogs (:meth:`Deliverer.deliver_many`): consecutive scrobbles of one connection go
@@ -73,7 +80,13 @@ from scrobble_dispatcher.resolve.resolver import (
 )
 from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
 from scrobble_shared import logs
-from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.crypto import TokenCipher, TokenDecryptError
+from scrobble_shared.db.connections import (
+    UNREADABLE_TOKENS_REASON,
+    mark_tokens_unreadable,
+    reactivate_readable,
+    stored_tokens_open,
+)
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.work import WorkKind
 
@@ -141,11 +154,19 @@ class Deliverer:
     async def _deliver(self, claimed: repository.Claimed) -> str:
         work = ScrobbleWork.from_message(claimed.request)
         state = await self._db.state(claimed.connection_id)
+        if state is not None and state.enabled and state.unreadable:
+            return await self._unreadable(claimed, work)
         if state is None or not state.enabled or state.token is None:
             why = "connection disabled" if state and not state.enabled else "no token stored"
             return await self._dead(claimed, work, f"{work.service}: {why}", None)
         if state.status == "needs_reconnect":
-            return await self._wait_for_reconnect(claimed, "connection needs reconnecting")
+            if state.status_reason != UNREADABLE_TOKENS_REASON:
+                return await self._wait_for_reconnect(claimed, "connection needs reconnecting")
+            # Marked because of the keys: if they open its tokens now, it is usable again.
+            if not await stored_tokens_open(self._pool, self._cipher, claimed.connection_id):
+                return await self._unreadable(claimed, work)
+            await reactivate_readable(self._pool, [claimed.connection_id])
+            log.info("connection %s: its tokens open again; active", claimed.connection_id)
         config = self._refresh.get(work.service)
         if config is not None:
             ready = await self._usable_token(claimed, work, state, config, None)
@@ -185,6 +206,8 @@ class Deliverer:
         async with self._pool.acquire() as conn:
             if rejected_version is not None:  # another replica may have refreshed already
                 fresh = await repository.connection_state(conn, self._cipher, claimed.connection_id)
+                if fresh is not None and fresh.unreadable:
+                    return await self._unreadable(claimed, work)
                 if fresh is None or fresh.token is None or fresh.status != "active":
                     why = "the connection changed during delivery"
                     return await self._hold(claimed, work, datetime.now(UTC) + RECONNECT_WAIT, why)
@@ -219,20 +242,26 @@ class Deliverer:
         """Mark in flight (committed), spend the refresh token, persist the new pair with
         compare-and-set before anything uses it."""
         from_version = state.tokens.version
-        async with self._pool.acquire() as conn:
-            refresh_token = await repository.begin_refresh(
-                conn, self._cipher, claimed.connection_id, from_version, self._refresh_lease
-            )
+        try:
+            async with self._pool.acquire() as conn:
+                refresh_token = await repository.begin_refresh(
+                    conn, self._cipher, claimed.connection_id, from_version, self._refresh_lease
+                )
+        except TokenDecryptError:
+            return await self._unreadable(claimed, work)
         if refresh_token is None:  # another process got there first, or the tokens changed
             at = datetime.now(UTC) + tokens.REFRESH_IN_FLIGHT_WAIT
             return await self._hold(claimed, work, at, "a token refresh is in progress")
+        request = tokens.build_refresh(config, refresh_token)
         try:
             async with self._http[work.service].one() as http:
-                response = await send(http, tokens.build_refresh(config, refresh_token))
+                response = await send(http, request)
         except TransportFailure as exc:
             result: tokens.RefreshResult = tokens.NotNow(str(exc), None, spent_maybe=True)
         else:
             result = tokens.parse_refresh(response, datetime.now(UTC), config)
+        if not isinstance(result, tokens.NewTokens):
+            result = result.scrubbed(request.secrets())
         if isinstance(result, tokens.NewTokens):
             async with self._pool.acquire() as conn:
                 version = await repository.persist_refreshed_tokens(
@@ -264,6 +293,21 @@ class Deliverer:
             after = timedelta(seconds=result.retry_after_s or 0)
             at = datetime.now(UTC) + max(tokens.REFRESH_RETRY_WAIT, after)
         return await self._hold(claimed, work, at, result.reason)
+
+    async def _unreadable(self, claimed: repository.Claimed, work: ScrobbleWork) -> str:
+        """No configured key opens the connection's tokens: it needs reconnecting (said in
+        the log once, when it is marked), and its work waits like any reconnect's."""
+        async with self._pool.acquire() as conn:
+            marked = await mark_tokens_unreadable(conn, claimed.connection_id)
+        if marked:
+            log.warning(
+                "connection %s (%s): %s",
+                claimed.connection_id,
+                work.service,
+                UNREADABLE_TOKENS_REASON,
+            )
+        at = datetime.now(UTC) + RECONNECT_WAIT
+        return await self._hold(claimed, work, at, UNREADABLE_TOKENS_REASON)
 
     async def _hold(
         self, claimed: repository.Claimed, work: ScrobbleWork, at: datetime, reason: str
@@ -321,7 +365,7 @@ class Deliverer:
         sent = await self._paced_send(client, work, [claimed], request, keys, endpoint)
         if isinstance(sent, Outcome):
             return sent, None
-        return client.classify(work, sent), sent
+        return client.classify(work, sent).scrubbed(request.secrets()), sent
 
     async def _paced_send(
         self,
@@ -461,8 +505,11 @@ class Deliverer:
         if isinstance(sent, Outcome):
             return [sent] * len(works)
         if isinstance(client, LastfmClient):
-            return client.classify_batch(works, sent)
-        return [client.classify(work, sent) for work in works]
+            outcomes = client.classify_batch(works, sent)
+        else:
+            outcomes = [client.classify(work, sent) for work in works]
+        secrets = request.secrets()
+        return [outcome.scrubbed(secrets) for outcome in outcomes]
 
     async def _send_anilist(
         self,

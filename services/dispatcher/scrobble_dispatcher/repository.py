@@ -5,6 +5,12 @@ A row moves ``queued``/``retrying`` → ``sending`` (claimed, attempts + 1) → 
 claim is a conditional UPDATE, so two replicas (or a redelivered message and the retry
 poller) can never send the same row at once; a row left in ``sending`` by a process that
 died is claimed again once its lease has run out.
+
+A connection whose access token no configured key opens comes back with ``unreadable``
+set, never as an error: the state of many connections is read in one statement for many
+deliveries at once, and one such row must not fail the others'. Every reason written here
+(``last_error``, ``status_reason``, the dead letter's header) goes through
+``readable_reason``: plain text, at most ``REASON_LIMIT`` characters.
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 
+from scrobble_dispatcher.clients.base import readable_reason
 from scrobble_dispatcher.coalesce import Coalescer
 from scrobble_dispatcher.tokens import NewTokens, TokenState
-from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db import Conn
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
 
@@ -108,10 +115,15 @@ async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Clai
 
 @dataclass(frozen=True)
 class ConnectionState:
+    """A connection as a delivery needs it: the access token decrypted (never in a repr),
+    or ``unreadable`` when one is stored but no configured key opens it."""
+
     enabled: bool
     status: str
-    token: str | None
+    token: str | None = field(repr=False)
     tokens: TokenState
+    unreadable: bool = False
+    status_reason: str | None = None
 
 
 async def connection_state(
@@ -125,17 +137,26 @@ async def connection_state(
 
 
 _STATE_COLUMNS: Final = (
-    "enabled, status, access_token_enc, refresh_token_enc IS NOT NULL AS has_refresh, "
+    "enabled, status, status_reason, access_token_enc, "
+    "refresh_token_enc IS NOT NULL AS has_refresh, "
     "token_expires_at, token_version, refresh_started_at, refresh_from_version"
 )
 
 
 def _state(cipher: TokenCipher, row: Any) -> ConnectionState:
     encrypted = row["access_token_enc"]
+    token, unreadable = None, False
+    if encrypted is not None:
+        try:
+            token = cipher.decrypt(encrypted)
+        except TokenDecryptError:
+            unreadable = True
     return ConnectionState(
         enabled=row["enabled"],
         status=row["status"],
-        token=None if encrypted is None else cipher.decrypt(encrypted),
+        token=token,
+        unreadable=unreadable,
+        status_reason=row["status_reason"],
         tokens=TokenState(
             version=row["token_version"],
             expires_at=row["token_expires_at"],
@@ -173,7 +194,9 @@ async def begin_refresh(
 ) -> str | None:
     """Mark a refresh in flight from ``version`` (its own committed statement, before the
     token endpoint is called) and hand back the refresh token to spend. None when another
-    process holds a live mark, the tokens changed, or the connection is not active."""
+    process holds a live mark, the tokens changed, or the connection is not active.
+    :class:`TokenDecryptError` when no configured key opens the refresh token (the mark is
+    then set: ``connections.mark_tokens_unreadable`` clears it)."""
     encrypted = await conn.fetchval(
         "UPDATE connections SET refresh_started_at = now(), refresh_from_version = token_version, "
         "updated_at = now() "
@@ -233,7 +256,7 @@ async def refresh_refused(
         "WHERE id = $1 AND token_version = $2",
         connection_id,
         from_version,
-        reason,
+        readable_reason(reason),
     )
 
 
@@ -269,7 +292,7 @@ async def record_retry(
         "WHERE id = $1",
         scrobble_id,
         at,
-        reason,
+        readable_reason(reason),
         status,
         count_attempt,
     )
@@ -288,8 +311,9 @@ async def record_failed_many(
         "FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, reason, status), mine "
         "WHERE s.id = v.id AND mine.id = v.id",
         [scrobble_id for scrobble_id, _, _ in failed],
-        # Reasons may quote a service's answer; Postgres text takes no NUL.
-        [reason.replace("\x00", "") for _, reason, _ in failed],
+        # Reasons may quote a service's answer: plain and short (and Postgres text takes
+        # no NUL, which readable_reason drops with every other control character).
+        [readable_reason(reason) for _, reason, _ in failed],
         [status for _, _, status in failed],
     )
     return [None] * len(failed)
@@ -304,6 +328,7 @@ async def record_dead(
 ) -> list[int]:
     """Dead in Postgres and, through the outbox, on the dead-letter topic, in one transaction.
     Returns the outbox ids to publish."""
+    reason = readable_reason(reason)
     async with conn.transaction():
         await conn.execute(
             "UPDATE scrobbles SET status = 'dead', last_error = $2, last_http_status = $3, "
@@ -317,7 +342,7 @@ async def record_dead(
             key=str(claimed.connection_id).encode(),
             value=json.dumps(claimed.request).encode(),
             headers={
-                "error.reason": reason[:1000],
+                "error.reason": reason,
                 "error.http_status": "" if status is None else str(status),
                 "attempts": str(claimed.attempts),
             },
@@ -331,7 +356,7 @@ async def mark_needs_reconnect(conn: Conn, connection_id: uuid.UUID, reason: str
         "UPDATE connections SET status = 'needs_reconnect', status_reason = $2, "
         "updated_at = now() WHERE id = $1",
         connection_id,
-        reason,
+        readable_reason(reason),
     )
 
 

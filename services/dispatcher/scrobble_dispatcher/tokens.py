@@ -20,7 +20,8 @@ is marked as needing reconnect with :data:`INTERRUPTED_REASON`, visibly, never s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -30,7 +31,9 @@ from scrobble_dispatcher.clients.base import (
     AppCredentials,
     HttpRequest,
     HttpResponse,
+    readable_reason,
     retry_after_s,
+    scrub,
 )
 
 # How long a refresh may be in flight before another attempt treats it as interrupted.
@@ -126,16 +129,29 @@ class NewTokens:
     expires_at: datetime
 
 
+class _PlainReason:
+    """A result whose reason may quote the token endpoint's answer: plain and short
+    (``readable_reason``); ``scrubbed`` takes the refresh request's secrets out of it."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", readable_reason(self.reason))
+
+
 @dataclass(frozen=True)
-class Refused:
+class Refused(_PlainReason):
     """The service will not refresh (the refresh token is spent, revoked or unknown)."""
 
     reason: str
     http_status: int | None
 
+    def scrubbed(self, secrets: Iterable[str]) -> Refused:
+        return replace(self, reason=scrub(self.reason, secrets))
+
 
 @dataclass(frozen=True)
-class NotNow:
+class NotNow(_PlainReason):
     """No verdict: try again later. ``spent_maybe``: the service may have used the refresh
     token (server error, no answer), so the in-flight mark stays until its lease runs out."""
 
@@ -143,6 +159,9 @@ class NotNow:
     http_status: int | None
     spent_maybe: bool
     retry_after_s: float | None = None
+
+    def scrubbed(self, secrets: Iterable[str]) -> NotNow:
+        return replace(self, reason=scrub(self.reason, secrets))
 
 
 RefreshResult = NewTokens | Refused | NotNow

@@ -88,7 +88,7 @@ class JobContext:
     """What a reader needs to know about the job it reads for."""
 
     connection_id: UUID
-    token: str
+    token: str = field(repr=False)  # never in a log line
     # The account name at the service (Last.fm user, ListenBrainz user name).
     user_name: str | None
     # Only what is newer than this (the last finished import); None: everything.

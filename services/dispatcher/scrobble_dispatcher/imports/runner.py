@@ -8,6 +8,10 @@ Failure policy:
   ``max_attempts`` times; each failure is counted on the job (``errors``, ``last_error``);
   then the job fails with that reason;
 - a refused token (401/403, Last.fm 9): failed, "reconnect"; any other refusal: failed;
+- a token no configured key opens: failed with ``UNREADABLE_TOKENS_REASON``, and the
+  connection marked as needing reconnect with it; nothing is asked of the service;
+- reasons (``last_error``) are plain text of at most ``REASON_LIMIT`` characters, cleaned
+  of the connection's token should an answer quote it;
 - Postgres or Kafka away: the exception ends the run without touching the job; its lease
   runs out and a worker takes it over from the last saved cursor;
 - the lease lost to another worker (this one stalled past it): stop, write nothing more.
@@ -32,7 +36,7 @@ from typing import Any, Final
 import asyncpg
 
 from scrobble_dispatcher import pacing
-from scrobble_dispatcher.clients.base import HttpResponse, Outcome, OutcomeKind
+from scrobble_dispatcher.clients.base import HttpResponse, Outcome, OutcomeKind, readable_reason
 from scrobble_dispatcher.imports import metrics, store, sync
 from scrobble_dispatcher.imports.core import (
     Cursor,
@@ -45,7 +49,8 @@ from scrobble_dispatcher.imports.core import (
 from scrobble_dispatcher.paced_call import call_on_slot
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
-from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.crypto import TokenCipher, TokenDecryptError
+from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON, mark_tokens_unreadable
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
 
 log = logging.getLogger(__name__)
@@ -104,9 +109,10 @@ class ImportRunner:
         try:
             await self._run(job)
         except JobFailed as exc:
-            log.info("import %s (%s) failed: %s", job.id, job.service, exc)
+            reason = readable_reason(str(exc))
+            log.info("import %s (%s) failed: %s", job.id, job.service, reason)
             async with self.pool.acquire() as conn:
-                await store.fail(conn, job.id, self.owner, str(exc))
+                await store.fail(conn, job.id, self.owner, reason)
         except store.LeaseLost:
             log.warning("import %s: taken over by another worker; stopping", job.id)
 
@@ -121,9 +127,15 @@ class ImportRunner:
             raise JobFailed("the connection has no token")
         if not found.rules.enabled or found.status != "active":
             raise JobFailed("the connection is disabled or needs reconnecting")
+        try:
+            token = self._cipher.decrypt(found.token_enc)
+        except TokenDecryptError:
+            async with self.pool.acquire() as conn:
+                await mark_tokens_unreadable(conn, job.connection_id)
+            raise JobFailed(UNREADABLE_TOKENS_REASON) from None
         ctx = JobContext(
             connection_id=job.connection_id,
-            token=self._cipher.decrypt(found.token_enc),
+            token=token,
             user_name=found.user_name,
             since=job.since,
             until=job.until,
@@ -156,6 +168,7 @@ class ImportRunner:
                 except UnexpectedAnswer as exc:
                     outcome = Outcome.retry(str(exc), response.status)
             assert outcome is not None
+            outcome = outcome.scrubbed([ctx.token])
             if outcome.kind is not OutcomeKind.RETRY:
                 if outcome.kind in (OutcomeKind.RECONNECT, OutcomeKind.REFRESH):
                     raise JobFailed(f"{outcome.reason}; reconnect {job.service}")
