@@ -12,18 +12,29 @@ The dispatcher acts on an :class:`Outcome` (failure policy lives there, not here
   waits instead of dying.
 - ``PERMANENT``: will never succeed as it is (bad request, not found, filtered): dead, with
   a reason a person can read.
+
+Secrets stay secret: an :class:`HttpRequest` shows no credential in ``repr``/``str`` (the
+Authorization header, tokens, session keys, signatures and client secrets read
+``[redacted]``) and names them (:meth:`HttpRequest.secrets`) so that an answer quoting them
+back can be cleaned (:meth:`Outcome.scrubbed`). A reason is a provider's words at most in
+part: :func:`readable_reason` makes every :class:`Outcome`'s reason plain text (no markup,
+no control characters) of at most :data:`REASON_LIMIT` characters, since reasons are stored
+as ``last_error`` and shown by the API and the logs.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from uuid import UUID
 
 from scrobble_shared.events import Content
@@ -33,9 +44,69 @@ from scrobble_shared.work import WorkKind
 USER_AGENT: Final = "revenge-scrobble/0.1 (+https://github.com/revenge-scrobble)"
 
 
-@dataclass(frozen=True)
+REDACTED: Final = "[redacted]"
+# Header names (lower case) and body, form or query field names whose values are secret.
+# Client ids and API keys are not: they are public parts of the app, sent in browser URLs.
+SECRET_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-session-key"}
+)
+SECRET_FIELDS: Final = frozenset(
+    {
+        "access_token",
+        "api_sig",
+        "client_secret",
+        "code",
+        "code_verifier",
+        "device_code",
+        "password",
+        "refresh_token",
+        "secret",
+        "session_key",
+        "sk",
+        "token",
+        "user_token",
+    }
+)
+# Shorter strings are not worth finding in a reason (and would match ordinary words).
+_MIN_SECRET: Final = 6
+# The least of a secret's beginning taken out where a text was cut off.
+_CUT_PREFIX: Final = 4
+
+
+def _redacted(value: Any, name: str | None = None) -> Any:
+    """``value`` with every secret field's value replaced, at any depth of a JSON body."""
+    if name is not None and name.lower() in SECRET_FIELDS and value is not None:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: _redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _secret_values(value: Any, name: str | None = None) -> list[str]:
+    if name is not None and name.lower() in SECRET_FIELDS and value is not None:
+        return [str(value)]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in _secret_values(v, str(k))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _secret_values(v)]
+    return []
+
+
+def _redacted_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.query and not parts.password:
+        return url
+    query = urlencode([(k, _redacted(v, k)) for k, v in parse_qsl(parts.query, True)])
+    netloc = parts.netloc.rsplit("@", 1)[-1] if parts.password else parts.netloc
+    return parts._replace(query=query, netloc=netloc).geturl()
+
+
+@dataclass(frozen=True, repr=False)
 class HttpRequest:
-    """One call to make. Exactly one of ``json`` and ``form`` is the body (or neither)."""
+    """One call to make. Exactly one of ``json`` and ``form`` is the body (or neither).
+    Its ``repr`` (and ``str``) shows everything but the secrets."""
 
     method: Literal["GET", "POST"]
     url: str
@@ -44,14 +115,50 @@ class HttpRequest:
     form: Mapping[str, str] | None = None
     params: Mapping[str, str] | None = None
 
+    def __repr__(self) -> str:
+        headers = {
+            k: REDACTED if k.lower() in SECRET_HEADERS else v for k, v in self.headers.items()
+        }
+        shown = [f"method={self.method!r}", f"url={_redacted_url(self.url)!r}"]
+        shown.append(f"headers={headers!r}")
+        for name in ("json", "form", "params"):
+            value = getattr(self, name)
+            if value is not None:
+                shown.append(f"{name}={_redacted(value)!r}")
+        return f"HttpRequest({', '.join(shown)})"
 
-@dataclass(frozen=True)
+    def secrets(self) -> list[str]:
+        """The secret values this request carries (credentials in headers, secret fields
+        of its body, form and query), each also without its auth scheme (``Bearer x``: x)."""
+        found: list[str] = []
+        for name, value in self.headers.items():
+            if name.lower() in SECRET_HEADERS and value:
+                found.append(value)
+                scheme, _, credential = value.partition(" ")
+                if credential and scheme.isalpha():
+                    found.append(credential.strip())
+        found += _secret_values(self.json)
+        found += _secret_values(dict(self.form or {}))
+        found += _secret_values(dict(self.params or {}))
+        found += _secret_values(dict(parse_qsl(urlsplit(self.url).query, True)))
+        return [s for s in dict.fromkeys(found) if len(s) >= _MIN_SECRET]
+
+
+@dataclass(frozen=True, repr=False)
 class HttpResponse:
-    """What came back; header names in lower case."""
+    """What came back; header names in lower case. Its ``repr`` shows the size of the
+    body, not the body (an answer may quote what was sent)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+    def __repr__(self) -> str:
+        headers = {
+            k: REDACTED if k.lower() in SECRET_HEADERS else v for k, v in self.headers.items()
+        }
+        body = f"<{len(self.body)} bytes>"
+        return f"HttpResponse(status={self.status}, headers={headers!r}, body={body})"
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -114,6 +221,48 @@ def retry_after_s(response: HttpResponse) -> float | None:
     return None if raw is None else seconds_until(response, http_date(raw))
 
 
+# --- reasons: what a person reads in history, dead letters and logs -------------------------
+
+# A reason is stored as last_error / status_reason and shown by the API: at most this long.
+REASON_LIMIT: Final = 500
+_HIDDEN_BLOCKS: Final = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_TAG: Final = re.compile(r"<!--.*?-->|</?[A-Za-z!?][^<>]*>", re.S)
+# Control characters go (a NUL, an escape sequence's ESC); line breaks and tabs become
+# spaces: a reason is one line, in the API and in a log.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_SPACES: Final = re.compile(r"\s+")
+
+
+def readable_reason(text: str, limit: int = REASON_LIMIT) -> str:
+    """``text`` as one line of plain text of at most ``limit`` characters: markup dropped
+    (an HTML error page becomes its words), entities decoded, control characters and runs
+    of white space (line breaks too) made one space, other control characters dropped, the
+    end cut with "…" when too long. Plain text of ours passes unchanged."""
+    plain = _TAG.sub(" ", _HIDDEN_BLOCKS.sub(" ", text))
+    if plain != text:
+        plain = html.unescape(plain)
+    plain = _SPACES.sub(" ", _CONTROL.sub("", plain)).strip()
+    if len(plain) > limit:
+        plain = plain[: limit - 1].rstrip() + "…"
+    return plain
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` in it replaced by ``[redacted]``, and a
+    secret's beginning where a cut (:func:`readable_reason`'s "…") ended the text."""
+    wanted = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
+    for secret in wanted:
+        text = text.replace(secret, REDACTED)
+    cut = text.endswith("…")
+    body = text[:-1] if cut else text
+    for secret in wanted:
+        for size in range(min(len(secret), len(body)), _CUT_PREFIX - 1, -1):
+            if body.endswith(secret[:size]):
+                body = body[:-size] + REDACTED
+                break
+    return body + ("…" if cut else "")
+
+
 class OutcomeKind(StrEnum):
     DONE = "done"
     ALREADY_DONE = "already_done"
@@ -131,6 +280,15 @@ class Outcome:
     reason: str
     http_status: int | None = None
     retry_after_s: float | None = None
+
+    def __post_init__(self) -> None:
+        # Reasons often quote the service's answer: plain and short, whoever built them.
+        object.__setattr__(self, "reason", readable_reason(self.reason))
+
+    def scrubbed(self, secrets: Iterable[str]) -> Outcome:
+        """The same outcome, with the caller's own secrets taken out of its reason (an
+        answer may quote the request it refuses)."""
+        return replace(self, reason=scrub(self.reason, secrets))
 
     @classmethod
     def done(cls, reason: str = "accepted", status: int | None = None) -> Outcome:
