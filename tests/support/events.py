@@ -8,7 +8,10 @@ from typing import Any
 
 from scrobble_shared.events import PlaybackEvent
 
-T0 = datetime(2026, 11, 20, 21, 0, 0, tzinfo=UTC)
+# Recent, not fixed: trackers refuse old plays (Last.fm ignores scrobbles older than 14
+# days), so a fixed date would turn end-to-end tests red as the calendar moves on. Two days
+# back, on the hour, leaves room for a day of events after it, all in the past.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 USER = "5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11"
 MOVIE_ID = "6a1f7e44-6f0b-4b35-9d35-8f2a5b7c1d01"
 EPISODE_ID = "6a1f7e44-6f0b-4b35-9d35-8f2a5b7c1d02"

@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet
 
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
+from tests.support.events import T0
 from tests.support.ingest import IngestSetup
 from tests.support.intake import IntakeSetup
 from tests.support.services import ServiceProcess
@@ -100,7 +101,9 @@ async def settled(dsn: str, expected: int, deadline_s: float = 90) -> dict[tuple
 def webhooks(paths: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     track = {"NotificationUsername": "alice", "UserId": JF_ALICE}
     episode = {"NotificationUsername": "bob", "UserId": JF_BOB}
-    at = "2026-11-20T21:0{}:00.0000000Z".format
+    # Recent: the music trackers ignore plays older than 14 days.
+    day = T0.strftime("%Y-%m-%dT%H")
+    at = f"{day}:0{{}}:00.0000000Z".format
     jf, px, em = paths["jellyfin"], paths["plex"], paths["emby"]
     plex_fields = {"Account": {"id": 4242, "title": "carol"}}
     return [
