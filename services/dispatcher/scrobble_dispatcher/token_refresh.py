@@ -22,13 +22,27 @@ from typing import Any
 import asyncpg
 
 from scrobble_dispatcher import repository, tokens
+from scrobble_dispatcher.clients.base import AppCredentials
 from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON
+from scrobble_shared.settings import ServiceName, Settings
 
 log = logging.getLogger(__name__)
 
 IN_PROGRESS_REASON = "a token refresh is in progress"
+
+
+def refresh_configs(
+    settings: Settings, services: list[ServiceName]
+) -> dict[str, tokens.RefreshConfig]:
+    """Token refresh per service that has it (Trakt; the others' tokens do not expire)."""
+    if "trakt" not in services:
+        return {}
+    auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
+    app = AppCredentials.from_settings(settings, "trakt")
+    config = tokens.RefreshConfig.trakt(auth_url, app, settings.trakt_redirect_uri)
+    return {"trakt": config}
 
 
 @dataclass(frozen=True)
