@@ -21,7 +21,10 @@ Failure policy:
   of the connection's token should an answer quote it;
 - Postgres or Kafka away: the exception ends the run without touching the job; its lease
   runs out and a worker takes it over from the last saved cursor;
-- the lease lost to another worker (this one stalled past it): stop, write nothing more.
+- the lease lost to another worker (this one stalled past it): stop, write nothing more;
+- the job cancelled (``scrobble_shared.db.imports``): the same, at the next page save (or
+  the worker's next lease renewal, see ``worker.py``); the pages saved before stay, with
+  the job's counts of them; the page in flight is rolled back.
 
 One page, one transaction: the page's new ``imported_items`` rows, the two-way sync work
 (``scrobbles`` rows like ingest's, through ``queue_scrobbles``), the outbox rows for that
@@ -133,6 +136,8 @@ class ImportRunner:
             log.info("import %s (%s) failed: %s", job.id, job.service, reason)
             async with self.pool.acquire() as conn:
                 await store.fail(conn, job.id, self.owner, reason)
+        except store.JobCancelled:
+            log.info("import %s (%s): cancelled; stopped", job.id, job.service)
         except store.LeaseLost:
             log.warning("import %s: taken over by another worker; stopping", job.id)
 
