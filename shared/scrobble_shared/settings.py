@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import yaml
@@ -40,10 +40,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-log = logging.getLogger(__name__)
+from scrobble_shared.service_names import SERVICES, ServiceName
 
-ServiceName = Literal["trakt", "lastfm", "listenbrainz", "simkl", "anilist"]
-SERVICES: Final[tuple[ServiceName, ...]] = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
+log = logging.getLogger(__name__)
 
 # Which app credentials each service needs before it can do anything. ListenBrainz has
 # none: every user brings their own token.

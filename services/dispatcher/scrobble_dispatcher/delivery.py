@@ -63,7 +63,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -90,6 +89,7 @@ from scrobble_shared.db.connections import (
 )
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 log = logging.getLogger(__name__)
 

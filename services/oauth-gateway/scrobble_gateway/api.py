@@ -42,10 +42,10 @@ from scrobble_gateway.views import (
     json_response,
     page,
 )
-from scrobble_ingest.batch import Topics
 from scrobble_shared.db.dead_letters import replay_dead
-from scrobble_shared.settings import SERVICES
+from scrobble_shared.service_names import SERVICES
 from scrobble_shared.work import ConnectionRules
+from scrobble_shared.work_message import WorkTopics
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ async def queue_scrobble(request: web.Request) -> web.Response:
     except QueueRefused as exc:
         raise field_error(exc.field, exc.message) from None
     settings = app[SETTINGS]
-    topics = Topics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
+    topics = WorkTopics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
     async with app[POOL].acquire() as conn:
         queued = await store_manual_work(conn, topics, user_id, event, work)
     if queued.outbox_ids:

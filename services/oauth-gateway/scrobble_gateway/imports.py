@@ -14,7 +14,6 @@ answers 200 with that job. A new job reads only what is newer than the last fini
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -39,8 +38,9 @@ from scrobble_gateway.validation import (
 from scrobble_gateway.views import json_response, page
 from scrobble_shared.db import Conn
 from scrobble_shared.db.imports import cancel_import
+from scrobble_shared.import_message import IMPORT_KIND, ImportMessage
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
-from scrobble_shared.settings import SERVICES
+from scrobble_shared.service_names import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,18 @@ async def _create(
             )
             assert active is not None
             return dict(active), [], False
-        value = {
-            "job_id": str(row["id"]),
-            "connection_id": str(row["connection_id"]),
-            "user_id": str(connection["user_id"]),
-            "service": row["service"],
-        }
+        start = ImportMessage(
+            job_id=row["id"],
+            connection_id=row["connection_id"],
+            user_id=connection["user_id"],
+            service=row["service"],
+        )
         message = OutboxMessage(
             topic=topic,
-            key=str(row["connection_id"]).encode(),
-            value=json.dumps(value).encode(),
-            headers={"kind": "import"},
-            message_id=f"import:{row['id']}",
+            key=start.key,
+            value=start.encode(),
+            headers={"kind": IMPORT_KIND},
+            message_id=start.message_id,
         )
         ids = await insert_outbox(conn, [message])
     return dict(row), ids, True

@@ -23,7 +23,8 @@ from cryptography.fernet import Fernet
 from scrobble_gateway.app import create_app
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection, create_connection
-from scrobble_shared.settings import SERVICES, Settings, load_settings
+from scrobble_shared.service_names import SERVICES
+from scrobble_shared.settings import Settings, load_settings
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 

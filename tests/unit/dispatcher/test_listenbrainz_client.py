@@ -17,7 +17,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -30,6 +29,7 @@ from scrobble_dispatcher.transport import send
 from scrobble_sandbox import Limit, Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 API = "https://api.listenbrainz.org/1"
 TOKEN = "5a4db0c5-5a4d-4b0c-8000-0000000000ff"

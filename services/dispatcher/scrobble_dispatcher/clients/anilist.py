@@ -42,7 +42,6 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     http_date,
@@ -50,8 +49,9 @@ from scrobble_dispatcher.clients.base import (
 )
 from scrobble_dispatcher.clients.base import retry_after_s as retry_after_header_s
 from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 ANILIST_API_URL: Final = "https://graphql.anilist.co"
 NOT_FOUND_REASON: Final = "not found at AniList"

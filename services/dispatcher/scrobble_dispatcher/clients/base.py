@@ -35,11 +35,10 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
-from uuid import UUID
 
-from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName, Settings
-from scrobble_shared.work import WorkKind
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.settings import Settings
+from scrobble_shared.work_message import ScrobbleWork
 
 USER_AGENT: Final = "revenge-scrobble/0.1 (+https://github.com/revenge-scrobble)"
 
@@ -318,45 +317,6 @@ class Outcome:
 class Unsendable(Exception):
     """The work cannot become a request for this service (for example no id it accepts).
     The message is the readable reason that goes into history; the outcome is permanent."""
-
-
-@dataclass(frozen=True)
-class ScrobbleWork:
-    """One message of ``scrobble.<service>`` as the ingest service writes it (README)."""
-
-    scrobble_id: UUID
-    connection_id: UUID
-    user_id: UUID
-    service: ServiceName
-    kind: WorkKind
-    dedupe_key: str
-    occurred_at: datetime
-    content: Content
-    progress_percent: float | None = None
-    rating: float | None = None
-    play_id: UUID | None = None
-    source_event_id: UUID | None = None
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> ScrobbleWork:
-        def optional_uuid(name: str) -> UUID | None:
-            value = message.get(name)
-            return None if value is None else UUID(value)
-
-        return cls(
-            scrobble_id=UUID(message["scrobble_id"]),
-            connection_id=UUID(message["connection_id"]),
-            user_id=UUID(message["user_id"]),
-            service=message["service"],
-            kind=WorkKind(message["kind"]),
-            dedupe_key=message["dedupe_key"],
-            occurred_at=datetime.fromisoformat(message["occurred_at"]),
-            content=Content.model_validate(message["content"]),
-            progress_percent=message.get("progress_percent"),
-            rating=message.get("rating"),
-            play_id=optional_uuid("play_id"),
-            source_event_id=optional_uuid("source_event_id"),
-        )
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,15 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType
 from scrobble_shared.lastfm_signature import sign as sign  # re-exported: tests use it
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import LOVE_FROM_RATING, WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 MAX_BATCH: Final = 50
 """Most scrobbles Last.fm takes in one ``track.scrobble`` call."""

@@ -34,15 +34,15 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
     seconds_header,
 )
 from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 # "revenge-scrobble/0.1 (+https://...)": one place names the client and its version.
 SUBMISSION_CLIENT, _, SUBMISSION_CLIENT_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")

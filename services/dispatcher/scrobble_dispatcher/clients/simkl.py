@@ -33,14 +33,14 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType, ExternalIds
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 APP_NAME, _, APP_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")
 

@@ -59,7 +59,7 @@ from scrobble_gateway.problems import problem
 from scrobble_gateway.repository import get_connection
 from scrobble_gateway.validation import field_error, parse_body
 from scrobble_gateway.views import connection_view, json_response
-from scrobble_shared.settings import SERVICES, ServiceName
+from scrobble_shared.service_names import SERVICES, ServiceName
 
 log = logging.getLogger(__name__)
 
