@@ -36,6 +36,7 @@ test-tools:
 lint: install
 	$(VENV)/bin/ruff check $(CHECKED)
 	$(VENV)/bin/ruff format --check $(CHECKED)
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy $(CHECKED)
