@@ -293,10 +293,24 @@ def test_allowed_return_urls(url: str) -> None:
         "javascript:alert(1)",
         "//app.example/",
         "https://app.example/" + "x" * 3000,
+        # Each of these made urlsplit raise: a 500 at the start of a connect flow.
+        "https://[x",
+        "https://[::1",
+        "https://app.example\uff0fevil.test/",  # a fullwidth solidus in the host
+        "https://app.example:99999/",
+        "https://app.example:port/",
+        # Anything but printable ASCII: a look-alike letter, a non-ASCII path.
+        "https://\u0430pp.example/",
+        "https://app.example/caf\u00e9",
     ],
 )
 def test_refused_return_urls(url: str) -> None:
     assert not is_allowed(url, ALLOW)
+
+
+def test_an_allowlist_entry_no_parser_reads_is_skipped_not_fatal() -> None:
+    allow = parse_allowlist("https://[x, https://app.example\uff0fx, https://app.example")
+    assert [entry.origin for entry in allow] == [("https", "app.example", 443)]
 
 
 def test_empty_allowlist_allows_nothing() -> None:
