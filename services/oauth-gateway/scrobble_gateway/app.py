@@ -21,8 +21,9 @@ from aiohttp import web
 from scrobble_gateway import api, connect, health, imports, openapi, sources
 from scrobble_gateway.auth import TokenVerifier, auth_middleware
 from scrobble_gateway.errors import problem_middleware
-from scrobble_gateway.keys import CIPHER, HTTP, POOL, PRODUCER, RELAY, SETTINGS
+from scrobble_gateway.keys import CIPHER, CURSORS, HTTP, POOL, PRODUCER, RELAY, SETTINGS
 from scrobble_gateway.metrics import metrics_middleware
+from scrobble_gateway.pagination import CursorSigner
 from scrobble_gateway.request_ids import request_id_middleware
 from scrobble_gateway.routing import is_admin_route, is_public
 from scrobble_shared.crypto import TokenCipher
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CIPHER] = cipher
+    app[CURSORS] = CursorSigner.from_settings(settings)
     app.cleanup_ctx.append(_core)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(verifier.resources)  # the JWKS client, when there is one

@@ -193,7 +193,7 @@ async def _jobs_page(
 @routes.get(f"{BASE}/import/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     check_known_params(request.query, {"connection_id", "limit", "cursor"})
-    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    limit, after = parse_limit(request.query), parse_cursor(request)
     connection_id = _query_uuid(request, "connection_id")
     user_id = caller(request).user_id
     if connection_id is not None:
@@ -204,7 +204,7 @@ async def list_jobs(request: web.Request) -> web.Response:
             return problem(404, "Not Found", "no such connection")
     rows = await _jobs_page(request.app[POOL], user_id, connection_id, limit, after)
     rows, next_position = page_end(rows, limit, "created_at")
-    return json_response(page([job_view(r) for r in rows], next_position))
+    return json_response(page(request, [job_view(r) for r in rows], next_position))
 
 
 @routes.get(f"{BASE}/import/jobs/{{id}}")

@@ -12,6 +12,7 @@ import httpx
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from scrobble_gateway.pagination import CursorSigner
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.settings import Settings
@@ -26,6 +27,8 @@ HTTP: Final = web.AppKey("http", httpx.AsyncClient)
 # hand-queued work after its transaction committed.
 PRODUCER: Final = web.AppKey("producer", AIOKafkaProducer)
 RELAY: Final = web.AppKey("relay", OutboxRelay)
+# Signs the list routes' cursors and opens them again (pagination.py).
+CURSORS: Final = web.AppKey("cursors", CursorSigner)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from aiohttp import web
 from multidict import MultiMapping
 from pydantic import BaseModel, ValidationError
 
-from scrobble_gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, Position, decode_cursor
+from scrobble_gateway.keys import CURSORS
+from scrobble_gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, Position
 from scrobble_gateway.problems import PROBLEM_JSON
 from scrobble_shared.json_limits import UnreadableJson, load_json
 
@@ -105,12 +106,13 @@ def parse_limit(query: Mapping[str, str]) -> int:
     return int(text)
 
 
-def parse_cursor(query: Mapping[str, str]) -> Position | None:
-    text = query.get("cursor")
+def parse_cursor(request: web.Request) -> Position | None:
+    """The ``cursor`` parameter: a 422 naming it unless it is one we signed."""
+    text = request.query.get("cursor")
     if text is None:
         return None
     try:
-        return decode_cursor(text)
+        return request.app[CURSORS].decode(text)
     except BadCursor as exc:
         raise field_error("cursor", str(exc)) from None
 

@@ -9,18 +9,28 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from scrobble_gateway.pagination import CursorSigner, Position
 from scrobble_shared.json_limits import MAX_JSON_DEPTH
 from tests.integration.gateway.conftest import Gateway, bearer
+from tests.integration.gateway.test_history import add_scrobble
 
 pytestmark = pytest.mark.integration
 
 ALICE = uuid.UUID("5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11")
 API = "/api/v1/scrobble"
 MOVIE = "6a1f7e44-6f0b-4b35-9d35-8f2a5b7c1d01"
+LIST_ROUTES = (
+    f"{API}/history",
+    f"{API}/imported",
+    f"{API}/import/jobs",
+    f"{API}/sources",
+    f"{API}/admin/dead-letters",
+)
 
 
 def nested_arrays(levels: int) -> bytes:
@@ -110,6 +120,60 @@ async def test_numbers_beyond_a_double_are_refused_not_infinity(gateway: Gateway
         headers={**gateway.auth(ALICE), "Content-Type": "application/json"},
     )
     await assert_problem(answer, 400)
+
+
+@pytest.mark.parametrize("route", LIST_ROUTES)
+async def test_cursors_that_decode_to_deep_json_are_422(gateway: Gateway, route: str) -> None:
+    headers = gateway.auth(ALICE, "admin")
+    for raw in (nested_arrays(2500), nested_arrays(200), b'["' + b"9" * 5000 + b'"]'):
+        answer = await gateway.client.get(route, params={"cursor": b64(raw)}, headers=headers)
+        body = await assert_problem(answer, 422)
+        assert [e["field"] for e in body["errors"]] == ["cursor"]
+
+
+async def test_a_cursor_of_our_old_shape_that_we_did_not_sign_is_422(gateway: Gateway) -> None:
+    """What any client could write: the sort key it wants, as the cursor used to carry it."""
+    await add_scrobble(gateway, await gateway.connect(ALICE, "trakt"), ALICE, 1)
+    forged = b64(json.dumps(["2999-01-01T00:00:00+00:00", str(uuid.uuid4())]).encode())
+    answer = await gateway.client.get(
+        f"{API}/history", params={"cursor": forged}, headers=gateway.auth(ALICE)
+    )
+    body = await assert_problem(answer, 422)
+    assert [e["field"] for e in body["errors"]] == ["cursor"]
+
+
+async def test_a_cursor_changed_by_one_character_is_422_and_the_real_one_works(
+    gateway: Gateway,
+) -> None:
+    trakt = await gateway.connect(ALICE, "trakt")
+    for n in range(3):
+        await add_scrobble(gateway, trakt, ALICE, n)
+    headers = gateway.auth(ALICE)
+    first = await gateway.client.get(f"{API}/history", params={"limit": "1"}, headers=headers)
+    cursor = (await first.json())["next_cursor"]
+    assert cursor is not None
+    following = await gateway.client.get(
+        f"{API}/history", params={"limit": "1", "cursor": cursor}, headers=headers
+    )
+    assert following.status == 200, await following.text()
+    for position in (0, len(cursor) // 2, len(cursor) - 1):
+        changed = cursor[:position] + ("A" if cursor[position] != "A" else "B")
+        changed += cursor[position + 1 :]
+        answer = await gateway.client.get(
+            f"{API}/history", params={"limit": "1", "cursor": changed}, headers=headers
+        )
+        await assert_problem(answer, 422)
+
+
+async def test_a_cursor_signed_by_another_install_is_422(gateway: Gateway) -> None:
+    stranger = CursorSigner([b"another install's key, 32 bytes"])
+    position = Position(at=datetime.now(UTC), id=uuid.uuid4())
+    answer = await gateway.client.get(
+        f"{API}/history",
+        params={"cursor": stranger.encode(position)},
+        headers=gateway.auth(ALICE),
+    )
+    await assert_problem(answer, 422)
 
 
 async def test_bearer_tokens_with_deep_or_huge_json_are_401(gateway: Gateway) -> None:
