@@ -49,6 +49,8 @@ def test_a_cursor_round_trips_and_damaged_ones_are_refused() -> None:
         f"{forged}.{tag}",  # another position under this cursor's tag
         cursor[:-3],
         cursor + "A",
+        # The tag's last character spelled with other spare bits: the same bytes.
+        cursor[:-1] + {"A": "B", "Q": "R", "g": "h", "w": "x"}[cursor[-1]],
         f"{body}.{tag}.{tag}",
         f"{unsigned(b'[' * 3000)}.{tag}",  # too long to look at
         cursor.replace(".", "\u00b7"),
