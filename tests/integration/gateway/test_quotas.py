@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 ALICE = uuid.UUID("5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11")
 BOB = uuid.UUID("0c8f2a55-1d3e-4b7a-9e21-5a6b7c8d9e10")
 API = "/api/v1/scrobble"
-WRITES, READS = 30, 45
+WRITES, READS, IMPORTS_A_DAY = 30, 45, 3
 QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 
@@ -30,6 +30,7 @@ async def gateway(infra: Infra, database_url: str, topics: Topics) -> AsyncItera
     quotas = {
         "GATEWAY_QUOTA_WRITES_PER_MINUTE": str(WRITES),
         "GATEWAY_QUOTA_READS_PER_MINUTE": str(READS),
+        "GATEWAY_MAX_IMPORT_JOBS_PER_DAY": str(IMPORTS_A_DAY),
     }
     started = await open_gateway(infra, database_url, topics, environ_extra=quotas)
     try:
@@ -130,3 +131,75 @@ async def test_probes_metrics_the_document_and_refused_tokens_are_never_charged(
     callback = await gateway.client.get(f"{API}/trakt/callback", params={"state": "x"})
     assert callback.status < 500
     assert fields(callback) == ([], [])
+
+
+async def finish_jobs(gateway: Gateway) -> None:
+    await gateway.sql(
+        "UPDATE import_jobs SET state = 'done', finished_at = now() "
+        "WHERE state IN ('queued', 'running')"
+    )
+
+
+async def test_imports_a_day_are_counted_and_a_running_one_is_answered_free(
+    gateway: Gateway,
+) -> None:
+    trakt, lastfm = await gateway.connect(ALICE, "trakt"), await gateway.connect(ALICE, "lastfm")
+    alice = gateway.auth(ALICE)
+
+    async def start(service: str) -> Any:
+        return await gateway.client.post(f"{API}/import/{service}", headers=alice)
+
+    assert (await start("trakt")).status == 202
+    assert (await start("trakt")).status == 200  # the job that runs: not a new start
+    await finish_jobs(gateway)
+    assert (await start("trakt")).status == 202
+    await finish_jobs(gateway)
+    assert (await start("lastfm")).status == 202  # the third of the day, left running
+
+    refused = await start("trakt")
+    assert refused.status == 429
+    body = await refused.json()
+    assert body["type"] == QUOTA_EXCEEDED
+    assert body["violated-policies"] == ["imports"]
+    retry_after = int(refused.headers["Retry-After"])
+    assert 86_000 < retry_after <= 86_400
+    policies, current = fields(refused)
+    assert f'"imports";q={IMPORTS_A_DAY};w=86400' in policies
+    assert f'"imports";r=0;t={retry_after}' in current
+    assert any(c.startswith('"writes";') for c in current)  # the minute's quota as well
+    jobs = await gateway.sql("SELECT connection_id FROM import_jobs ORDER BY created_at")
+    assert [j["connection_id"] for j in jobs] == [trakt, trakt, lastfm]
+    assert (await start("lastfm")).status == 200  # still answered: it runs
+
+    # The oldest of the three turns a day old in 10 s: that is the wait.
+    await gateway.sql(
+        "UPDATE import_jobs SET created_at = now() - interval '1 day' + interval '10 seconds' "
+        "WHERE created_at = (SELECT min(created_at) FROM import_jobs)"
+    )
+    later = await start("trakt")
+    assert later.status == 429
+    assert 9 <= int(later.headers["Retry-After"]) <= 11
+    await gateway.sql(
+        "UPDATE import_jobs SET created_at = now() - interval '25 hours' "
+        "WHERE created_at = (SELECT min(created_at) FROM import_jobs)"
+    )
+    assert (await start("trakt")).status == 202
+
+    # Bob's day is his own.
+    await gateway.connect(BOB, "trakt")
+    bobs = await gateway.client.post(f"{API}/import/trakt", headers=gateway.auth(BOB))
+    assert bobs.status == 202
+
+
+async def test_imports_started_at_once_never_pass_the_day_s_count(gateway: Gateway) -> None:
+    services = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
+    for service in services:
+        await gateway.connect(ALICE, service)
+    alice = gateway.auth(ALICE)
+    answers = await asyncio.gather(
+        *(gateway.client.post(f"{API}/import/{s}", headers=alice) for s in services)
+    )
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [202] * IMPORTS_A_DAY + [429] * (len(services) - IMPORTS_A_DAY)
+    rows = await gateway.sql("SELECT count(*) AS n FROM import_jobs WHERE user_id = $1", ALICE)
+    assert rows[0]["n"] == IMPORTS_A_DAY
