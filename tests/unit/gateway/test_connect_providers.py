@@ -8,6 +8,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from scrobble_gateway.connect import providers
@@ -328,3 +329,19 @@ def test_pending_connect_hides_the_verifier() -> None:
 
     pending = PendingConnect(uuid.uuid4(), "trakt", "the-verifier", None)
     assert "the-verifier" not in repr(pending)
+
+
+# --- what a service answers, read ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000 + b"]" * 5000, b'{"access_token": 1e999}', b"<html>", b""],
+)
+def test_an_answer_no_bounded_reader_takes_is_no_answer_not_a_crash(body: bytes) -> None:
+    """A token endpoint (or a proxy before it) answering JSON nested thousands deep was a
+    RecursionError, a 500 at the callback; now it is an answer we cannot use (502)."""
+    from scrobble_gateway.connect.handlers import _json_or_none
+
+    assert _json_or_none(httpx.Response(200, content=body)) is None
+    assert _json_or_none(httpx.Response(200, json={"access_token": "a"})) == {"access_token": "a"}

@@ -184,7 +184,16 @@ def test_the_right_algorithm_passes() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"<html>login</html>", b"", b"[]", b'{"keys": {}}', b'{"no": "keys"}', b"\xff\xfe"],
+    [
+        b"<html>login</html>",
+        b"",
+        b"[]",
+        b'{"keys": {}}',
+        b'{"no": "keys"}',
+        b"\xff\xfe",
+        b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # was a RecursionError
+        b'{"keys": [{"kid": "k", "n": 1e999}]}',
+    ],
 )
 def test_garbage_is_not_a_key_set(body: bytes) -> None:
     with pytest.raises(BadKeySet):
