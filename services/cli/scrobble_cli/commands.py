@@ -147,6 +147,47 @@ def dlq_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import --------------------------------------------------------------------------
+
+
+async def _import_cancel(dsn: str, job_id: UUID) -> str:
+    from scrobble_shared.db.imports import cancel_import
+
+    conn = await connect(dsn)
+    try:
+        result = await cancel_import(conn, job_id, None)
+        row = await conn.fetchrow(
+            "SELECT service, state, pages_done, items_seen, items_added FROM import_jobs "
+            "WHERE id = $1",
+            job_id,
+        )
+    finally:
+        await conn.close()
+    if result == "not_found" or row is None:
+        raise CommandError(f"no import job {job_id}")
+    if result == "finished":
+        raise CommandError(f"import job {job_id} is {row['state']} already")
+    counts = (
+        f"{row['pages_done']} page(s), {row['items_seen']} item(s) seen, {row['items_added']} added"
+    )
+    if result == "already_cancelled":
+        return f"import job {job_id} ({row['service']}) was cancelled already: {counts}"
+    return (
+        f"cancelled import job {job_id} ({row['service']}): {counts} kept; "
+        "a worker running it stops within seconds"
+    )
+
+
+def import_cancel(args: argparse.Namespace) -> int:
+    """Any user's job (the operator's view); the gateway's route is the owner's."""
+    try:
+        job_id = UUID(args.job)
+    except ValueError:
+        raise CommandError(f"the job id must be a uuid, got {args.job!r}") from None
+    print(asyncio.run(_import_cancel(_settings().database_url, job_id)))
+    return 0
+
+
 # --- sandbox -------------------------------------------------------------------------
 
 

@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_parser(sub)
     keys.add_parser(sub)
 
+    import_ = sub.add_parser("import", help="history import jobs")
+    import_sub = import_.add_subparsers(dest="import_command", required=True)
+    cancel = import_sub.add_parser(
+        "cancel", help="stop a queued or running import; what it imported stays"
+    )
+    cancel.add_argument("job", help="import job id (uuid)")
+    cancel.set_defaults(handler=commands.import_cancel)
+
     dlq = sub.add_parser("dlq", help="list or replay dead-lettered scrobbles")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq_sub.add_parser("list", help="list dead scrobbles")

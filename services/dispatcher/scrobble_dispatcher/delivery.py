@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -78,9 +78,10 @@ from scrobble_dispatcher.resolve.resolver import (
     ItemUnresolved,
     LookupInProgress,
 )
-from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
+from scrobble_dispatcher.token_refresh import TokenRefresher
+from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared import logs
-from scrobble_shared.crypto import TokenCipher, TokenDecryptError
+from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import (
     UNREADABLE_TOKENS_REASON,
     mark_tokens_unreadable,
@@ -130,7 +131,7 @@ class Deliverer:
     ) -> None:
         self._resolver = resolver
         self._refresh = refresh or {}
-        self._refresh_lease = refresh_lease
+        self._tokens = TokenRefresher(pool, cipher, http, refresh_lease)
         self._pool = pool
         self._pacer = pacing.Pacer(pool)
         self._db = repository.Coalesced(pool, cipher)
@@ -201,98 +202,18 @@ class Deliverer:
         config: tokens.RefreshConfig,
         rejected_version: int | None,
     ) -> repository.ConnectionState | str:
-        """The connection with an access token worth using, refreshed if need be; or, when
-        there is none now, the outcome label after the work was put back (or failed)."""
-        async with self._pool.acquire() as conn:
-            if rejected_version is not None:  # another replica may have refreshed already
-                fresh = await repository.connection_state(conn, self._cipher, claimed.connection_id)
-                if fresh is not None and fresh.unreadable:
-                    return await self._unreadable(claimed, work)
-                if fresh is None or fresh.token is None or fresh.status != "active":
-                    why = "the connection changed during delivery"
-                    return await self._hold(claimed, work, datetime.now(UTC) + RECONNECT_WAIT, why)
-                state = fresh
-            now = await repository.db_now(conn)
-        decision = tokens.decide(
-            state.tokens, now, rejected_version=rejected_version, lease=self._refresh_lease
+        """The connection with an access token worth using, refreshed if need be
+        (``token_refresh.py``); or, when there is none now, the outcome label after the work
+        was put back (or failed)."""
+        ready = await self._tokens.usable(
+            claimed.connection_id, work.service, state, config, rejected_version
         )
-        if decision is tokens.Decision.USE:
-            return state
-        if decision is tokens.Decision.WAIT:
-            at = now + tokens.REFRESH_IN_FLIGHT_WAIT
-            return await self._hold(claimed, work, at, "a token refresh is in progress")
-        if decision is tokens.Decision.RECONNECT:
-            reason = f"{config.service_label} access token expired and there is no refresh token"
-            async with self._pool.acquire() as conn:
-                await repository.mark_needs_reconnect(conn, claimed.connection_id, reason)
-            return await self._hold(claimed, work, now + RECONNECT_WAIT, reason)
-        return await self._refresh_tokens(
-            claimed, work, state, config, interrupted=decision is tokens.Decision.RECOVER
-        )
-
-    async def _refresh_tokens(
-        self,
-        claimed: repository.Claimed,
-        work: ScrobbleWork,
-        state: repository.ConnectionState,
-        config: tokens.RefreshConfig,
-        *,
-        interrupted: bool,
-    ) -> repository.ConnectionState | str:
-        """Mark in flight (committed), spend the refresh token, persist the new pair with
-        compare-and-set before anything uses it."""
-        from_version = state.tokens.version
-        try:
-            async with self._pool.acquire() as conn:
-                refresh_token = await repository.begin_refresh(
-                    conn, self._cipher, claimed.connection_id, from_version, self._refresh_lease
-                )
-        except TokenDecryptError:
+        if isinstance(ready, repository.ConnectionState):
+            return ready
+        if ready.unreadable:
             return await self._unreadable(claimed, work)
-        if refresh_token is None:  # another process got there first, or the tokens changed
-            at = datetime.now(UTC) + tokens.REFRESH_IN_FLIGHT_WAIT
-            return await self._hold(claimed, work, at, "a token refresh is in progress")
-        request = tokens.build_refresh(config, refresh_token)
-        try:
-            async with self._http[work.service].one() as http:
-                response = await send(http, request)
-        except TransportFailure as exc:
-            result: tokens.RefreshResult = tokens.NotNow(str(exc), None, spent_maybe=True)
-        else:
-            result = tokens.parse_refresh(response, datetime.now(UTC), config)
-        if not isinstance(result, tokens.NewTokens):
-            result = result.scrubbed(request.secrets())
-        if isinstance(result, tokens.NewTokens):
-            async with self._pool.acquire() as conn:
-                version = await repository.persist_refreshed_tokens(
-                    conn, self._cipher, claimed.connection_id, from_version, result
-                )
-            if version is None:
-                at = datetime.now(UTC) + tokens.REFRESH_IN_FLIGHT_WAIT
-                return await self._hold(claimed, work, at, "tokens replaced during a refresh")
-            log.info("refreshed %s tokens of connection %s", work.service, claimed.connection_id)
-            return replace(
-                state,
-                token=result.access_token,
-                tokens=tokens.TokenState(
-                    version=version, expires_at=result.expires_at, has_refresh_token=True
-                ),
-            )
-        if isinstance(result, tokens.Refused):
-            reason = tokens.refused_reason(result, interrupted=interrupted)
-            async with self._pool.acquire() as conn:
-                await repository.refresh_refused(conn, claimed.connection_id, from_version, reason)
-            log.info("refresh refused: %s connection %s", work.service, claimed.connection_id)
-            return await self._hold(claimed, work, datetime.now(UTC) + RECONNECT_WAIT, reason)
-        if result.spent_maybe:
-            # The mark stays: once its lease has run out the next attempt recovers.
-            at = datetime.now(UTC) + self._refresh_lease + timedelta(seconds=1)
-        else:
-            async with self._pool.acquire() as conn:
-                await repository.end_refresh(conn, claimed.connection_id, from_version)
-            after = timedelta(seconds=result.retry_after_s or 0)
-            at = datetime.now(UTC) + max(tokens.REFRESH_RETRY_WAIT, after)
-        return await self._hold(claimed, work, at, result.reason)
+        at = ready.retry_at or datetime.now(UTC) + RECONNECT_WAIT
+        return await self._hold(claimed, work, at, ready.reason)
 
     async def _unreadable(self, claimed: repository.Claimed, work: ScrobbleWork) -> str:
         """No configured key opens the connection's tokens: it needs reconnecting (said in

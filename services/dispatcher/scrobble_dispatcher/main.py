@@ -28,7 +28,7 @@ from scrobble_dispatcher.gauges import mark_enabled, sample_forever
 from scrobble_dispatcher.imports import wiring as imports
 from scrobble_dispatcher.resolve import build as build_resolvers
 from scrobble_dispatcher.resolve.resolver import IdResolver
-from scrobble_dispatcher.tokens import RefreshConfig
+from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
@@ -55,16 +55,6 @@ def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, 
         "listenbrainz": lambda: ListenBrainzClient(settings.listenbrainz_api_url),
     }
     return {service: makers[service]() for service in services}
-
-
-def build_refresh(settings: Settings, services: list[ServiceName]) -> dict[str, RefreshConfig]:
-    """Token refresh per service that has it (Trakt; the others' tokens do not expire)."""
-    if "trakt" not in services:
-        return {}
-    auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
-    app = AppCredentials.from_settings(settings, "trakt")
-    config = RefreshConfig.trakt(auth_url, app, settings.trakt_redirect_uri)
-    return {"trakt": config}
 
 
 def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
@@ -135,7 +125,7 @@ def build_app(settings: Settings) -> FastStream:
                 http,
                 relay,
                 policy,
-                refresh=build_refresh(settings, list(services)),
+                refresh=refresh_configs(settings, list(services)),
                 resolver=build_resolver(settings, list(services), pool),
             )
             state["subscriber"] = WorkSubscriber(deliverer)

@@ -11,6 +11,16 @@ set, never as an error: the state of many connections is read in one statement f
 deliveries at once, and one such row must not fail the others'. Every reason written here
 (``last_error``, ``status_reason``, the dead letter's header) goes through
 ``readable_reason``: plain text, at most ``REASON_LIMIT`` characters.
+
+A connection's ``last_sync_at`` / ``last_sync_status`` (the API's connection shape) say when
+its last delivery happened and how it went: ``ok`` (sent, or the service had it already),
+``retrying: <reason>`` (a call got no usable answer), ``needs reconnect: <reason>``. They are
+written by the statements that record those outcomes, not by statements of their own, and
+only when something changed: the status differs, or the time is more than
+``SYNC_MARK_EVERY`` old. So a connection whose deliveries keep going well is rewritten about
+once a minute however many calls it makes, one statement's batch of sends writes each of
+its connections at most once, and the connection row is taken ``SKIP LOCKED``: a delivery
+never waits for a row someone else is writing (that writer's status is as recent).
 """
 
 from __future__ import annotations
@@ -41,6 +51,20 @@ _CLAIMED_RETURNING: Final = "s.id, s.connection_id, s.service, s.kind, s.attempt
 # for each other instead of deadlocking.
 
 # Listing and replaying dead work moved to scrobble_shared (the gateway uses them too).
+
+# How stale last_sync_at may get before an unchanged status is written again.
+SYNC_MARK_EVERY: Final = timedelta(minutes=1)
+SYNC_OK: Final = "ok"
+
+
+def retrying_status(reason: str) -> str:
+    """``last_sync_status`` after a call that will be tried again."""
+    return f"retrying: {readable_reason(reason)}"
+
+
+def reconnect_status(reason: str) -> str:
+    """``last_sync_status`` once the service refused the connection's tokens."""
+    return f"needs reconnect: {readable_reason(reason)}"
 
 
 @dataclass(frozen=True)
@@ -252,25 +276,37 @@ async def refresh_refused(
     Only while the tokens are still those the refresh started from."""
     await conn.execute(
         "UPDATE connections SET status = 'needs_reconnect', status_reason = $3, "
-        "refresh_started_at = NULL, refresh_from_version = NULL, updated_at = now() "
+        "refresh_started_at = NULL, refresh_from_version = NULL, updated_at = now(), "
+        "last_sync_at = now(), last_sync_status = $4 "
         "WHERE id = $1 AND token_version = $2",
         connection_id,
         from_version,
         readable_reason(reason),
+        reconnect_status(reason),
     )
 
 
 async def record_sent_many(conn: Conn, sent: Sequence[tuple[uuid.UUID, int | None]]) -> list[None]:
-    """Sent: the rows (id, HTTP status), in one statement."""
+    """Sent: the rows (id, HTTP status), and their connections' sync status ``ok`` (when it
+    changed, see the module docstring), in one statement."""
     await conn.execute(
         "WITH mine AS (SELECT id FROM scrobbles WHERE id = ANY($1::uuid[]) ORDER BY id "
-        "FOR UPDATE) "
-        "UPDATE scrobbles AS s SET status = 'sent', sent_at = now(), updated_at = now(), "
+        "FOR UPDATE), "
+        "done AS (UPDATE scrobbles AS s SET status = 'sent', sent_at = now(), updated_at = now(), "
         "last_http_status = v.status, next_attempt_at = NULL "
         "FROM unnest($1::uuid[], $2::int[]) AS v(id, status), mine "
-        "WHERE s.id = v.id AND mine.id = v.id",
+        "WHERE s.id = v.id AND mine.id = v.id RETURNING s.connection_id), "
+        # Its connections whose status is not ok yet, or is but stale (module docstring).
+        "synced AS (SELECT c.id FROM connections c WHERE c.id IN "
+        "(SELECT connection_id FROM done) AND (c.last_sync_status <> $3 "
+        "OR c.last_sync_at IS NULL OR c.last_sync_at < now() - $4::interval) "
+        "ORDER BY c.id FOR UPDATE SKIP LOCKED) "
+        "UPDATE connections AS c SET last_sync_at = now(), last_sync_status = $3 "
+        "FROM synced WHERE c.id = synced.id",
         [scrobble_id for scrobble_id, _ in sent],
         [status for _, status in sent],
+        SYNC_OK,
+        SYNC_MARK_EVERY,
     )
     return [None] * len(sent)
 
@@ -284,17 +320,27 @@ async def record_retry(
     *,
     count_attempt: bool = True,
 ) -> None:
-    """Schedule another try; ``count_attempt=False`` when nothing was sent (pacing, waits)."""
+    """Schedule another try; ``count_attempt=False`` when nothing was sent (pacing, waits).
+    A counted attempt was a call: its connection's sync status says ``retrying`` (when it
+    changed, see the module docstring), in the same statement."""
     await conn.execute(
-        "UPDATE scrobbles SET status = 'retrying', next_attempt_at = $2, last_error = $3, "
-        "last_http_status = $4, updated_at = now(), "
+        "WITH retried AS (UPDATE scrobbles SET status = 'retrying', next_attempt_at = $2, "
+        "last_error = $3, last_http_status = $4, updated_at = now(), "
         "attempts = CASE WHEN $5 THEN attempts ELSE greatest(attempts - 1, 0) END "
-        "WHERE id = $1",
+        "WHERE id = $1 RETURNING connection_id), "
+        "synced AS (SELECT c.id FROM connections c WHERE $5 AND c.id IN "
+        "(SELECT connection_id FROM retried) AND (c.last_sync_status <> $6 "
+        "OR c.last_sync_at IS NULL OR c.last_sync_at < now() - $7::interval) "
+        "FOR UPDATE SKIP LOCKED) "
+        "UPDATE connections AS c SET last_sync_at = now(), last_sync_status = $6 "
+        "FROM synced WHERE c.id = synced.id",
         scrobble_id,
         at,
         readable_reason(reason),
         status,
         count_attempt,
+        retrying_status(reason),
+        SYNC_MARK_EVERY,
     )
 
 
@@ -354,9 +400,10 @@ async def record_dead(
 async def mark_needs_reconnect(conn: Conn, connection_id: uuid.UUID, reason: str) -> None:
     await conn.execute(
         "UPDATE connections SET status = 'needs_reconnect', status_reason = $2, "
-        "updated_at = now() WHERE id = $1",
+        "updated_at = now(), last_sync_at = now(), last_sync_status = $3 WHERE id = $1",
         connection_id,
         readable_reason(reason),
+        reconnect_status(reason),
     )
 
 

@@ -1,5 +1,7 @@
 """History import routes: ``POST /import/{service}`` starts a job for the caller's
-connection, ``GET /import/jobs`` and ``GET /import/jobs/{id}`` show how it goes.
+connection, ``GET /import/jobs`` and ``GET /import/jobs/{id}`` show how it goes, and
+``POST /import/jobs/{id}/cancel`` stops it (``scrobble_shared.db.imports``: what was
+imported stays; the worker stops within seconds).
 
 The job runs in the dispatcher (``scrobble_dispatcher.imports``), not in the request: the
 route writes the ``import_jobs`` row and an outbox message to ``<prefix>imports`` (keyed
@@ -42,6 +44,7 @@ from scrobble_gateway.validation import (
 )
 from scrobble_gateway.views import json_response, page
 from scrobble_shared.db import Conn
+from scrobble_shared.db.imports import cancel_import
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
 from scrobble_shared.settings import SERVICES
 
@@ -274,21 +277,55 @@ async def list_jobs(request: web.Request) -> web.Response:
     return json_response(page(request, [job_view(r) for r in rows], next_position))
 
 
+def _job_id(request: web.Request) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        return None
+
+
+async def _own_job(db: Db, job_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
+    row = await db.fetchrow(
+        f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE id = $1 AND user_id = $2",  # noqa: S608
+        job_id,
+        user_id,
+    )
+    return None if row is None else dict(row)
+
+
 @routes.get(f"{BASE}/import/jobs/{{id}}")
 async def get_job(request: web.Request) -> web.Response:
     check_known_params(request.query, set())
-    try:
-        job_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        return problem(404, "Not Found", "no such import job")
-    row = await request.app[POOL].fetchrow(
-        f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE id = $1 AND user_id = $2",  # noqa: S608
-        job_id,
-        caller(request).user_id,
+    job_id = _job_id(request)
+    row = (
+        None
+        if job_id is None
+        else await _own_job(request.app[POOL], job_id, caller(request).user_id)
     )
     if row is None:
         return problem(404, "Not Found", "no such import job")
-    return json_response(job_view(dict(row)))
+    return json_response(job_view(row))
+
+
+@routes.post(f"{BASE}/import/jobs/{{id}}/cancel")
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel one of the caller's queued or running jobs: 200 with the job as it stands
+    (also when it was cancelled before); 409 when it had finished already; another
+    user's job is a 404."""
+    check_known_params(request.query, set())
+    job_id, user_id = _job_id(request), caller(request).user_id
+    if job_id is None:
+        return problem(404, "Not Found", "no such import job")
+    async with request.app[POOL].acquire() as conn:
+        result = await cancel_import(conn, job_id, user_id)
+        row = await _own_job(conn, job_id, user_id)
+    if result == "not_found" or row is None:
+        return problem(404, "Not Found", "no such import job")
+    if result == "finished":
+        return problem(409, "Import finished", f"the import is {row['state']} already")
+    if result == "cancelled":
+        log.info("import %s cancelled by its owner", job_id)
+    return json_response(job_view(row))
 
 
 __all__ = ["ImportStart", "job_view", "routes"]

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -73,6 +74,16 @@ async def statuses(dsn: str) -> dict[tuple[str, str], list[str]]:
     return found
 
 
+async def sync_status(dsn: str) -> dict[str, tuple[str, Any]]:
+    """Each connection's last_sync_status and last_sync_at, by service."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT service, last_sync_status, last_sync_at FROM connections")
+    finally:
+        await conn.close()
+    return {r["service"]: (r["last_sync_status"], r["last_sync_at"]) for r in rows}
+
+
 async def wait_until_settled(dsn: str, deadline_s: float = 60) -> dict[tuple[str, str], list[str]]:
     """Poll until no row is queued, sending or retrying (or the deadline passes)."""
     loop = asyncio.get_running_loop()
@@ -127,6 +138,12 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
         ("listenbrainz", "scrobble"): ["sent"],
         ("listenbrainz", "rating"): ["sent"],
     }, dispatch.log_tail()
+    # Each connection's card can say when its deliveries last worked (issue 20, point 5).
+    synced = await sync_status(setup.database_url)
+    assert {service: status for service, (status, _) in synced.items()} == {
+        service: "ok" for service in ("trakt", "simkl", "anilist", "lastfm", "listenbrainz")
+    }
+    assert all(at is not None for _, at in synced.values())
     assert [r.status for r in sb.trakt.requests("/scrobble/")] == [201, 201]
     assert sb.trakt.requests("/scrobble/stop")[0].body["progress"] == 95.0
     assert len(sb.simkl.requests("/scrobble/stop")) == 2

@@ -254,7 +254,8 @@ async def test_reconnecting_replaces_the_tokens_and_makes_it_active_again(
     await follow(client, await gw.authorization_url(client, user, "simkl"))
     [first] = await gw.connections(user)
     await gw.sql(
-        "UPDATE connections SET status = 'needs_reconnect', status_reason = 'token revoked'"
+        "UPDATE connections SET status = 'needs_reconnect', status_reason = 'token revoked', "
+        "last_sync_status = 'needs reconnect: token revoked'"
     )
 
     await follow(client, await gw.authorization_url(client, user, "simkl"))
@@ -262,6 +263,7 @@ async def test_reconnecting_replaces_the_tokens_and_makes_it_active_again(
     [again] = await gw.connections(user)
     assert again["id"] == first["id"]
     assert (again["status"], again["status_reason"]) == ("active", None)
+    assert again["last_sync_status"] == "reconnected"
     assert gw.access_token(again) != gw.access_token(first)
     assert again["token_version"] == first["token_version"] + 1
 

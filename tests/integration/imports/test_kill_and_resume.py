@@ -1,6 +1,10 @@
 """Acceptance 2: an import whose worker is killed (SIGKILL) half way is finished by the
 next worker from its saved cursor, with nothing twice: not in ``imported_items``, not on
-the ``imported`` topic, and no page asked for again except the one in flight."""
+the ``imported`` topic, and no page asked for again except the one in flight.
+
+Simkl's import is four calls and AniList's twenty-one, quicker than a test can poll, so
+their fakes hold the worker half way: Simkl's anime library never answers the first
+worker (killed while it waits), AniList answers every chunk 300 ms late."""
 
 from __future__ import annotations
 
@@ -21,8 +25,57 @@ from tests.support.kafka import collect
 pytestmark = pytest.mark.integration
 
 
-def seed(imports: ImportSetup, service: str) -> None:
+SIMKL_MOVIES, SIMKL_EPISODES, SIMKL_ANIME = 1_000, 4_000, 2_000
+
+
+def simkl_seed(imports: ImportSetup) -> int:
+    """Plays in all three libraries (every movie once, every episode once): the items the
+    fake holds, each one play to import."""
     sb = imports.sandbox
+    movies = [
+        {
+            "type": "movie",
+            "movie": {"title": f"Movie {n}", "year": 1990 + n % 30, "ids": {"simkl": 700_000 + n}},
+            "watched_at": at(n).isoformat(),
+        }
+        for n in range(SIMKL_MOVIES)
+    ]
+
+    def episodes(kind: str, count: int, shows: int, first_id: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": kind,
+                kind: {"title": f"{kind} {n % shows}", "ids": {"simkl": first_id + n % shows}},
+                "watched_at": at(n).isoformat(),
+                "episode": {"season": 1, "number": 1 + n // shows},
+            }
+            for n in range(count)
+        ]
+
+    sb.simkl.seed("history", movies)
+    sb.simkl.seed("history", episodes("show", SIMKL_EPISODES, 100, 500_000))
+    sb.simkl.seed("history", episodes("anime", SIMKL_ANIME, 50, 800_000))
+    return len(sb.simkl.state.history)
+
+
+def anilist_seed(imports: ImportSetup) -> int:
+    """List entries, every tenth scored: an entry and a score each an item to import."""
+    entries = [
+        {"mediaId": 100_000 + n, "status": "COMPLETED", "progress": 12}
+        | ({"scoreRaw": 80} if n % 10 == 0 else {})
+        for n in range(ITEMS)
+    ]
+    imports.sandbox.anilist.seed("entries", entries)
+    return len(entries) + sum(1 for e in entries if "scoreRaw" in e)
+
+
+def seed(imports: ImportSetup, service: str) -> int:
+    """History in the fake; returns how many items it holds to import."""
+    sb = imports.sandbox
+    if service == "simkl":
+        return simkl_seed(imports)
+    if service == "anilist":
+        return anilist_seed(imports)
     if service == "trakt":
         trakt_seed(sb, 0, ITEMS)
     elif service == "lastfm":
@@ -47,12 +100,26 @@ def seed(imports: ImportSetup, service: str) -> None:
                 for n in range(ITEMS)
             ],
         )
+    return ITEMS
+
+
+def hold_half_way(imports: ImportSetup, service: str) -> None:
+    """Keep the first worker half way (see the module docstring); faults end at the kill."""
+    sb = imports.sandbox
+    if service == "simkl":
+        sb.simkl.faults.hang(path_prefix="/sync/all-items/anime")
+    elif service == "anilist":
+        sb.anilist.faults.slow(300, count=1_000)
 
 
 def page_requests(imports: ImportSetup, service: str) -> list[RecordedRequest]:
     sb = imports.sandbox
     if service == "trakt":
         return sb.trakt.requests("/sync/history")
+    if service == "simkl":
+        return sb.simkl.requests("/sync/")
+    if service == "anilist":
+        return sb.anilist.requests("/")
     if service == "lastfm":
         return [
             r for r in sb.lastfm.requests("/") if r.query.get("method") == "user.getrecenttracks"
@@ -61,28 +128,47 @@ def page_requests(imports: ImportSetup, service: str) -> list[RecordedRequest]:
 
 
 def position(service: str, request: RecordedRequest) -> str:
+    """Which page a request asked for."""
+    if service == "simkl":  # /sync/activities, /sync/all-items/<type>
+        return request.path.rsplit("/", 1)[-1]
+    if service == "anilist":  # the Viewer query, then chunk after chunk
+        return str(request.body["variables"].get("chunk", "viewer"))
     return str(request.query["max_ts" if service == "listenbrainz" else "page"])
 
 
 def cursor_position(service: str, cursor: dict[str, Any]) -> str:
+    """Which page a saved cursor names."""
+    if service == "simkl":
+        return str(cursor.get("type", cursor["step"]))
+    if service == "anilist":
+        return str(cursor.get("chunk", cursor["step"]))
     return str(cursor["max_ts" if service == "listenbrainz" else "page"])
 
 
-# Read pacing as in test_full_and_incremental (Trakt's 100 pages fit its fake's limit).
+# Read pacing as in test_full_and_incremental (Trakt's 100 pages and AniList's 21 calls fit
+# their fakes' limits).
 @pytest.mark.parametrize(
     ("service", "kill_after", "pacing"),
-    [("trakt", 30, False), ("lastfm", 15, True), ("listenbrainz", 4, True)],
+    [
+        ("trakt", 30, False),
+        ("lastfm", 15, True),
+        ("listenbrainz", 4, True),
+        ("simkl", 3, True),  # activities, movies and shows saved; anime in flight
+        ("anilist", 8, False),  # Viewer and 7 of 20 chunks saved
+    ],
 )
 async def test_killed_half_way_resumes_without_duplicates(
     imports: ImportSetup, service: str, kill_after: int, pacing: bool
 ) -> None:
     await imports.connect(service)
-    seed(imports, service)
+    items = seed(imports, service)
+    hold_half_way(imports, service)
     first = imports.worker(read_pacing=pacing, name="first")
     await first.start()
     job = await imports.start(service)
     half = await imports.wait_job(job["id"], first, until=lambda j: j["pages_done"] >= kill_after)
     await first.stop(signal.SIGKILL)
+    getattr(imports.sandbox, service).faults.clear()
     killed = await imports.job(job["id"])
     assert killed["state"] == "running", killed  # left behind, its lease still on
     conn = await asyncpg.connect(imports.gateway.database_url)
@@ -104,16 +190,17 @@ async def test_killed_half_way_resumes_without_duplicates(
     finally:
         assert await second.stop() == 0
     assert done["state"] == "done", second.log_tail()
-    assert await imports.count("SELECT count(*) FROM imported_items") == ITEMS
-    assert done["items_added"] == ITEMS
+    assert 0 < half["items_added"] < items  # killed with part of it imported
+    assert await imports.count("SELECT count(*) FROM imported_items") == items
+    assert done["items_added"] == items
     after = page_requests(imports, service)[asked_before:]
     assert position(service, after[0]) == cursor_position(service, saved)
     everything = [position(service, r) for r in page_requests(imports, service)]
     repeated = [p for p, n in Counter(everything).items() if n > 1]
     assert len(repeated) <= 1, repeated  # at most the page in flight when it was killed
     messages = await collect(
-        imports.env["KAFKA_BOOTSTRAP_SERVERS"], [imports.imported_topic], ITEMS, settle_s=3.0
+        imports.env["KAFKA_BOOTSTRAP_SERVERS"], [imports.imported_topic], items, settle_s=3.0
     )
     ids = Counter(m.headers["message-id"] for m in messages)
-    assert len(ids) == ITEMS
+    assert len(ids) == items
     assert max(ids.values()) == 1

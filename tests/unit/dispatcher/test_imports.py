@@ -86,7 +86,10 @@ def test_trakt_429_waits_as_its_headers_say() -> None:
     assert outcome.kind is OutcomeKind.RETRY
     assert outcome.retry_after_s == 7.0
     assert reader.judge(answer([], 200)) is None
-    refused = reader.judge(answer({}, 401))
+    expired = reader.judge(answer({}, 401))  # the runner refreshes the token and asks again
+    assert expired is not None
+    assert expired.kind is OutcomeKind.REFRESH
+    refused = reader.judge(answer({}, 403))
     assert refused is not None
     assert refused.kind is OutcomeKind.RECONNECT
 

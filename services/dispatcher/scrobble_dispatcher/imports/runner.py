@@ -7,14 +7,24 @@ Failure policy:
   asked again after max(a growing backoff, the service's Retry-After), up to
   ``max_attempts`` times; each failure is counted on the job (``errors``, ``last_error``);
   then the job fails with that reason;
-- a refused token (401/403, Last.fm 9): failed, "reconnect"; any other refusal: failed;
+- an expired access token (Trakt: known expired, or refused with a 401) is refreshed the
+  way delivery refreshes it (``token_refresh.py``: the refresh token spent once, the new
+  pair stored before it is used) and the page asked again once with it; a refresh in
+  flight elsewhere, or a token endpoint that cannot answer now, is waited for like a
+  page without an answer; a refresh the service refuses: failed, "reconnect", and the
+  connection marked as needing reconnect (as delivery marks it);
+- a refused token (401/403, Last.fm 9) nothing can refresh: failed, "reconnect"; any
+  other refusal: failed;
 - a token no configured key opens: failed with ``UNREADABLE_TOKENS_REASON``, and the
   connection marked as needing reconnect with it; nothing is asked of the service;
 - reasons (``last_error``) are plain text of at most ``REASON_LIMIT`` characters, cleaned
   of the connection's token should an answer quote it;
 - Postgres or Kafka away: the exception ends the run without touching the job; its lease
   runs out and a worker takes it over from the last saved cursor;
-- the lease lost to another worker (this one stalled past it): stop, write nothing more.
+- the lease lost to another worker (this one stalled past it): stop, write nothing more;
+- the job cancelled (``scrobble_shared.db.imports``): the same, at the next page save (or
+  the worker's next lease renewal, see ``worker.py``); the pages saved before stay, with
+  the job's counts of them; the page in flight is rolled back.
 
 One page, one transaction: the page's new ``imported_items`` rows, the two-way sync work
 (``scrobbles`` rows like ingest's, through ``queue_scrobbles``), the outbox rows for that
@@ -29,13 +39,13 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, NoReturn
 
 import asyncpg
 
-from scrobble_dispatcher import pacing
+from scrobble_dispatcher import pacing, repository
 from scrobble_dispatcher.clients.base import HttpResponse, Outcome, OutcomeKind, readable_reason
 from scrobble_dispatcher.imports import metrics, store, sync
 from scrobble_dispatcher.imports.core import (
@@ -47,9 +57,11 @@ from scrobble_dispatcher.imports.core import (
     UnexpectedAnswer,
 )
 from scrobble_dispatcher.paced_call import call_on_slot
+from scrobble_dispatcher.token_refresh import TokenRefresher
+from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
-from scrobble_shared.crypto import TokenCipher, TokenDecryptError
+from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON, mark_tokens_unreadable
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
 
@@ -73,6 +85,14 @@ class JobFailed(Exception):
     """The job cannot go on; the message is the reason recorded on it."""
 
 
+@dataclass
+class _Access:
+    """The token a job reads with, and its version; replaced when it is refreshed."""
+
+    ctx: JobContext
+    version: int
+
+
 class ImportRunner:
     def __init__(
         self,
@@ -89,6 +109,7 @@ class ImportRunner:
         read_pacing: bool = True,
         max_attempts: int = MAX_ATTEMPTS,
         first_backoff_s: float = FIRST_BACKOFF_S,
+        refresh: Mapping[str, RefreshConfig] | None = None,
     ) -> None:
         self.pool = pool
         self._pacer = pacing.Pacer(pool)
@@ -103,6 +124,8 @@ class ImportRunner:
         self._read_pacing = read_pacing
         self._max_attempts = max_attempts
         self._first_backoff_s = first_backoff_s
+        self._refresh = dict(refresh or {})
+        self._tokens = TokenRefresher(pool, cipher, self._http)
 
     async def run(self, job: store.Job) -> None:
         """Run a claimed job to its end (done or failed); see the module docstring."""
@@ -113,6 +136,8 @@ class ImportRunner:
             log.info("import %s (%s) failed: %s", job.id, job.service, reason)
             async with self.pool.acquire() as conn:
                 await store.fail(conn, job.id, self.owner, reason)
+        except store.JobCancelled:
+            log.info("import %s (%s): cancelled; stopped", job.id, job.service)
         except store.LeaseLost:
             log.warning("import %s: taken over by another worker; stopping", job.id)
 
@@ -123,19 +148,16 @@ class ImportRunner:
         async with self.pool.acquire() as conn:
             found = await store.connection(conn, job.connection_id)
             others = await store.other_connections(conn, job.user_id)
-        if found is None or found.token_enc is None:
+            tokens = await repository.connection_state(conn, self._cipher, job.connection_id)
+        if found is None or tokens is None or found.token_enc is None:
             raise JobFailed("the connection has no token")
         if not found.rules.enabled or found.status != "active":
             raise JobFailed("the connection is disabled or needs reconnecting")
-        try:
-            token = self._cipher.decrypt(found.token_enc)
-        except TokenDecryptError:
-            async with self.pool.acquire() as conn:
-                await mark_tokens_unreadable(conn, job.connection_id)
-            raise JobFailed(UNREADABLE_TOKENS_REASON) from None
+        if tokens.token is None:
+            await self._unreadable(job)
         ctx = JobContext(
             connection_id=job.connection_id,
-            token=token,
+            token=tokens.token,
             user_name=found.user_name,
             since=job.since,
             until=job.until,
@@ -149,26 +171,23 @@ class ImportRunner:
             async with self.pool.acquire() as conn:
                 await store.save_start(conn, job, self.owner, cursor)
         log.info("import %s (%s): from %s", job.id, job.service, cursor)
+        access = _Access(ctx, tokens.tokens.version)
         while cursor is not None:
-            page = await self._page(job, reader, cursor, ctx)
+            page = await self._page(job, reader, cursor, access)
             await self._save(job, found.rules, others, page)
             cursor = page.next_cursor
         log.info("import %s (%s): done", job.id, job.service)
 
     async def _page(
-        self, job: store.Job, reader: HistoryReader, cursor: Cursor, ctx: JobContext
+        self, job: store.Job, reader: HistoryReader, cursor: Cursor, access: _Access
     ) -> Page:
         backoff = self._first_backoff_s
+        outcome: Outcome | None = None
         for attempt in range(1, self._max_attempts + 1):
-            response = await self._fetch(job, reader, cursor, ctx)
-            outcome = response if isinstance(response, Outcome) else reader.judge(response)
-            if outcome is None and isinstance(response, HttpResponse):
-                try:
-                    return reader.read(cursor, response, ctx)
-                except UnexpectedAnswer as exc:
-                    outcome = Outcome.retry(str(exc), response.status)
-            assert outcome is not None
-            outcome = outcome.scrubbed([ctx.token])
+            answer = await self._attempt(job, reader, cursor, access)
+            if isinstance(answer, Page):
+                return answer
+            outcome = answer
             if outcome.kind is not OutcomeKind.RETRY:
                 if outcome.kind in (OutcomeKind.RECONNECT, OutcomeKind.REFRESH):
                     raise JobFailed(f"{outcome.reason}; reconnect {job.service}")
@@ -183,6 +202,81 @@ class ImportRunner:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
         reason = outcome.reason if outcome is not None else "no answer"
         raise JobFailed(f"gave up after {self._max_attempts} attempts: {reason}")
+
+    async def _attempt(
+        self, job: store.Job, reader: HistoryReader, cursor: Cursor, access: _Access
+    ) -> Page | Outcome:
+        """One try at a page with a token worth using: refreshed first when it is known to
+        have expired, and the page asked once more with a new one when the service refuses
+        it (services that refresh, Trakt)."""
+        waiting = await self._usable_token(job, access, rejected=False)
+        if waiting is not None:
+            return waiting
+        answer = await self._read(job, reader, cursor, access.ctx)
+        if (
+            isinstance(answer, Outcome)
+            and answer.kind is OutcomeKind.REFRESH
+            and job.service in self._refresh
+        ):
+            waiting = await self._usable_token(job, access, rejected=True)
+            if waiting is not None:
+                return waiting
+            # Once: a new token refused at once ends the job (reconnect).
+            answer = await self._read(job, reader, cursor, access.ctx)
+        return answer
+
+    async def _read(
+        self, job: store.Job, reader: HistoryReader, cursor: Cursor, ctx: JobContext
+    ) -> Page | Outcome:
+        """The page, or what to do about an answer that is none (secrets taken out)."""
+        response = await self._fetch(job, reader, cursor, ctx)
+        outcome = response if isinstance(response, Outcome) else reader.judge(response)
+        if outcome is None and isinstance(response, HttpResponse):
+            try:
+                return reader.read(cursor, response, ctx)
+            except UnexpectedAnswer as exc:
+                outcome = Outcome.retry(str(exc), response.status)
+        assert outcome is not None
+        return outcome.scrubbed([ctx.token])
+
+    async def _usable_token(
+        self, job: store.Job, access: _Access, *, rejected: bool
+    ) -> Outcome | None:
+        """None when ``access`` now holds a token worth using (refreshed if need be, by
+        the refresh path delivery uses); else the retry outcome to wait for. Raises
+        :class:`JobFailed` when only a reconnect helps. ``rejected``: the service has just
+        refused the token of ``access``."""
+        config = self._refresh.get(job.service)
+        if config is None:
+            return None
+        # Read again every time: another process may have refreshed (or be refreshing).
+        async with self.pool.acquire() as conn:
+            state = await repository.connection_state(conn, self._cipher, job.connection_id)
+        if state is not None and state.unreadable:
+            await self._unreadable(job)
+        if state is None or state.token is None or state.status != "active":
+            raise JobFailed(_reconnect("the connection changed during the import", config))
+        ready = await self._tokens.usable(
+            job.connection_id, job.service, state, config, access.version if rejected else None
+        )
+        if isinstance(ready, repository.ConnectionState):
+            assert ready.token is not None  # a state handed back holds the token to use
+            access.ctx = replace(access.ctx, token=ready.token)
+            access.version = ready.tokens.version
+            return None
+        if ready.unreadable:
+            await self._unreadable(job)
+        if ready.retry_at is None:
+            raise JobFailed(_reconnect(ready.reason, config))
+        wait = (ready.retry_at - datetime.now(UTC)).total_seconds()
+        return Outcome.retry(ready.reason, None, max(wait, 0.0))
+
+    async def _unreadable(self, job: store.Job) -> NoReturn:
+        """No configured key opens the connection's tokens: marked as needing reconnect,
+        and the job fails saying so (nothing is asked of the service)."""
+        async with self.pool.acquire() as conn:
+            await mark_tokens_unreadable(conn, job.connection_id)
+        raise JobFailed(UNREADABLE_TOKENS_REASON)
 
     async def _fetch(
         self, job: store.Job, reader: HistoryReader, cursor: Cursor, ctx: JobContext
@@ -287,3 +381,10 @@ class ImportRunner:
             headers={"kind": item.kind},
             message_id=f"imported:{new.id}",
         )
+
+
+def _reconnect(reason: str, config: RefreshConfig) -> str:
+    """A reason that tells the user what to do (the refresh path's own reasons say it)."""
+    if "reconnect" in reason:
+        return reason
+    return f"{reason}; reconnect {config.service_label}"

@@ -5,7 +5,9 @@ the cursor after it or not at all.
 
 Lease fencing: every write of a job's progress says ``WHERE lease_owner = <me>``; a worker
 whose job was taken over (it stalled past its lease) finds no row and stops, writing
-nothing (:class:`LeaseLost` rolls its page back).
+nothing (:class:`LeaseLost` rolls its page back). A job cancelled meanwhile
+(``scrobble_shared.db.imports.cancel_import``) is fenced the same way, and says so
+(:class:`JobCancelled`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Final
 
 import asyncpg
@@ -33,6 +36,18 @@ _JOB_COLUMNS: Final = (
 
 class LeaseLost(Exception):
     """Another worker owns this job now (ours ran out); stop without writing."""
+
+
+class JobCancelled(LeaseLost):
+    """The job was cancelled (its owner or the operator): stop without writing."""
+
+
+class Hold(StrEnum):
+    """What a lease renewal found."""
+
+    OWNED = "owned"  # still ours, renewed
+    CANCELLED = "cancelled"  # cancelled since: stop
+    LOST = "lost"  # another worker's now, finished, or gone with its connection: stop
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,7 @@ async def claimable(conn: Conn, queued_grace: timedelta, limit: int) -> list[uui
     return [r["id"] for r in rows]
 
 
-async def renew(conn: Conn, job_id: uuid.UUID, owner: uuid.UUID, lease: timedelta) -> bool:
+async def renew(conn: Conn, job_id: uuid.UUID, owner: uuid.UUID, lease: timedelta) -> Hold:
     status = await conn.execute(
         "UPDATE import_jobs SET lease_until = now() + $3::interval "
         "WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
@@ -108,7 +123,21 @@ async def renew(conn: Conn, job_id: uuid.UUID, owner: uuid.UUID, lease: timedelt
         owner,
         lease,
     )
-    return status.endswith(" 1")
+    if status.endswith(" 1"):
+        return Hold.OWNED
+    return Hold.CANCELLED if await _cancelled(conn, job_id) else Hold.LOST
+
+
+async def _cancelled(conn: Conn, job_id: uuid.UUID) -> bool:
+    state = await conn.fetchval("SELECT state FROM import_jobs WHERE id = $1", job_id)
+    return bool(state == "cancelled")
+
+
+async def _fenced(conn: Conn, job_id: uuid.UUID) -> LeaseLost:
+    """Why a write of ours found no row: cancelled, or the lease is another's."""
+    if await _cancelled(conn, job_id):
+        return JobCancelled(f"import job {job_id} was cancelled")
+    return LeaseLost(f"import job {job_id} is owned by another worker now")
 
 
 async def release(conn: Conn, job_id: uuid.UUID, owner: uuid.UUID) -> None:
@@ -269,7 +298,8 @@ async def save_progress(
     added: int,
 ) -> None:
     """The page's cursor and counts, in the page's transaction; the job is done when the
-    cursor is None. Raises :class:`LeaseLost` when another worker owns the job now."""
+    cursor is None. Raises :class:`LeaseLost` when another worker owns the job now
+    (:class:`JobCancelled` when it was cancelled): the caller's transaction rolls back."""
     status = await conn.execute(
         """
         UPDATE import_jobs SET cursor = $3::jsonb, pages_done = pages_done + 1,
@@ -288,7 +318,7 @@ async def save_progress(
         lease,
     )
     if not status.endswith(" 1"):
-        raise LeaseLost(f"import job {job.id} is owned by another worker now")
+        raise await _fenced(conn, job.id)
     if cursor is None:
         await conn.execute(
             "UPDATE connections SET last_sync_at = now(), last_sync_status = $2 WHERE id = $1",
@@ -306,7 +336,7 @@ async def save_start(conn: Conn, job: Job, owner: uuid.UUID, cursor: Cursor) -> 
         json.dumps(cursor),
     )
     if not status.endswith(" 1"):
-        raise LeaseLost(f"import job {job.id} is owned by another worker now")
+        raise await _fenced(conn, job.id)
 
 
 async def note_error(conn: Conn, job_id: uuid.UUID, owner: uuid.UUID, reason: str) -> None:

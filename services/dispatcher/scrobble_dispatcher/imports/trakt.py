@@ -90,6 +90,8 @@ class TraktReader:
         outcome = judge_status("Trakt", response)
         if outcome is not None and response.status == 429:
             return Outcome.retry(outcome.reason, 429, rate_limit_wait_s(response))
+        if response.status == 401:  # an expired access token: the refresh token renews it
+            return Outcome.refresh("Trakt refused the access token (HTTP 401)", 401)
         return outcome
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:

@@ -21,6 +21,7 @@ from scrobble_dispatcher.imports.runner import ImportRunner, ImportTopics
 from scrobble_dispatcher.imports.simkl import SimklReader
 from scrobble_dispatcher.imports.trakt import TraktReader
 from scrobble_dispatcher.imports.worker import ImportWorker, subscriber_options
+from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_ingest.batch import Topics
 from scrobble_shared.crypto import TokenCipher
@@ -85,6 +86,7 @@ async def start(
         ),
         {s: settings.service(s).client_id or s for s in services},
         read_pacing=read_pacing,
+        refresh=refresh_configs(settings, services),
     )
     worker = ImportWorker(runner)
     sweeper = asyncio.create_task(worker.sweep_forever(), name="import-sweeper")

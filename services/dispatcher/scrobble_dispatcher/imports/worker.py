@@ -14,7 +14,9 @@ Failure policy of the subscriber: a message names a job; the job is claimed in P
 not committed and is read again. A worker that dies leaves its jobs ``running`` with a
 lease that runs out; the sweeper (every replica, every few seconds) claims them and they go
 on from their saved cursor. At shutdown the running jobs are cancelled and their leases
-handed back, so the next worker takes them over at once.
+handed back, so the next worker takes them over at once. A job its owner cancels is
+stopped at its next page save or, while it waits (a slow answer, a backoff), at the next
+lease renewal: within a third of the lease (5 s).
 """
 
 from __future__ import annotations
@@ -91,8 +93,11 @@ class ImportWorker:
                 if done:
                     break
                 async with self._runner.pool.acquire() as conn:
-                    owned = await store.renew(conn, job.id, self._runner.owner, self._runner.lease)
-                if not owned:
+                    held = await store.renew(conn, job.id, self._runner.owner, self._runner.lease)
+                if held is store.Hold.CANCELLED:
+                    log.info("import %s (%s): cancelled; stopping", job.id, job.service)
+                    work.cancel()
+                elif held is store.Hold.LOST:
                     log.warning("import %s: lease lost; stopping", job.id)
                     work.cancel()
             await asyncio.gather(work, return_exceptions=True)

@@ -14,14 +14,18 @@ from scrobble_shared.db.connections import ConnectionExists, NewConnection, crea
 from scrobble_shared.settings import ServiceName
 
 # A reconnect replaces the tokens, bumps token_version (so an in-flight refresh of the old
-# pair cannot overwrite them), forgets any refresh mark, and makes the connection usable.
+# pair cannot overwrite them), forgets any refresh mark, and makes the connection usable;
+# a last sync status that asked for the reconnect now says it happened (the next delivery
+# writes its own).
 _REPLACE_TOKENS: Final = """
     UPDATE connections SET
         access_token_enc = $3, refresh_token_enc = $4, token_expires_at = $5,
         external_user_name = COALESCE($6, external_user_name),
         token_version = token_version + 1,
         refresh_started_at = NULL, refresh_from_version = NULL,
-        status = 'active', status_reason = NULL, updated_at = now()
+        status = 'active', status_reason = NULL, updated_at = now(),
+        last_sync_status = CASE WHEN last_sync_status LIKE 'needs reconnect:%'
+            THEN 'reconnected' ELSE last_sync_status END
     WHERE user_id = $1 AND service = $2
     RETURNING id
 """
