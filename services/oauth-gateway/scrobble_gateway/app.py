@@ -3,7 +3,7 @@ resources (pool, outbox producer and relay, token cipher, HTTP client) in ``clea
 so they are opened at start-up and closed in reverse, and mounts the routes.
 
 Middlewares, outermost first: metrics (sees every final status), problems (errors become
-problem+json), bearer auth (sets the caller; 401/403).
+problem+json), bearer auth (sets the caller; 401/403), quotas (charges the caller; 429).
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from aiohttp import web
 from scrobble_gateway import api, connect, health, imports, openapi, sources
 from scrobble_gateway.auth import TokenVerifier, auth_middleware
 from scrobble_gateway.errors import problem_middleware
-from scrobble_gateway.keys import CIPHER, HTTP, POOL, PRODUCER, RELAY, SETTINGS
+from scrobble_gateway.keys import CIPHER, CURSORS, HTTP, POOL, PRODUCER, QUOTAS, RELAY, SETTINGS
 from scrobble_gateway.metrics import metrics_middleware
+from scrobble_gateway.pagination import CursorSigner
+from scrobble_gateway.quota_middleware import add_rate_limit_fields, quota_middleware
+from scrobble_gateway.quotas import QuotaBuckets
 from scrobble_gateway.request_ids import request_id_middleware
 from scrobble_gateway.routing import is_admin_route, is_public
 from scrobble_shared.crypto import TokenCipher
@@ -60,10 +63,14 @@ def create_app(settings: Settings) -> web.Application:
             metrics_middleware,
             problem_middleware,
             auth_middleware(verifier, is_public, is_admin_route),
+            quota_middleware,
         ],
     )
     app[SETTINGS] = settings
     app[CIPHER] = cipher
+    app[CURSORS] = CursorSigner.from_settings(settings)
+    app[QUOTAS] = QuotaBuckets.from_settings(settings)
+    app.on_response_prepare.append(add_rate_limit_fields)
     app.cleanup_ctx.append(_core)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(verifier.resources)  # the JWKS client, when there is one

@@ -86,6 +86,8 @@ def test_every_protected_operation_documents_401_and_public_ones_no_security() -
             else:
                 assert "security" not in operation, (method, path)
                 assert "401" in operation["responses"], (method, path)
+                # Every authenticated request is charged to a quota (quotas.py).
+                assert "429" in operation["responses"], (method, path)
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ from scrobble_gateway.problems import problem
 from scrobble_gateway.repository import get_connection
 from scrobble_gateway.validation import field_error, parse_body
 from scrobble_gateway.views import connection_view, json_response
+from scrobble_shared.json_limits import UnreadableJson, load_json
 from scrobble_shared.service_names import SERVICES, ServiceName
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,11 @@ def _now() -> datetime:
 
 
 def _json_or_none(answer: httpx.Response) -> Any:
+    """A service's JSON answer, or None for anything else: read by the bounded reader, so
+    a crafted answer (nested thousands deep) is an answer we cannot use, not a crash."""
     try:
-        return answer.json()
-    except ValueError:
+        return load_json(answer.content)
+    except UnreadableJson:
         return None
 
 
