@@ -287,3 +287,41 @@ async def test_the_connections_page_shows_state_and_reason(gateway: Gateway) -> 
         assert "half of it or 4 minutes" in text
     finally:
         await alice.http.close()
+
+
+async def test_activity_pages_and_filters(gateway: Gateway) -> None:
+    trakt = await gateway.connect(ALICE, "trakt")
+    simkl = await gateway.connect(ALICE, "simkl")
+    for n in range(30):
+        await scrobble(gateway, trakt, ALICE, f"Paged Film {n:02d}", "sent")
+    await scrobble(gateway, simkl, ALICE, "Simkl Film", "sent")
+    await scrobble(gateway, trakt, ALICE, "Gave Up Film", "dead")
+    alice = await signed_in(gateway, ALICE)
+    try:
+        first = await (await alice.get("/activity?service=trakt&status=sent")).text()
+        rows = re.findall(r'<tr data-id="([0-9a-f-]+)">', first)
+        assert len(rows) == 25
+        assert "Simkl Film" not in first
+        assert "Gave Up Film" not in first
+        [older] = re.findall(r'<a href="([^"]+)" rel="next">Older</a>', first)
+        older = older.replace("&amp;", "&")
+        assert "service=trakt" in older
+        assert "status=sent" in older
+        second = await (await alice.get(older)).text()
+        more = re.findall(r'<tr data-id="([0-9a-f-]+)">', second)
+        assert len(more) == 5
+        assert not set(rows) & set(more)
+        assert 'rel="next"' not in second
+        assert ">Newest</a>" in second
+        dead = await (await alice.get("/activity?status=dead")).text()
+        assert "Gave Up Film" in text_of(dead)
+        assert "Trakt does not know Gave Up Film (404)" in text_of(dead)
+        assert "Paged Film" not in dead
+        none = await (await alice.get("/activity?service=anilist")).text()
+        assert "AniList is not connected" in text_of(none)
+        odd = await (await alice.get("/activity?service=myspace&status=lost&cursor=x")).text()
+        for notice in ("tracker is not one", "status is not one", "page link is not valid"):
+            assert notice in text_of(odd), notice
+        assert len(re.findall(r'<tr data-id="', odd)) == 25
+    finally:
+        await alice.http.close()

@@ -9,6 +9,7 @@ from http.cookies import SimpleCookie
 import pytest
 from aiohttp import web
 
+from scrobble_gateway.connect.return_urls import allowlist_with_page, is_allowed
 from scrobble_gateway.page import describe, sessions
 from scrobble_gateway.page.render import load_static
 from scrobble_gateway.page.sessions import SessionTimes, session_state
@@ -136,3 +137,16 @@ def test_static_files_are_versioned_by_their_content() -> None:
     url = files.url("page.js")
     assert url.startswith("/static/page.js?v=")
     assert files.by_name["page.js"].charset == "utf-8"
+
+
+def test_the_page_s_own_connections_page_is_always_a_return_url() -> None:
+    public = "https://scrobble.example"
+    allowed = allowlist_with_page("", public)
+    assert is_allowed(f"{public}/connections?connected=trakt", allowed)
+    assert is_allowed(f"{public}/connections", allowed)
+    assert not is_allowed(f"{public}/api/v1/scrobble/connections", allowed)
+    assert not is_allowed(f"{public}/connections/../sign-out", allowed)
+    assert not is_allowed("https://evil.example/connections", allowed)
+    operator = allowlist_with_page("https://app.example/settings/", public)
+    assert is_allowed("https://app.example/settings/trakt", operator)
+    assert is_allowed(f"{public}/connections", operator)
