@@ -8,10 +8,11 @@ from http.cookies import SimpleCookie
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from scrobble_gateway.connect.return_urls import allowlist_with_page, is_allowed
 from scrobble_gateway.page import describe, sessions
-from scrobble_gateway.page.render import load_static
+from scrobble_gateway.page.render import load_static, page_view, setup_templates
 from scrobble_gateway.page.sessions import SessionTimes, session_state
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -150,3 +151,33 @@ def test_the_page_s_own_connections_page_is_always_a_return_url() -> None:
     operator = allowlist_with_page("https://app.example/settings/", public)
     assert is_allowed("https://app.example/settings/trakt", operator)
     assert is_allowed(f"{public}/connections", operator)
+
+
+async def _page_answer(error: Exception) -> tuple[int, str, str]:
+    @page_view
+    async def failing(_: web.Request) -> web.Response:
+        raise error
+
+    app = web.Application()
+    setup_templates(app)
+    app.router.add_get("/failing", failing)
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.get("/failing")
+        return answer.status, answer.headers["Content-Security-Policy"], await answer.text()
+
+
+async def test_a_page_whose_database_is_away_says_so_in_a_sentence() -> None:
+    status, csp, html = await _page_answer(ConnectionRefusedError("db at 10.0.0.5 refused"))
+    assert status == 503
+    assert "script-src 'self'" in csp
+    assert "cannot reach its database" in html
+    assert "10.0.0.5" not in html
+    assert "Traceback" not in html
+
+
+async def test_an_unexpected_error_on_a_page_is_a_sentence_not_a_stack_trace() -> None:
+    status, _, html = await _page_answer(KeyError("secret-token-value"))
+    assert status == 500
+    assert "Something went wrong on our side" in html
+    assert "secret-token-value" not in html
+    assert "KeyError" not in html
