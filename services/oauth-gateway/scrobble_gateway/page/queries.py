@@ -102,12 +102,3 @@ async def latest_jobs(db: Db, user_id: uuid.UUID) -> dict[uuid.UUID, Row]:
         user_id,
     )
     return {r["connection_id"]: dict(r) for r in records}
-
-
-async def job(db: Db, user_id: uuid.UUID, job_id: uuid.UUID) -> Row | None:
-    record = await db.fetchrow(
-        f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE id = $1 AND user_id = $2",  # noqa: S608
-        job_id,
-        user_id,
-    )
-    return None if record is None else dict(record)
