@@ -37,6 +37,8 @@ EXPECTED_TABLES = {
     "pacing_slots",
     "sources",
     "source_users",
+    "login_links",
+    "page_sessions",
     "schema_migrations",
 }
 

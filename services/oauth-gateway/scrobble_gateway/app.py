@@ -3,7 +3,9 @@ resources (pool, outbox producer and relay, token cipher, HTTP client) in ``clea
 so they are opened at start-up and closed in reverse, and mounts the routes.
 
 Middlewares, outermost first: metrics (sees every final status), problems (errors become
-problem+json), bearer auth (sets the caller; 401/403), quotas (charges the caller; 429).
+problem+json), bearer auth (sets the caller; 401/403; the page's session cookie with its
+CSRF token counts too, see ``page/session_auth.py``), quotas (charges the caller; 429). The
+page for people at ``/`` checks its session itself (``page/``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Final
 import httpx
 from aiohttp import web
 
-from scrobble_gateway import api, connect, health, imports, openapi, sources
+from scrobble_gateway import api, connect, health, imports, openapi, own_dead_letters, page, sources
 from scrobble_gateway.auth import TokenVerifier, auth_middleware
 from scrobble_gateway.errors import problem_middleware
 from scrobble_gateway.keys import CIPHER, CURSORS, HTTP, POOL, PRODUCER, QUOTAS, RELAY, SETTINGS
@@ -62,7 +64,9 @@ def create_app(settings: Settings) -> web.Application:
             request_id_middleware,
             metrics_middleware,
             problem_middleware,
-            auth_middleware(verifier, is_public, is_admin_route),
+            auth_middleware(
+                verifier, page.also_public(is_public), is_admin_route, session=page.api_caller
+            ),
             quota_middleware,
         ],
     )
@@ -80,6 +84,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(imports.routes)
     app.router.add_routes(sources.routes)
     app.router.add_routes(connect.routes)
+    app.router.add_routes(own_dead_letters.routes)
+    page.setup(app, settings)
     return app
 
 

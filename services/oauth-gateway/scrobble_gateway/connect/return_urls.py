@@ -9,6 +9,9 @@ anything but printable ASCII (send it percent-encoded; a fullwidth solidus or a 
 letter in a host is how parsers are told apart) or ``.``/``..`` path segments are refused
 outright: browsers and parsers disagree on what they mean, or resolve them to somewhere the
 prefix does not cover. Nothing here raises, whatever the text (``https://[x`` included).
+
+The gateway's own page for people (its connections page on ``GATEWAY_PUBLIC_URL``) is
+always allowed: the page sends the browser back there after it connects an account.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 MAX_RETURN_URL_LENGTH = 2048
+# Where the gateway's page shows a user's connections (page/connections.py).
+PAGE_RETURN_PATH = "/connections"
 
 
 @dataclass(frozen=True)
@@ -83,3 +88,8 @@ def is_allowed(url: str, allowlist: list[AllowedPrefix]) -> bool:
         if not entry.path or path == entry.path or path.startswith(entry.path + "/"):
             return True
     return False
+
+
+def allowlist_with_page(raw: str, public_url: str) -> list[AllowedPrefix]:
+    """The operator's allow-list and the gateway's own connections page."""
+    return parse_allowlist(raw) + parse_allowlist(public_url.rstrip("/") + PAGE_RETURN_PATH)
