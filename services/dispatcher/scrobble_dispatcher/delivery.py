@@ -29,6 +29,8 @@ of the dispatcher lives here.
   applies to each of its works; a work that cannot be sent is dead on its own.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
   ``MAX_INLINE_WAIT`` away reschedules the work for then rather than holding the consumer.
+  An app's key shared by all users (Last.fm, Simkl) is taken in fair turns per user
+  (``pacing.py``): work whose turn is further away waits for it the same way.
 - Ids (``resolve/``, when a resolver is given): before the first call the item is resolved
   to the ids its service needs, through the shared lookup cache; lookups are paced like
   writes. An item the service cannot name is ``failed`` with the reason (not retried, not
@@ -382,7 +384,10 @@ class Deliverer:
         head = rows[0]
         if keys is None:
             keys = pacing.pacing_keys(
-                work.service, head.connection_id, self._policy.app_keys.get(work.service, "")
+                work.service,
+                head.connection_id,
+                self._policy.app_keys.get(work.service, ""),
+                share=str(work.user_id),
             )
         slot = await self._pacer.reserve(keys, MAX_INLINE_WAIT)
         if not slot.taken:
@@ -393,8 +398,11 @@ class Deliverer:
                 await self._db.failed((head.id, reason, None))
                 metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
                 raise _Rescheduled
+            reason = "paced under the service's rate limit"
+            if slot.turn:
+                reason = "paced: waiting for its turn at the service's limit shared by all users"
             for row in rows:
-                await self._reschedule(row, slot.at, "paced under the service's rate limit")
+                await self._reschedule(row, slot.at, reason)
             raise _Rescheduled
         return await call_on_slot(
             self._pool,
@@ -407,6 +415,19 @@ class Deliverer:
             wait_before_next_s=client.wait_before_next_s,
         )
 
+    async def waiting_connections(
+        self, service: str, connection_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """The connections with work waiting its turn (``repository.waiting_connections``)."""
+        async with self._pool.acquire() as conn:
+            return await repository.waiting_connections(conn, service, connection_ids)
+
+    async def put_back(self, scrobble_ids: Sequence[uuid.UUID], reason: str) -> None:
+        """Leave queued rows to the due-work poller, behind their connection's work waiting
+        its turn (``repository.put_back``)."""
+        async with self._pool.acquire() as conn:
+            await repository.put_back(conn, scrobble_ids, reason)
+
     async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
         """Drop claimed now-playing work unsent (best effort: failed, never retried)."""
         await self._db.failed((claimed.id, reason, None))
@@ -418,9 +439,13 @@ class Deliverer:
     def batch_limit(self, claimed: repository.Claimed) -> int:
         """How many works like this one may share a call: Last.fm takes 50 scrobbles in one
         ``track.scrobble``, ListenBrainz a backlog as one ``import``; everything else 1."""
-        if claimed.kind != WorkKind.SCROBBLE.value:
+        return self.call_size(claimed.service, claimed.kind)
+
+    def call_size(self, service: str, kind: str) -> int:
+        """:meth:`batch_limit` of work of this service and kind."""
+        if kind != WorkKind.SCROBBLE.value:
             return 1
-        client = self._clients.get(claimed.service)
+        client = self._clients.get(service)
         if isinstance(client, LastfmClient):
             return LASTFM_MAX_BATCH
         if isinstance(client, ListenBrainzClient):

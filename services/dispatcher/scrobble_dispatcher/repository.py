@@ -71,23 +71,47 @@ async def claim(conn: Conn, scrobble_id: uuid.UUID) -> Claimed | None:
     return claimed
 
 
-async def claim_due(conn: Conn, service: str, limit: int) -> list[Claimed]:
-    """Take rows whose retry time has come (or whose sender died), oldest first."""
+async def claim_due(
+    conn: Conn, service: str, connections: int, per_connection: int
+) -> list[Claimed]:
+    """Take rows whose retry time has come (or whose sender died), fairly: at most
+    ``per_connection`` of each connection (its oldest, in order), for the ``connections``
+    whose oldest due row waited longest; grouped by connection, each in order. One
+    connection's backlog thus takes one call's worth per round, not the whole round."""
     rows = await conn.fetch(
         f"""
-        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
-        WHERE id IN (
-            SELECT id FROM scrobbles
+        WITH due AS (
+            SELECT id, connection_id, next_attempt_at, row_number() OVER (
+                PARTITION BY connection_id ORDER BY next_attempt_at NULLS FIRST, occurred_at, id
+            ) AS place
+            FROM scrobbles
             WHERE service = $1 AND (
                 (status = 'retrying' AND next_attempt_at <= now())
                 OR (status = 'sending' AND updated_at < now() - $2::interval))
-            ORDER BY next_attempt_at NULLS FIRST LIMIT $3
-            FOR UPDATE SKIP LOCKED)
-        RETURNING {_CLAIMED_COLUMNS}
+        ), chosen AS (
+            SELECT connection_id FROM due WHERE place = 1
+            ORDER BY next_attempt_at NULLS FIRST, connection_id LIMIT $3
+        ), claimed AS (
+            UPDATE scrobbles AS s
+            SET status = 'sending', attempts = attempts + 1, updated_at = now()
+            WHERE s.id IN (
+                SELECT id FROM scrobbles
+                WHERE id IN (
+                    SELECT id FROM due
+                    WHERE place <= $4 AND connection_id IN (SELECT connection_id FROM chosen))
+                AND (
+                    (status = 'retrying' AND next_attempt_at <= now())
+                    OR (status = 'sending' AND updated_at < now() - $2::interval))
+                FOR UPDATE SKIP LOCKED)
+            RETURNING {_CLAIMED_RETURNING}, s.next_attempt_at, s.occurred_at
+        )
+        SELECT * FROM claimed
+        ORDER BY connection_id, next_attempt_at NULLS FIRST, occurred_at, id
         """,  # noqa: S608 - constant column list
         service,
         SENDING_LEASE,
-        limit,
+        connections,
+        per_connection,
     )
     return [_claimed(r) for r in rows]
 
@@ -111,6 +135,42 @@ async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Clai
     )
     found = {row["id"]: _claimed(row) for row in rows}
     return [found.pop(scrobble_id, None) for scrobble_id in scrobble_ids]
+
+
+# Work due within this long is waiting its turn (put back, paced): a connection's new work
+# goes behind it. Work due later (a failure's backoff, a reconnect) holds nothing back.
+WAITING_HORIZON: Final = timedelta(minutes=1)
+
+
+async def waiting_connections(
+    conn: Conn, service: str, connection_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of ``connection_ids`` with work waiting its turn (due within the horizon)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT connection_id FROM scrobbles WHERE service = $1 AND status = 'retrying' "
+        "AND next_attempt_at <= now() + $2::interval AND connection_id = ANY($3::uuid[])",
+        service,
+        WAITING_HORIZON,
+        list(set(connection_ids)),
+    )
+    return {row["connection_id"] for row in rows}
+
+
+async def put_back(conn: Conn, scrobble_ids: Sequence[uuid.UUID], reason: str) -> None:
+    """Leave queued rows to the due-work poller, unclaimed and without an attempt: due at
+    once, but not before their connection's work already waiting its turn (due within the
+    horizon), so a connection's work keeps its order. Rows no longer queued (taken
+    meanwhile) are left as they are."""
+    await conn.execute(
+        "UPDATE scrobbles AS s SET status = 'retrying', last_error = $2, updated_at = now(), "
+        "next_attempt_at = greatest(now(), (SELECT max(w.next_attempt_at) FROM scrobbles AS w "
+        "WHERE w.service = s.service AND w.status = 'retrying' "
+        "AND w.next_attempt_at <= now() + $3::interval AND w.connection_id = s.connection_id)) "
+        "WHERE s.id = ANY($1::uuid[]) AND s.status = 'queued'",
+        list(scrobble_ids),
+        readable_reason(reason),
+        WAITING_HORIZON,
+    )
 
 
 @dataclass(frozen=True)
