@@ -5,6 +5,13 @@ of the dispatcher lives here.
 - Now playing that is not done: failed, never retried, never dead (best effort).
 - RETRY (and transport failures): again after max(growing backoff, the service's wait), up
   to ``max_retries`` attempts; then dead.
+- Rate-limited (a RETRY the service asked for: 429, Last.fm error 29): pacing, not failure.
+  The work waits what the service said (``RATE_LIMIT_WAIT`` when it said nothing) plus a
+  jitter of up to a tenth of that (at least ``RATE_LIMIT_JITTER``), fixed per connection so
+  a connection's work comes back together; no attempt is spent and it is counted apart
+  (``scrobble_rate_limited_total``). The bound: work still rate-limited
+  ``DeliveryPolicy.rate_limited_for`` (24 h) after it was queued is dead, so a service
+  that only ever answers 429 ends the work after that long.
 - REFRESH (services with a refresh config, Trakt): the tokens are refreshed once, the new
   pair persisted before it is used (tokens.py: in-flight mark, compare-and-set), and the
   work is sent again once with it. Tokens whose ``token_expires_at`` has passed are
@@ -104,17 +111,51 @@ LOOKUP_BUSY_WAIT: Final = timedelta(seconds=2)
 LISTENBRAINZ_BATCH: Final = 100
 
 
+# How long rate-limited work may go on waiting, counted from when it was queued.
+RATE_LIMITED_FOR: Final = timedelta(hours=24)
+# The wait after a rate-limit answer that says nothing of how long (Last.fm's default too).
+RATE_LIMIT_WAIT: Final = timedelta(seconds=10)
+# The least spread of the jitter added to a rate-limit wait.
+RATE_LIMIT_JITTER: Final = timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class DeliveryPolicy:
     max_retries: int
     retry_backoff: timedelta
     dead_letter_prefix: str  # '<prefix><service>.dlq'
     app_keys: dict[str, str]  # service -> app id used in pacing keys
+    rate_limited_for: timedelta = RATE_LIMITED_FOR
 
 
 def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
     """Growing with each attempt: backoff, 2x, 4x ..."""
     return policy.retry_backoff * (1 << max(attempts - 1, 0))
+
+
+def after_rate_limit(
+    policy: DeliveryPolicy,
+    outcome: Outcome,
+    queued_at: datetime,
+    now: datetime,
+    jitter: float,
+) -> datetime | None:
+    """When rate-limited work goes again: after what the service said to wait (or
+    ``RATE_LIMIT_WAIT``), plus ``jitter`` (0 to 1) of a tenth of that wait (at least of
+    ``RATE_LIMIT_JITTER``). None once the work was queued ``policy.rate_limited_for`` ago
+    or more: it has waited long enough, and is dead."""
+    if now - queued_at >= policy.rate_limited_for:
+        return None
+    said = outcome.retry_after_s
+    wait = RATE_LIMIT_WAIT if said is None else timedelta(seconds=said)
+    return now + wait + max(wait / 10, RATE_LIMIT_JITTER) * jitter
+
+
+def connection_jitter(connection_id: uuid.UUID) -> float:
+    """A fraction (0 to 1) fixed per connection: its rate-limited work comes back together
+    (and can go in one call again), different connections' at different moments."""
+    # The low bits of a (random) connection id: spread, not secrecy.
+    return connection_id.int % 1000 / 1000
 
 
 class Deliverer:
@@ -606,6 +647,8 @@ class Deliverer:
             async with self._pool.acquire() as conn:
                 await repository.mark_needs_reconnect(conn, claimed.connection_id, outcome.reason)
             return await self._wait_for_reconnect(claimed, outcome.reason)
+        if kind is OutcomeKind.RETRY and outcome.rate_limited:
+            return await self._rate_limited(claimed, work, outcome)
         if kind is OutcomeKind.RETRY and claimed.attempts <= self._policy.max_retries:
             delay = backoff(self._policy, claimed.attempts)
             if outcome.retry_after_s is not None:
@@ -624,6 +667,25 @@ class Deliverer:
         if kind is OutcomeKind.RETRY:
             reason = f"gave up after {claimed.attempts} attempts: {reason}"
         return await self._dead(claimed, work, reason, outcome.http_status)
+
+    async def _rate_limited(
+        self, claimed: repository.Claimed, work: ScrobbleWork, outcome: Outcome
+    ) -> str:
+        """The service said to slow down: wait what it said, spending no attempt; dead only
+        past the policy's bound (:func:`after_rate_limit`)."""
+        metrics.RATE_LIMITED.labels(work.service).inc()
+        now = datetime.now(UTC)
+        jitter = connection_jitter(claimed.connection_id)
+        at = after_rate_limit(self._policy, outcome, claimed.queued_at, now, jitter)
+        if at is None:
+            waited = self._policy.rate_limited_for
+            reason = f"still rate-limited {waited} after it was queued: {outcome.reason}"
+            return await self._dead(claimed, work, reason, outcome.http_status)
+        async with self._pool.acquire() as conn:
+            await repository.record_retry(
+                conn, claimed.id, at, outcome.reason, outcome.http_status, count_attempt=False
+            )
+        return "rate_limited"
 
     async def _dead(
         self, claimed: repository.Claimed, work: ScrobbleWork, reason: str, status: int | None

@@ -34,8 +34,9 @@ from scrobble_shared.outbox import OutboxMessage, insert_outbox
 # How long a claimed row may stay in 'sending' before another process may take it over.
 SENDING_LEASE: Final = timedelta(minutes=2)
 
-_CLAIMED_COLUMNS: Final = "id, connection_id, service, kind, attempts, request"
-_CLAIMED_RETURNING: Final = "s.id, s.connection_id, s.service, s.kind, s.attempts, s.request"
+_CLAIMED_RETURNING: Final = (
+    "s.id, s.connection_id, s.service, s.kind, s.attempts, s.request, s.created_at"
+)
 # Statements on many rows lock them in id order (``ORDER BY id FOR UPDATE`` first): two
 # replicas working on overlapping rows (after a rebalance, a lease taken over) then wait
 # for each other instead of deadlocking.
@@ -51,6 +52,7 @@ class Claimed:
     kind: str
     attempts: int
     request: dict[str, Any]
+    queued_at: datetime  # when the row was written: how long it has waited in all
 
 
 def _claimed(row: Any) -> Claimed:
@@ -62,6 +64,7 @@ def _claimed(row: Any) -> Claimed:
         kind=row["kind"],
         attempts=row["attempts"],
         request=request if isinstance(request, dict) else json.loads(request),
+        queued_at=row["created_at"],
     )
 
 

@@ -90,7 +90,7 @@ async def lanes(
         dispatcher = ServiceProcess("dispatcher", env, tmp_path / "dispatcher.log")
         try:
             await dispatcher.start()
-            for service in ("lastfm", "simkl", "trakt"):
+            for service in ("lastfm", "simkl", "trakt", "listenbrainz"):
                 await wait_for_group(
                     infra.kafka_bootstrap, f"{env['DISPATCHER_GROUP_ID']}.{service}", 1
                 )
