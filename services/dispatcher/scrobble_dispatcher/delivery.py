@@ -218,14 +218,16 @@ class Deliverer:
             state = ready
         try:
             assert state.token is not None
-            outcome = await self._send(work, claimed, UserCredentials(state.token))
+            user = UserCredentials(state.token, state.account_name)
+            outcome = await self._send(work, claimed, user)
             if outcome.kind is OutcomeKind.REFRESH and config is not None:
                 ready = await self._usable_token(claimed, work, state, config, state.tokens.version)
                 if isinstance(ready, str):
                     return ready
                 assert ready.token is not None
                 # Once: a second refusal is handled by _apply (needs reconnect).
-                outcome = await self._send(work, claimed, UserCredentials(ready.token))
+                user = UserCredentials(ready.token, ready.account_name)
+                outcome = await self._send(work, claimed, user)
         except Unsendable as exc:
             outcome = Outcome.permanent(str(exc))
         except _Rescheduled:
@@ -382,7 +384,7 @@ class Deliverer:
             work = resolved
         if isinstance(client, AniListClient):
             return await self._send_anilist(client, work, claimed, user)
-        return await self._call(client, work, claimed, client.build(work, user))
+        return await self._call(client, work, claimed, client.build(work, user), user)
 
     async def _call(
         self,
@@ -390,8 +392,9 @@ class Deliverer:
         work: ScrobbleWork,
         claimed: repository.Claimed,
         request: HttpRequest,
+        user: UserCredentials | None = None,
     ) -> Outcome:
-        return (await self._exchange(client, work, claimed, request))[0]
+        return (await self._exchange(client, work, claimed, request, user=user))[0]
 
     async def _exchange(
         self,
@@ -402,10 +405,11 @@ class Deliverer:
         *,
         keys: list[pacing.PaceKey] | None = None,
         endpoint: str | None = None,
+        user: UserCredentials | None = None,
     ) -> tuple[Outcome, HttpResponse | None]:
-        """Pace (on the write keys unless ``keys`` are given), send, classify; the response
-        too, for steps that read it."""
-        sent = await self._paced_send(client, work, [claimed], request, keys, endpoint)
+        """Pace (on the write keys of ``user`` unless ``keys`` are given), send, classify;
+        the response too, for steps that read it."""
+        sent = await self._paced_send(client, work, [claimed], request, keys, endpoint, user)
         if isinstance(sent, Outcome):
             return sent, None
         return client.classify(work, sent).scrubbed(request.secrets()), sent
@@ -418,17 +422,23 @@ class Deliverer:
         request: HttpRequest,
         keys: list[pacing.PaceKey] | None = None,
         endpoint: str | None = None,
+        user: UserCredentials | None = None,
     ) -> HttpResponse | Outcome:
         """Wait for the pacing slot (or put ``rows`` back for it), then send: the response,
         or the retry outcome of a call that got none. One call, one slot, however many
-        works it carries."""
+        works it carries. The write keys count what the service limits: the user's
+        account or token (``pacing.limited_account``), else the connection."""
         head = rows[0]
         if keys is None:
+            account = None
+            if user is not None:
+                account = pacing.limited_account(work.service, user.token, user.account)
             keys = pacing.pacing_keys(
                 work.service,
                 head.connection_id,
                 self._policy.app_keys.get(work.service, ""),
                 share=str(work.user_id),
+                account=account,
             )
         slot = await self._pacer.reserve(keys, MAX_INLINE_WAIT)
         if not slot.taken:
@@ -518,7 +528,7 @@ class Deliverer:
         state = await self._db.state(head.connection_id)
         if state is None or not state.enabled or state.status != "active" or state.token is None:
             return [await self.deliver(claimed) for claimed in batch]
-        user = UserCredentials(state.token)
+        user = UserCredentials(state.token, state.account_name)
         labels: dict[uuid.UUID, str] = {}
         rows: list[repository.Claimed] = []
         works: list[ScrobbleWork] = []
@@ -567,7 +577,7 @@ class Deliverer:
             request, endpoint = client.build_import(works, user), "import"
         else:
             raise ValueError(f"{client.service} takes no batches")
-        sent = await self._paced_send(client, works[0], rows, request, endpoint=endpoint)
+        sent = await self._paced_send(client, works[0], rows, request, endpoint=endpoint, user=user)
         if isinstance(sent, Outcome):
             return [sent] * len(works)
         if isinstance(client, LastfmClient):

@@ -4,16 +4,24 @@ Postgres slots (table ``pacing_slots``) that space calls out across all processe
 Rules (pure): :func:`pacing_keys` names the keys a *write* to a service counts against and
 the least interval between two calls on each key, after EXTERNAL_APIS.md:
 
-- Trakt: writes 1/s per user -> ``trakt:user:<connection>`` 1 s.
-- Simkl: 1 POST/s per token *and* per client id -> ``simkl:user:<connection>`` 1 s and
+- Trakt: writes 1/s per user -> ``trakt:user:<account>`` 1 s.
+- Simkl: 1 POST/s per token *and* per client id -> ``simkl:user:<account>`` 1 s and
   ``simkl:app[:<app>]`` (1 s by default, ``simkl_app_interval``). Consequence: the per-client-id
   limit caps the whole installation at one Simkl write a second (3,600 an hour) whatever the
   number of users or replicas; a backlog then drains at that pace, later work is rescheduled.
 - Last.fm: under 5 calls/s per API key across all processes -> ``lastfm:app[:<app>]``, a
   windowed key of 5 lanes, 1 s each (below).
-- ListenBrainz: no fixed figure; ``listenbrainz:user:<connection>`` with interval 0 exists so
+- ListenBrainz: no fixed figure; ``listenbrainz:user:<account>`` with interval 0 exists so
   that X-RateLimit-Remaining 0 / Reset-In can be honoured by every replica through :func:`hold`.
 - AniList: 30/min per token in practice -> ``anilist:user:<connection>`` 2 s.
+
+``<account>`` is what the service's per-user limit counts (:func:`limited_account`, issue
+20): ListenBrainz limits per token, so two connections holding one token share one key;
+Trakt and Simkl per user account, so the same account connected twice (by two of our users)
+shares one: the account's name when the connection knows it, else its token. It is a
+digest, never the token itself. A caller that names none gets the connection
+(``<connection>``): AniList's writes, lookups and imports all pace on that one key, and the
+history imports and id lookups of the other services on their own read keys.
 
 App keys carry a digest of the app's key (API key, client id), never the key itself; with no
 app key given they are plain ``simkl:app`` / ``lastfm:app``.
@@ -174,6 +182,22 @@ def app_pacing_key(service: str, app_key: str) -> str:
     return f"{service}:app:{hashlib.sha256(app_key.encode()).hexdigest()[:16]}"
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def limited_account(service: str, token: str | None, account_name: str | None) -> str | None:
+    """What ``service``'s per-user limit counts for a connection with this access token
+    and account name (module docstring), as a digest for its pacing key; None when the
+    service limits no user by it (Last.fm: per API key; AniList: by connection, above)."""
+    name = (account_name or "").strip().casefold()
+    if service in ("trakt", "simkl") and name:
+        return f"account-{_digest(service, 'account', name)}"
+    if service in ("trakt", "simkl", "listenbrainz") and token:
+        return f"token-{_digest(service, 'token', token)}"
+    return None
+
+
 # Slots are handed out by the database clock, but a call reaches the service a little after
 # its slot, and the next one may go out right on time: spacing calls by the bare published
 # interval lets two land closer than it (seen: Trakt's fake answering 429 at 975 ms).
@@ -200,12 +224,14 @@ def pacing_keys(
     *,
     simkl_app_interval: timedelta = SIMKL_APP_INTERVAL,
     share: str | None = None,
+    account: str | None = None,
 ) -> list[PaceKey]:
     """The keys a write to ``service`` for this connection counts against (module docstring
     says why each one). ``app_key`` is the app's API key / client id at that service;
     ``share`` the user the write is for, whose fair turns the app's key keeps (None: first
-    come, first served)."""
-    user = f"{service}:user:{connection_id}"
+    come, first served); ``account`` what the service's per-user limit counts
+    (:func:`limited_account`; None: the connection)."""
+    user = f"{service}:user:{account or connection_id}"
     if service == "trakt":
         return [_paced(user, TRAKT_USER_INTERVAL)]
     if service == "simkl":

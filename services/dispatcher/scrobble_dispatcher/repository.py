@@ -187,6 +187,7 @@ class ConnectionState:
     tokens: TokenState
     unreadable: bool = False
     status_reason: str | None = None
+    account_name: str | None = None  # the account's name at the service, when known
 
 
 async def connection_state(
@@ -200,7 +201,7 @@ async def connection_state(
 
 
 _STATE_COLUMNS: Final = (
-    "enabled, status, status_reason, access_token_enc, "
+    "enabled, status, status_reason, access_token_enc, external_user_name, "
     "refresh_token_enc IS NOT NULL AS has_refresh, "
     "token_expires_at, token_version, refresh_started_at, refresh_from_version"
 )
@@ -220,6 +221,7 @@ def _state(cipher: TokenCipher, row: Any) -> ConnectionState:
         token=token,
         unreadable=unreadable,
         status_reason=row["status_reason"],
+        account_name=row["external_user_name"],
         tokens=TokenState(
             version=row["token_version"],
             expires_at=row["token_expires_at"],

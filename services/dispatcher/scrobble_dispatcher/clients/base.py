@@ -388,9 +388,11 @@ class AppCredentials:
 
 @dataclass(frozen=True)
 class UserCredentials:
-    """The user's credential: access token, Last.fm session key or ListenBrainz token."""
+    """The user's credential: access token, Last.fm session key or ListenBrainz token; and
+    the account's name at the service when known (not a secret: pacing keys by it)."""
 
     token: str = field(repr=False)
+    account: str | None = None
 
 
 class ServiceClient(Protocol):
