@@ -14,12 +14,17 @@ and per-message work stays far below ``max_poll_interval_ms``.
 Fairness (issue 15): a batch delivers one call's worth of each connection's work (its
 first row, or the run of scrobbles one batched call takes) and leaves the rest of that
 connection's rows to the poller (``repository.put_back``: due at once, behind the work
-that went, no attempt spent). So one user's flood of messages holds a batch for one call,
-not for as many paced calls as it has rows, and the next batch (another user's play) is
-read within a few pacing slots. The poller's rounds are fair the same way: one call's
-worth per connection (``repository.claim_due``), every connection of a round at once, so
-one backlog never queues in front of another user's retry. Who goes first on a key many
-users share is settled by the key's fair turns (``pacing.py``).
+that went, no attempt spent); a connection that already has work waiting its turn (due
+within a minute) sends nothing ahead of it, so its work keeps its order. So one user's
+flood of messages holds a batch for one call at most, not for as many paced calls as it
+has rows, and the next batch (another user's play) is read within a few pacing slots. The
+poller is fair the same way: each round takes one call's worth per connection
+(``repository.claim_due``) and delivers every connection of the round at once, so one
+backlog never queues in front of another user's retry; each service has its own rounds,
+back to back while they find work. Who goes first on a key many users share is settled by
+the key's fair turns (``pacing.py``). Failure policy of the poller: a delivery that fails
+on Postgres or the network is logged and its rows are taken again once their lease has
+run out; the round's other deliveries go on.
 """
 
 from __future__ import annotations
