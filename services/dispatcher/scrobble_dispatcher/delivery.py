@@ -452,8 +452,8 @@ class Deliverer:
             reason = "paced under the service's rate limit"
             if slot.turn:
                 reason = "paced: waiting for its turn at the service's limit shared by all users"
-            for row in rows:
-                await self._reschedule(row, slot.at, reason)
+            async with self._pool.acquire() as conn:
+                await repository.put_off(conn, [row.id for row in rows], slot.at, reason)
             raise _Rescheduled
         return await call_on_slot(
             self._pool,

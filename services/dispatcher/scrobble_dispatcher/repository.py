@@ -77,35 +77,52 @@ async def claim(conn: Conn, scrobble_id: uuid.UUID) -> Claimed | None:
 async def claim_due(
     conn: Conn, service: str, connections: int, per_connection: int
 ) -> list[Claimed]:
-    """Take rows whose retry time has come (or whose sender died), fairly: at most
-    ``per_connection`` of each connection (its oldest, in order), for the ``connections``
-    whose oldest due row waited longest; grouped by connection, each in order. One
-    connection's backlog thus takes one call's worth per round, not the whole round."""
+    """Take rows whose retry time has come, fairly: at most ``per_connection`` of each
+    connection (its oldest, in order), for the ``connections`` whose oldest due row waited
+    longest; and rows whose sender died (lease run out), up to ``connections`` of them.
+    Grouped by connection, each in order. One connection's backlog thus takes one call's
+    worth per round, not the whole round. Cost: one index probe per connection with rows
+    waiting (``scrobbles_waiting_idx``), not a read of every due row."""
     rows = await conn.fetch(
         f"""
-        WITH due AS (
-            SELECT id, connection_id, next_attempt_at, row_number() OVER (
-                PARTITION BY connection_id ORDER BY next_attempt_at NULLS FIRST, occurred_at, id
-            ) AS place
-            FROM scrobbles
-            WHERE service = $1 AND (
-                (status = 'retrying' AND next_attempt_at <= now())
-                OR (status = 'sending' AND updated_at < now() - $2::interval))
-        ), chosen AS (
-            SELECT connection_id FROM due WHERE place = 1
-            ORDER BY next_attempt_at NULLS FIRST, connection_id LIMIT $3
+        WITH RECURSIVE waiting AS (
+            -- Each connection with rows waiting, one probe each (a skip scan).
+            (SELECT connection_id FROM scrobbles
+             WHERE service = $1 AND status = 'retrying' ORDER BY connection_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT s.connection_id FROM scrobbles AS s
+                    WHERE s.service = $1 AND s.status = 'retrying'
+                    AND s.connection_id > w.connection_id ORDER BY s.connection_id LIMIT 1)
+            FROM waiting AS w WHERE w.connection_id IS NOT NULL
+        ), heads AS (
+            SELECT w.connection_id, head.next_attempt_at
+            FROM waiting AS w CROSS JOIN LATERAL (
+                SELECT s.next_attempt_at FROM scrobbles AS s
+                WHERE s.service = $1 AND s.status = 'retrying'
+                AND s.connection_id = w.connection_id
+                ORDER BY s.next_attempt_at LIMIT 1) AS head
+            WHERE head.next_attempt_at <= now()
+            ORDER BY head.next_attempt_at, w.connection_id LIMIT $3
+        ), picked AS (
+            SELECT oldest.id FROM heads CROSS JOIN LATERAL (
+                SELECT s.id FROM scrobbles AS s
+                WHERE s.service = $1 AND s.status = 'retrying'
+                AND s.connection_id = heads.connection_id AND s.next_attempt_at <= now()
+                ORDER BY s.next_attempt_at, s.occurred_at, s.id LIMIT $4) AS oldest
+            UNION ALL
+            (SELECT id FROM scrobbles
+             WHERE service = $1 AND status = 'sending' AND updated_at < now() - $2::interval
+             ORDER BY updated_at LIMIT $3)
         ), claimed AS (
             UPDATE scrobbles AS s
             SET status = 'sending', attempts = attempts + 1, updated_at = now()
-            WHERE s.id IN (
+            -- Arrays, so that the rows are found by their ids, however many.
+            WHERE s.id = ANY(ARRAY(
                 SELECT id FROM scrobbles
-                WHERE id IN (
-                    SELECT id FROM due
-                    WHERE place <= $4 AND connection_id IN (SELECT connection_id FROM chosen))
-                AND (
+                WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND (
                     (status = 'retrying' AND next_attempt_at <= now())
                     OR (status = 'sending' AND updated_at < now() - $2::interval))
-                FOR UPDATE SKIP LOCKED)
+                FOR UPDATE SKIP LOCKED))
             RETURNING {_CLAIMED_RETURNING}, s.next_attempt_at, s.occurred_at
         )
         SELECT * FROM claimed
@@ -360,6 +377,20 @@ async def record_retry(
         readable_reason(reason),
         status,
         count_attempt,
+    )
+
+
+async def put_off(conn: Conn, scrobble_ids: Sequence[uuid.UUID], at: datetime, reason: str) -> None:
+    """Claimed rows that were not sent (their pacing slot or turn is further away): back
+    until ``at``, the claim's attempt given back; in one statement (a Last.fm batch is 50
+    rows). The same as :func:`record_retry` with ``count_attempt=False`` for each."""
+    await conn.execute(
+        "UPDATE scrobbles SET status = 'retrying', next_attempt_at = $2, last_error = $3, "
+        "last_http_status = NULL, updated_at = now(), attempts = greatest(attempts - 1, 0) "
+        "WHERE id = ANY($1::uuid[])",
+        list(scrobble_ids),
+        at,
+        readable_reason(reason),
     )
 
 

@@ -11,3 +11,12 @@ CREATE TABLE pacing_turns (
 );
 -- The users taking turns on a key now: those whose turn lies ahead.
 CREATE INDEX pacing_turns_ahead_idx ON pacing_turns (key, turn_at);
+
+-- The due-work poller runs its rounds back to back while they find work (issue 15); the
+-- rows it takes over from a replica that died ('sending' past their lease) are found by
+-- this index instead of a scan of every row ever written.
+CREATE INDEX scrobbles_sending_idx ON scrobbles (service, updated_at) WHERE status = 'sending';
+-- The due-work poller's fair rounds: each connection with rows waiting, its oldest first,
+-- found by one probe per connection however deep its backlog.
+CREATE INDEX scrobbles_waiting_idx ON scrobbles (service, connection_id, next_attempt_at, occurred_at, id)
+    WHERE status = 'retrying';
