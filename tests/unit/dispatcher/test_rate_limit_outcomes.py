@@ -17,7 +17,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
 )
 from scrobble_dispatcher.clients.lastfm import LastfmClient
@@ -32,8 +31,9 @@ from scrobble_dispatcher.delivery import (
     after_rate_limit,
     connection_jitter,
 )
-from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from tests.unit.dispatcher.test_trakt_client import content
+from tests.unit.dispatcher.test_trakt_client import work as trakt_work
 
 APP = AppCredentials("app-id", "app-secret")
 CLIENTS: dict[str, ServiceClient] = {
@@ -45,20 +45,8 @@ CLIENTS: dict[str, ServiceClient] = {
 }
 
 
-def work(service: str) -> ScrobbleWork:
-    content = {"id": str(uuid.uuid4()), "type": "movie", "title": "Heat", "year": 1995}
-    if service in ("lastfm", "listenbrainz"):
-        content = {"id": str(uuid.uuid4()), "type": "track", "title": "T", "artists": ["A"]}
-    return ScrobbleWork(
-        scrobble_id=uuid.uuid4(),
-        connection_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        service=service,  # type: ignore[arg-type]
-        kind=WorkKind.SCROBBLE,
-        dedupe_key="k",
-        occurred_at=datetime(2026, 11, 20, 21, 0, tzinfo=UTC),
-        content=Content.model_validate(content),
-    )
+# Any scrobble does: the answers below are read the same whatever the work.
+SCROBBLE = trakt_work(WorkKind.SCROBBLE, content(type="movie", title="Heat", year=1995))
 
 
 def answer(status: int, body: Any = None, **headers: str) -> HttpResponse:
@@ -69,7 +57,7 @@ def answer(status: int, body: Any = None, **headers: str) -> HttpResponse:
 @pytest.mark.parametrize("service", sorted(CLIENTS))
 def test_a_429_is_rate_limited_with_the_wait_it_said(service: str) -> None:
     client = CLIENTS[service]
-    outcome = client.classify(work(service), answer(429, Retry_After="10"))
+    outcome = client.classify(SCROBBLE, answer(429, Retry_After="10"))
     assert outcome.kind is OutcomeKind.RETRY
     assert outcome.rate_limited
     assert outcome.http_status == 429
@@ -81,7 +69,7 @@ def test_a_429_is_rate_limited_with_the_wait_it_said(service: str) -> None:
 def test_listenbrainz_says_its_wait_in_x_ratelimit_reset_in() -> None:
     client = CLIENTS["listenbrainz"]
     refused = answer(429, {"code": 429, "error": "slow down"}, X_RateLimit_Reset_In="10")
-    outcome = client.classify(work("listenbrainz"), refused)
+    outcome = client.classify(SCROBBLE, refused)
     assert (outcome.rate_limited, outcome.retry_after_s) == (True, 10.0)
     # A 429 holds the key even when it does not say that no call is left.
     assert client.wait_before_next_s(refused) == 10.0
@@ -90,7 +78,7 @@ def test_listenbrainz_says_its_wait_in_x_ratelimit_reset_in() -> None:
 def test_lastfm_error_29_is_rate_limited_whatever_the_status() -> None:
     client = CLIENTS["lastfm"]
     for status in (200, 429, 503):
-        outcome = client.classify(work("lastfm"), answer(status, {"error": 29, "message": "no"}))
+        outcome = client.classify(SCROBBLE, answer(status, {"error": 29, "message": "no"}))
         assert outcome.kind is OutcomeKind.RETRY
         assert outcome.rate_limited
 
@@ -98,7 +86,7 @@ def test_lastfm_error_29_is_rate_limited_whatever_the_status() -> None:
 @pytest.mark.parametrize("service", sorted(CLIENTS))
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_errors_are_failures_not_rate_limits(service: str, status: int) -> None:
-    outcome = CLIENTS[service].classify(work(service), answer(status, Retry_After="10"))
+    outcome = CLIENTS[service].classify(SCROBBLE, answer(status, Retry_After="10"))
     assert outcome.kind is OutcomeKind.RETRY
     assert not outcome.rate_limited
 
