@@ -35,6 +35,7 @@ EXPECTED_TABLES = {
     "imported_items",
     "oauth_states",
     "pacing_slots",
+    "pacing_turns",
     "sources",
     "source_users",
     "login_links",

@@ -277,7 +277,9 @@ def classify_response(response: HttpResponse) -> Outcome:
     status = _status(response, errors)
     said = _describe(errors)
     if status == 429:
-        return Outcome.retry("rate limited by AniList", response.status, retry_after_s(response))
+        return Outcome.slow_down(
+            "rate limited by AniList", response.status, wait_before_next_s(response)
+        )
     if status >= 500:
         reason = f"AniList server error {status}" + (f": {said}" if said else "")
         return Outcome.retry(reason, response.status, retry_after_s(response))

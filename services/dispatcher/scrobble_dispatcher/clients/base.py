@@ -6,7 +6,9 @@ The dispatcher acts on an :class:`Outcome` (failure policy lives there, not here
 - ``DONE`` / ``ALREADY_DONE``: record as sent (a service's own duplicate rule, such as a
   Trakt or Simkl 409, counts as done).
 - ``RETRY``: transient; try again no earlier than ``retry_after_s`` when the service said
-  so (Retry-After, X-RateLimit-Reset-In), else after the configured backoff.
+  so (Retry-After, X-RateLimit-Reset-In), else after the configured backoff. A retry that
+  is ``rate_limited`` (429, Last.fm error 29) is the service pacing us, not a failure: the
+  work waits what the service said and no attempt is spent.
 - ``REFRESH``: the access token was refused; refresh it once, then try again.
 - ``RECONNECT``: the user must connect again (revoked session, refresh refused); the work
   waits instead of dying.
@@ -279,6 +281,9 @@ class Outcome:
     reason: str
     http_status: int | None = None
     retry_after_s: float | None = None
+    # A RETRY because the service said to slow down (429, Last.fm error 29): pacing, not
+    # a failure (``Outcome.slow_down``).
+    rate_limited: bool = False
 
     def __post_init__(self) -> None:
         # Reasons often quote the service's answer: plain and short, whoever built them.
@@ -300,6 +305,13 @@ class Outcome:
     @classmethod
     def retry(cls, reason: str, status: int | None = None, after_s: float | None = None) -> Outcome:
         return cls(OutcomeKind.RETRY, reason, status, after_s)
+
+    @classmethod
+    def slow_down(
+        cls, reason: str, status: int | None = None, after_s: float | None = None
+    ) -> Outcome:
+        """A RETRY the service asked for by limiting us: wait ``after_s`` (what it said)."""
+        return cls(OutcomeKind.RETRY, reason, status, after_s, rate_limited=True)
 
     @classmethod
     def refresh(cls, reason: str, status: int | None = None) -> Outcome:
@@ -336,9 +348,11 @@ class AppCredentials:
 
 @dataclass(frozen=True)
 class UserCredentials:
-    """The user's credential: access token, Last.fm session key or ListenBrainz token."""
+    """The user's credential: access token, Last.fm session key or ListenBrainz token; and
+    the account's name at the service when known (not a secret: pacing keys by it)."""
 
     token: str = field(repr=False)
+    account: str | None = None
 
 
 class ServiceClient(Protocol):

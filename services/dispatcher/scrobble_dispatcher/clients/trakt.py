@@ -126,7 +126,7 @@ class TraktClient:
         if status == 401:
             return Outcome.refresh("Trakt refused the access token (HTTP 401)", status)
         if status == 429:
-            return Outcome.retry(
+            return Outcome.slow_down(
                 "Trakt rate limit reached (HTTP 429)", status, rate_limit_wait_s(response)
             )
         if status >= 500:
