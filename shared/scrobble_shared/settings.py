@@ -41,6 +41,7 @@ from pydantic_settings import (
 )
 
 from scrobble_shared.service_names import SERVICES, ServiceName
+from scrobble_shared.trackers.http import AppCredentials
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,12 @@ class ServiceConfig:
     auth_url: str | None
     client_id: str | None
     client_secret: SecretStr | None
+
+    @property
+    def app(self) -> AppCredentials:
+        """The app's credentials at the service (empty when not configured)."""
+        secret = self.client_secret.get_secret_value() if self.client_secret else ""
+        return AppCredentials(self.client_id or "", secret)
 
 
 class Settings(BaseSettings):

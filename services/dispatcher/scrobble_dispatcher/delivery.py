@@ -57,28 +57,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from scrobble_dispatcher import metrics, pacing, repository, tokens
-from scrobble_dispatcher.clients.anilist import (
-    AniListClient,
-    MediaLookupNeeded,
-    anilist_media_id,
-    episode_progress,
-    parse_current_entry,
-    parse_media_lookup,
-    progress_to_save,
-)
-from scrobble_dispatcher.clients.base import (
-    HttpRequest,
-    HttpResponse,
-    Outcome,
-    OutcomeKind,
-    ServiceClient,
-    Unsendable,
-    UserCredentials,
-)
-from scrobble_dispatcher.clients.lastfm import MAX_BATCH as LASTFM_MAX_BATCH
-from scrobble_dispatcher.clients.lastfm import LastfmClient
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
+from scrobble_dispatcher import metrics, pacing, repository
 from scrobble_dispatcher.paced_call import call_on_slot
 from scrobble_dispatcher.resolve.resolver import (
     UNRESOLVED,
@@ -97,6 +76,29 @@ from scrobble_shared.db.connections import (
     stored_tokens_open,
 )
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.trackers import pace
+from scrobble_shared.trackers import refresh as tokens
+from scrobble_shared.trackers.anilist.client import (
+    AniListClient,
+    MediaLookupNeeded,
+    anilist_media_id,
+    episode_progress,
+    parse_current_entry,
+    parse_media_lookup,
+    progress_to_save,
+)
+from scrobble_shared.trackers.http import (
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    OutcomeKind,
+    ServiceClient,
+    Unsendable,
+    UserCredentials,
+)
+from scrobble_shared.trackers.lastfm.client import MAX_BATCH as LASTFM_MAX_BATCH
+from scrobble_shared.trackers.lastfm.client import LastfmClient
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 
@@ -324,7 +326,7 @@ class Deliverer:
         claimed: repository.Claimed,
         request: HttpRequest,
         *,
-        keys: list[pacing.PaceKey] | None = None,
+        keys: list[pace.PaceKey] | None = None,
         endpoint: str | None = None,
         user: UserCredentials | None = None,
     ) -> tuple[Outcome, HttpResponse | None]:
@@ -341,20 +343,20 @@ class Deliverer:
         work: ScrobbleWork,
         rows: Sequence[repository.Claimed],
         request: HttpRequest,
-        keys: list[pacing.PaceKey] | None = None,
+        keys: list[pace.PaceKey] | None = None,
         endpoint: str | None = None,
         user: UserCredentials | None = None,
     ) -> HttpResponse | Outcome:
         """Wait for the pacing slot (or put ``rows`` back for it), then send: the response,
         or the retry outcome of a call that got none. One call, one slot, however many
         works it carries. The write keys count what the service limits: the user's
-        account or token (``pacing.limited_account``), else the connection."""
+        account or token (``pace.limited_account``), else the connection."""
         head = rows[0]
         if keys is None:
             account = None
             if user is not None:
-                account = pacing.limited_account(work.service, user.token, user.account)
-            keys = pacing.pacing_keys(
+                account = pace.limited_account(work.service, user.token, user.account)
+            keys = pace.pacing_keys(
                 work.service,
                 head.connection_id,
                 self._policy.app_keys.get(work.service, ""),

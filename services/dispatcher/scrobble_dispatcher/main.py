@@ -10,18 +10,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any
 
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from scrobble_dispatcher.clients.anilist import AniListClient
-from scrobble_dispatcher.clients.base import AppCredentials, ServiceClient
-from scrobble_dispatcher.clients.lastfm import LastfmClient
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
-from scrobble_dispatcher.clients.simkl import SimklClient
-from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.gauges import mark_enabled, sample_forever
@@ -42,12 +35,20 @@ from scrobble_shared.runtime import (
 )
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
+from scrobble_shared.trackers.anilist.client import AniListClient
+from scrobble_shared.trackers.http import AppCredentials, ServiceClient
+from scrobble_shared.trackers.lastfm.client import LastfmClient
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from scrobble_shared.trackers.simkl.client import SimklClient
+from scrobble_shared.trackers.trakt.client import TraktClient
 
 log = logging.getLogger("scrobble_dispatcher")
 
 
 def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, ServiceClient]:
-    app = partial(AppCredentials.from_settings, settings)
+    def app(service: ServiceName) -> AppCredentials:
+        return settings.service(service).app
+
     makers: dict[str, Any] = {
         "trakt": lambda: TraktClient(settings.trakt_api_url, app("trakt")),
         "simkl": lambda: SimklClient(settings.simkl_api_url, app("simkl")),
@@ -60,7 +61,10 @@ def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, 
 
 def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
     """External-id resolution for the services that need it, cached in Postgres."""
-    app = partial(AppCredentials.from_settings, settings)
+
+    def app(service: ServiceName) -> AppCredentials:
+        return settings.service(service).app
+
     urls = {
         "trakt": settings.trakt_api_url,
         "simkl": settings.simkl_api_url,

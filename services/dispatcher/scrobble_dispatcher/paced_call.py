@@ -17,15 +17,16 @@ from datetime import UTC, datetime
 import asyncpg
 
 from scrobble_dispatcher import metrics, pacing
-from scrobble_dispatcher.clients.base import HttpRequest, HttpResponse, Outcome
 from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
+from scrobble_shared.trackers import pace
+from scrobble_shared.trackers.http import HttpRequest, HttpResponse, Outcome
 
 
 async def call_on_slot(
     pool: asyncpg.Pool,
     clients: ClientSet,
     slot: pacing.Slot,
-    keys: Sequence[pacing.PaceKey],
+    keys: Sequence[pace.PaceKey],
     request: HttpRequest,
     *,
     service: str,

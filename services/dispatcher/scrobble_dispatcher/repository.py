@@ -34,12 +34,12 @@ from typing import Any, Final
 
 import asyncpg
 
-from scrobble_dispatcher.clients.base import readable_reason
 from scrobble_dispatcher.coalesce import Coalescer
-from scrobble_dispatcher.tokens import NewTokens, TokenState
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db import Conn
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
+from scrobble_shared.trackers.http import readable_reason
+from scrobble_shared.trackers.refresh import NewTokens, TokenState
 
 # How long a claimed row may stay in 'sending' before another process may take it over.
 SENDING_LEASE: Final = timedelta(minutes=2)

@@ -21,13 +21,13 @@ from typing import Any
 
 import asyncpg
 
-from scrobble_dispatcher import repository, tokens
-from scrobble_dispatcher.clients.base import AppCredentials
+from scrobble_dispatcher import repository
 from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
+from scrobble_shared.trackers import refresh as tokens
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def refresh_configs(
     if "trakt" not in services:
         return {}
     auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
-    app = AppCredentials.from_settings(settings, "trakt")
+    app = settings.service("trakt").app
     config = tokens.RefreshConfig.trakt(auth_url, app, settings.trakt_redirect_uri)
     return {"trakt": config}
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from scrobble_dispatcher.clients.base import USER_AGENT, HttpRequest, HttpResponse
+from scrobble_shared.trackers.http import USER_AGENT, HttpRequest, HttpResponse
 
 # Explicit limits: a hung service must not hold a partition near max_poll_interval_ms.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)

@@ -16,7 +16,6 @@ from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from scrobble_dispatcher import pacing, repository
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import running_sandbox
@@ -24,6 +23,8 @@ from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.trackers import pace
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -95,8 +96,8 @@ async def test_far_slots_put_work_back_and_drop_stale_now_playing(
     pool, deliverer, connection = held
     until = datetime.now(UTC) + timedelta(seconds=60)
     # The key ListenBrainz work of this connection is paced on: its token's.
-    account = pacing.limited_account("listenbrainz", SANDBOX_TOKEN, None)
-    [key] = pacing.pacing_keys("listenbrainz", connection, "", account=account)
+    account = pace.limited_account("listenbrainz", SANDBOX_TOKEN, None)
+    [key] = pace.pacing_keys("listenbrainz", connection, "", account=account)
     async with pool.acquire() as conn:
         await pacing.hold(conn, key.key, until)
     outcomes: dict[str, dict[str, Any]] = {}

@@ -15,7 +15,6 @@ import pytest
 
 from scrobble_dispatcher.pacing import (
     IN_FLIGHT,
-    PaceKey,
     Pacer,
     after_call,
     hold,
@@ -23,6 +22,7 @@ from scrobble_dispatcher.pacing import (
     reserve_all,
     reserve_within,
 )
+from scrobble_shared.trackers.pace import PaceKey
 
 pytestmark = pytest.mark.integration
 STEP = timedelta(milliseconds=100)

@@ -22,16 +22,16 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
 from scrobble_dispatcher import repository
-from scrobble_dispatcher.clients.base import REASON_LIMIT, AppCredentials, ServiceClient
-from scrobble_dispatcher.clients.lastfm import LastfmClient
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
-from scrobble_dispatcher.clients.simkl import SimklClient
-from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
-from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.trackers.http import REASON_LIMIT, AppCredentials, ServiceClient
+from scrobble_shared.trackers.lastfm.client import LastfmClient
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from scrobble_shared.trackers.refresh import RefreshConfig
+from scrobble_shared.trackers.simkl.client import SimklClient
+from scrobble_shared.trackers.trakt.client import TraktClient
 from tests.integration.gateway.conftest import Gateway, open_gateway
 from tests.support.infra import Infra
 from tests.support.topics import Topics

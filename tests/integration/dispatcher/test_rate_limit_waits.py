@@ -22,13 +22,13 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import RecordedRequest, Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from tests.integration.dispatcher.test_fair_lanes import Lanes, lanes, listen, queue
 from tests.support.infra import Infra
 

@@ -21,10 +21,6 @@ from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from scrobble_dispatcher import repository
-from scrobble_dispatcher.clients.anilist import AniListClient
-from scrobble_dispatcher.clients.base import AppCredentials, ServiceClient
-from scrobble_dispatcher.clients.simkl import SimklClient
-from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.resolve import build
 from scrobble_dispatcher.resolve.resolver import IdResolver
@@ -33,6 +29,10 @@ from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.trackers.anilist.client import AniListClient
+from scrobble_shared.trackers.http import AppCredentials, ServiceClient
+from scrobble_shared.trackers.simkl.client import SimklClient
+from scrobble_shared.trackers.trakt.client import TraktClient
 from tests.integration.gateway.conftest import open_gateway
 from tests.support.infra import Infra
 from tests.support.topics import Topics
@@ -307,7 +307,7 @@ async def test_a_lookup_without_an_answer_is_retried_and_asks_again(rig: Rig) ->
 async def test_music_is_sent_by_name_without_lookups(rig: Rig) -> None:
     # Last.fm and ListenBrainz have no resolver: a track without MBIDs goes as it is.
     resolver = IdResolver(rig.pool, {})
-    from scrobble_dispatcher.clients.base import UserCredentials
+    from scrobble_shared.trackers.http import UserCredentials
     from scrobble_shared.work_message import ScrobbleWork
 
     work = ScrobbleWork.from_message(

@@ -17,16 +17,16 @@ from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from scrobble_dispatcher import repository
-from scrobble_dispatcher.clients.base import AppCredentials
-from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
-from scrobble_dispatcher.tokens import INTERRUPTED_REASON, NewTokens, RefreshConfig
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db import Conn
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.trackers.http import AppCredentials
+from scrobble_shared.trackers.refresh import INTERRUPTED_REASON, NewTokens, RefreshConfig
+from scrobble_shared.trackers.trakt.client import TraktClient
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration

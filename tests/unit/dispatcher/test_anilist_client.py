@@ -16,7 +16,12 @@ import pytest
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from graphql.execution.values import get_variable_values
 
-from scrobble_dispatcher.clients.anilist import (
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Limit, Sandbox
+from scrobble_sandbox.anilist.schema import schema_text as sandbox_schema_text
+from scrobble_sandbox.credentials import SANDBOX_TOKEN
+from scrobble_shared.events import Content
+from scrobble_shared.trackers.anilist.client import (
     NOT_FOUND_REASON,
     AniListClient,
     ListEntry,
@@ -30,8 +35,8 @@ from scrobble_dispatcher.clients.anilist import (
     score_raw,
     wait_before_next_s,
 )
-from scrobble_dispatcher.clients.anilist_queries import ALL_DOCUMENTS
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.trackers.anilist.queries import ALL_DOCUMENTS
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     HttpRequest,
     HttpResponse,
@@ -40,11 +45,6 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_dispatcher.transport import send
-from scrobble_sandbox import Limit, Sandbox
-from scrobble_sandbox.anilist.schema import schema_text as sandbox_schema_text
-from scrobble_sandbox.credentials import SANDBOX_TOKEN
-from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.trackers.http import (
     HttpResponse,
     http_date,
     retry_after_s,

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from graphql import parse, validate
 
-from scrobble_dispatcher.clients.base import AppCredentials, HttpResponse, OutcomeKind
-from scrobble_dispatcher.imports import anilist, sync
-from scrobble_dispatcher.imports.core import ImportedItem, ImportRefused, JobContext, iso_utc
-from scrobble_dispatcher.imports.lastfm import LastfmReader
-from scrobble_dispatcher.imports.listenbrainz import ListenBrainzReader
-from scrobble_dispatcher.imports.simkl import SimklReader
-from scrobble_dispatcher.imports.trakt import TraktReader
+from scrobble_dispatcher.imports import sync
+from scrobble_shared.trackers.anilist import history as anilist
+from scrobble_shared.trackers.history import ImportedItem, ImportRefused, JobContext, iso_utc
+from scrobble_shared.trackers.http import AppCredentials, HttpResponse, OutcomeKind
+from scrobble_shared.trackers.lastfm.history import LastfmReader
+from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
+from scrobble_shared.trackers.simkl.history import SimklReader
+from scrobble_shared.trackers.trakt.history import TraktReader
 from scrobble_shared.work import ConnectionRules, WorkKind
 from tests.unit.dispatcher.test_anilist_client import schema
 

@@ -12,7 +12,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Limit, Sandbox
+from scrobble_shared.events import Content, ContentType, ExternalIds
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
@@ -22,16 +25,13 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_dispatcher.clients.lastfm import (
+from scrobble_shared.trackers.lastfm.client import (
     MAX_BATCH,
     RATE_LIMIT_BACKOFF_S,
     LastfmClient,
     UnsendableInBatch,
     sign,
 )
-from scrobble_dispatcher.transport import send
-from scrobble_sandbox import Limit, Sandbox
-from scrobble_shared.events import Content, ContentType, ExternalIds
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

@@ -11,7 +11,10 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Limit, Sandbox
+from scrobble_shared.events import Content
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     HttpRequest,
     HttpResponse,
@@ -21,13 +24,7 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_dispatcher.clients.listenbrainz import (
-    MAX_DURATION_MS,
-    ListenBrainzClient,
-)
-from scrobble_dispatcher.transport import send
-from scrobble_sandbox import Limit, Sandbox
-from scrobble_shared.events import Content
+from scrobble_shared.trackers.listenbrainz.client import MAX_DURATION_MS, ListenBrainzClient
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from scrobble_dispatcher.pacing import (
+from scrobble_shared.trackers.pace import (
     SEND_MARGIN,
     PaceKey,
     app_pacing_key,

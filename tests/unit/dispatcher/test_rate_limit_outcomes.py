@@ -11,18 +11,6 @@ from typing import Any
 
 import pytest
 
-from scrobble_dispatcher.clients.anilist import AniListClient
-from scrobble_dispatcher.clients.base import (
-    AppCredentials,
-    HttpResponse,
-    Outcome,
-    OutcomeKind,
-    ServiceClient,
-)
-from scrobble_dispatcher.clients.lastfm import LastfmClient
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
-from scrobble_dispatcher.clients.simkl import SimklClient
-from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.delivery import (
     RATE_LIMIT_JITTER,
     RATE_LIMIT_WAIT,
@@ -31,6 +19,18 @@ from scrobble_dispatcher.delivery import (
     after_rate_limit,
     connection_jitter,
 )
+from scrobble_shared.trackers.anilist.client import AniListClient
+from scrobble_shared.trackers.http import (
+    AppCredentials,
+    HttpResponse,
+    Outcome,
+    OutcomeKind,
+    ServiceClient,
+)
+from scrobble_shared.trackers.lastfm.client import LastfmClient
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from scrobble_shared.trackers.simkl.client import SimklClient
+from scrobble_shared.trackers.trakt.client import TraktClient
 from scrobble_shared.work import WorkKind
 from tests.unit.dispatcher.test_trakt_client import content
 from tests.unit.dispatcher.test_trakt_client import work as trakt_work

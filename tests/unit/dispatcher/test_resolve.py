@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from graphql import build_schema, parse, validate
 
-from scrobble_dispatcher.clients.anilist import AniListClient
-from scrobble_dispatcher.clients.base import AppCredentials, HttpResponse, UserCredentials
-from scrobble_dispatcher.clients.simkl import SimklClient
-from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.resolve import build
-from scrobble_dispatcher.resolve.anilist import MEDIA_SEARCH, AniListResolver
-from scrobble_dispatcher.resolve.core import (
+from scrobble_sandbox.anilist.schema import anilist_schema
+from scrobble_shared.events import Content
+from scrobble_shared.trackers.anilist.client import AniListClient
+from scrobble_shared.trackers.anilist.ids import MEDIA_SEARCH, AniListResolver
+from scrobble_shared.trackers.http import AppCredentials, HttpResponse, UserCredentials
+from scrobble_shared.trackers.ids import (
     Found,
     Lookup,
     NotFound,
@@ -29,10 +29,10 @@ from scrobble_dispatcher.resolve.core import (
     normalise_title,
     with_ids,
 )
-from scrobble_dispatcher.resolve.simkl import SimklResolver
-from scrobble_dispatcher.resolve.trakt import TraktResolver
-from scrobble_sandbox.anilist.schema import anilist_schema
-from scrobble_shared.events import Content
+from scrobble_shared.trackers.simkl.client import SimklClient
+from scrobble_shared.trackers.simkl.ids import SimklResolver
+from scrobble_shared.trackers.trakt.client import TraktClient
+from scrobble_shared.trackers.trakt.ids import TraktResolver
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

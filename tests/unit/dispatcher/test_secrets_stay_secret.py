@@ -13,8 +13,13 @@ from uuid import uuid4
 
 import pytest
 
-from scrobble_dispatcher.clients.anilist import AniListClient
-from scrobble_dispatcher.clients.base import (
+from scrobble_dispatcher.repository import ConnectionState
+from scrobble_shared.events import Content
+from scrobble_shared.trackers.anilist.client import AniListClient
+from scrobble_shared.trackers.anilist.history import AniListReader
+from scrobble_shared.trackers.anilist.ids import AniListResolver
+from scrobble_shared.trackers.history import JobContext
+from scrobble_shared.trackers.http import (
     REASON_LIMIT,
     AppCredentials,
     HttpRequest,
@@ -24,22 +29,12 @@ from scrobble_dispatcher.clients.base import (
     UserCredentials,
     readable_reason,
 )
-from scrobble_dispatcher.clients.lastfm import LastfmClient
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
-from scrobble_dispatcher.clients.simkl import SimklClient
-from scrobble_dispatcher.clients.trakt import TraktClient
-from scrobble_dispatcher.imports.anilist import AniListReader
-from scrobble_dispatcher.imports.core import JobContext
-from scrobble_dispatcher.imports.lastfm import LastfmReader
-from scrobble_dispatcher.imports.listenbrainz import ListenBrainzReader
-from scrobble_dispatcher.imports.simkl import SimklReader
-from scrobble_dispatcher.imports.trakt import TraktReader
-from scrobble_dispatcher.repository import ConnectionState
-from scrobble_dispatcher.resolve.anilist import AniListResolver
-from scrobble_dispatcher.resolve.core import Lookup
-from scrobble_dispatcher.resolve.simkl import SimklResolver
-from scrobble_dispatcher.resolve.trakt import TraktResolver
-from scrobble_dispatcher.tokens import (
+from scrobble_shared.trackers.ids import Lookup
+from scrobble_shared.trackers.lastfm.client import LastfmClient
+from scrobble_shared.trackers.lastfm.history import LastfmReader
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
+from scrobble_shared.trackers.refresh import (
     NewTokens,
     NotNow,
     RefreshConfig,
@@ -48,7 +43,12 @@ from scrobble_dispatcher.tokens import (
     build_refresh,
     parse_refresh,
 )
-from scrobble_shared.events import Content
+from scrobble_shared.trackers.simkl.client import SimklClient
+from scrobble_shared.trackers.simkl.history import SimklReader
+from scrobble_shared.trackers.simkl.ids import SimklResolver
+from scrobble_shared.trackers.trakt.client import TraktClient
+from scrobble_shared.trackers.trakt.history import TraktReader
+from scrobble_shared.trackers.trakt.ids import TraktResolver
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

@@ -11,7 +11,10 @@ from uuid import UUID
 import httpx
 import pytest
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Sandbox
+from scrobble_shared.events import Content
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
@@ -21,10 +24,7 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_dispatcher.clients.simkl import SimklClient, clamp_progress, clamp_rating, iso_utc
-from scrobble_dispatcher.transport import send
-from scrobble_sandbox import Sandbox
-from scrobble_shared.events import Content
+from scrobble_shared.trackers.simkl.client import SimklClient, clamp_progress, clamp_rating, iso_utc
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from scrobble_dispatcher.clients.base import AppCredentials, HttpResponse
-from scrobble_dispatcher.tokens import (
+from scrobble_shared.trackers.http import AppCredentials, HttpResponse
+from scrobble_shared.trackers.refresh import (
     DEFAULT_ACCESS_TTL,
     INTERRUPTED_REASON,
     REFRESH_LEASE,

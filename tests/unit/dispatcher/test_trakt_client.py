@@ -10,7 +10,10 @@ from uuid import uuid4
 
 import pytest
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_dispatcher.transport import send
+from scrobble_sandbox import Sandbox
+from scrobble_shared.events import Content
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
@@ -20,10 +23,7 @@ from scrobble_dispatcher.clients.base import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_dispatcher.clients.trakt import ACCOUNT_LIMIT_REASON, TraktClient
-from scrobble_dispatcher.transport import send
-from scrobble_sandbox import Sandbox
-from scrobble_shared.events import Content
+from scrobble_shared.trackers.trakt.client import ACCOUNT_LIMIT_REASON, TraktClient
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

@@ -1,9 +1,9 @@
 """History import and two-way sync (CONTRACTS section 4, ``POST /import/{service}``).
 
-- ``core``: the pure shapes: an imported item, a page, a reader's protocol, how an answer
-  of a history read is judged;
-- ``trakt``, ``lastfm``, ``listenbrainz``, ``simkl``, ``anilist``: each service's pure page
-  reader (which request comes next, what a page says, where the next one starts);
+- ``scrobble_shared.trackers.history``: the pure shapes: an imported item, a page, a
+  reader's protocol, how an answer of a history read is judged; each tracker's pure page
+  reader (which request comes next, what a page says, where the next one starts) is in its
+  folder;
 - ``sync``: what an imported item means for the user's other connections (pure);
 - ``store``: the Postgres statements (claiming jobs, saving a page with its cursor);
 - ``runner``: one job, page after page, paced on the dispatcher's shared limiter;

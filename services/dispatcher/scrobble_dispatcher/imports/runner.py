@@ -46,9 +46,16 @@ from typing import Any, Final, NoReturn
 import asyncpg
 
 from scrobble_dispatcher import pacing, repository
-from scrobble_dispatcher.clients.base import HttpResponse, Outcome, OutcomeKind, readable_reason
 from scrobble_dispatcher.imports import metrics, store, sync
-from scrobble_dispatcher.imports.core import (
+from scrobble_dispatcher.paced_call import call_on_slot
+from scrobble_dispatcher.token_refresh import TokenRefresher
+from scrobble_dispatcher.transport import ClientSet
+from scrobble_shared.crypto import TokenCipher
+from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON, mark_tokens_unreadable
+from scrobble_shared.db.scrobbles import queue_scrobbles
+from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
+from scrobble_shared.trackers import pace
+from scrobble_shared.trackers.history import (
     Cursor,
     HistoryReader,
     ImportRefused,
@@ -56,14 +63,8 @@ from scrobble_dispatcher.imports.core import (
     Page,
     UnexpectedAnswer,
 )
-from scrobble_dispatcher.paced_call import call_on_slot
-from scrobble_dispatcher.token_refresh import TokenRefresher
-from scrobble_dispatcher.tokens import RefreshConfig
-from scrobble_dispatcher.transport import ClientSet
-from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON, mark_tokens_unreadable
-from scrobble_shared.db.scrobbles import queue_scrobbles
-from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
+from scrobble_shared.trackers.http import HttpResponse, Outcome, OutcomeKind, readable_reason
+from scrobble_shared.trackers.refresh import RefreshConfig
 from scrobble_shared.work_message import WorkTopics, new_scrobble
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ class ImportRunner:
         service set honoured)."""
         keys = reader.pacing_keys(job.connection_id, self._app_keys.get(job.service, ""))
         if not self._read_pacing:
-            keys = [pacing.PaceKey(k.key, timedelta(0)) for k in keys]
+            keys = [pace.PaceKey(k.key, timedelta(0)) for k in keys]
         slot = await self._pacer.reserve(keys, None)
         return await call_on_slot(
             self.pool,

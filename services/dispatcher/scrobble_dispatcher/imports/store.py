@@ -22,8 +22,8 @@ from typing import Any, Final
 
 import asyncpg
 
-from scrobble_dispatcher.imports.core import Cursor, ImportedItem
 from scrobble_shared.db import Conn
+from scrobble_shared.trackers.history import Cursor, ImportedItem
 from scrobble_shared.work import ConnectionRules
 
 # After this many claims a job that keeps killing its workers is failed, not run again.

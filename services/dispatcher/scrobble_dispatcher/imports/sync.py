@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-from scrobble_dispatcher.imports.core import ImportedItem
-from scrobble_dispatcher.resolve.core import merge_ids
 from scrobble_shared.events import PlaybackEvent
+from scrobble_shared.trackers.history import ImportedItem
+from scrobble_shared.trackers.ids import merge_ids
 from scrobble_shared.work import ConnectionRules, Work, mark_watched_work, rating_work
 
 IMPORT_NAMESPACE: Final = uuid.UUID("6f9c1e52-3c1b-4d8e-9a37-2b1f0c7d5e44")

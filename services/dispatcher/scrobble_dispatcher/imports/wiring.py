@@ -7,19 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from scrobble_dispatcher.clients.base import AppCredentials
-from scrobble_dispatcher.imports.anilist import AniListReader
-from scrobble_dispatcher.imports.core import HistoryReader
-from scrobble_dispatcher.imports.lastfm import LastfmReader
-from scrobble_dispatcher.imports.listenbrainz import ListenBrainzReader
 from scrobble_dispatcher.imports.runner import ImportRunner, ImportTopics
-from scrobble_dispatcher.imports.simkl import SimklReader
-from scrobble_dispatcher.imports.trakt import TraktReader
 from scrobble_dispatcher.imports.worker import ImportWorker, subscriber_options
 from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
@@ -28,6 +20,13 @@ from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.runtime import cancel_tasks
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
+from scrobble_shared.trackers.anilist.history import AniListReader
+from scrobble_shared.trackers.history import HistoryReader
+from scrobble_shared.trackers.http import AppCredentials
+from scrobble_shared.trackers.lastfm.history import LastfmReader
+from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
+from scrobble_shared.trackers.simkl.history import SimklReader
+from scrobble_shared.trackers.trakt.history import TraktReader
 from scrobble_shared.work_message import WorkTopics
 
 
@@ -42,7 +41,9 @@ def imported_topic(settings: Settings) -> str:
 
 
 def build_readers(settings: Settings, services: list[ServiceName]) -> dict[str, HistoryReader]:
-    app = partial(AppCredentials.from_settings, settings)
+    def app(service: ServiceName) -> AppCredentials:
+        return settings.service(service).app
+
     makers: dict[str, Any] = {
         "trakt": lambda: TraktReader(settings.trakt_api_url, app("trakt")),
         "lastfm": lambda: LastfmReader(settings.lastfm_api_url, app("lastfm")),

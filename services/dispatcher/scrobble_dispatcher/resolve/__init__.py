@@ -1,8 +1,8 @@
 """External-id resolution: turning what a playback event carries into the ids a service
 needs, once per item and service, shared by every dispatcher replica.
 
-- ``core``: the pure shapes (plans, lookups, answers) and title normalisation;
-- ``trakt``, ``simkl``, ``anilist``: each service's pure resolver (plan, request, parse);
+- ``scrobble_shared.trackers.ids``: the pure shapes (plans, lookups, answers) and title
+  normalisation; each tracker's pure resolver (plan, request, parse) is in its folder;
 - ``cache``: the Postgres cache of answers (``id_lookups``) with its claim protocol;
 - ``resolver``: :class:`~scrobble_dispatcher.resolve.resolver.IdResolver`, which walks a
   plan through the caches and the service, for the Deliverer.
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from scrobble_dispatcher.clients.base import AppCredentials
-from scrobble_dispatcher.resolve.anilist import AniListResolver
-from scrobble_dispatcher.resolve.core import ServiceResolver
-from scrobble_dispatcher.resolve.simkl import SimklResolver
-from scrobble_dispatcher.resolve.trakt import TraktResolver
+from scrobble_shared.trackers.anilist.ids import AniListResolver
+from scrobble_shared.trackers.http import AppCredentials
+from scrobble_shared.trackers.ids import ServiceResolver
+from scrobble_shared.trackers.simkl.ids import SimklResolver
+from scrobble_shared.trackers.trakt.ids import TraktResolver
 
 __all__ = ["AniListResolver", "ServiceResolver", "SimklResolver", "TraktResolver", "build"]
 

@@ -1,6 +1,6 @@
 """The shared lookup cache in Postgres (table ``id_lookups``, migration 0005).
 
-One row per service and question (:attr:`~scrobble_dispatcher.resolve.core.Lookup.key`):
+One row per service and question (:attr:`~scrobble_shared.trackers.ids.Lookup.key`):
 ``found`` with the ids, ``not_found`` with the reason, or ``pending`` while one replica
 asks. :func:`read_or_claim` is the whole protocol: an answer still within its time to live
 is returned; otherwise one atomic upsert claims the row (a new row, or one whose answer or
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from scrobble_dispatcher.resolve.core import Found, LookupResult, NotFound
 from scrobble_shared.db import Conn
+from scrobble_shared.trackers.ids import Found, LookupResult, NotFound
 
 
 @dataclass(frozen=True)

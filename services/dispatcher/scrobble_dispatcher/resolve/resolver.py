@@ -8,7 +8,7 @@ Failure policy (the dispatcher maps these; see delivery.py):
   or an inexact search): a permanent, readable outcome, recorded ``failed``, never retried;
 - :class:`LookupInProgress`: another replica is asking about this item right now and did
   not answer within ``busy_wait``: the work waits a moment without spending an attempt;
-- an :class:`~scrobble_dispatcher.clients.base.Outcome` from a lookup call that got no
+- an :class:`~scrobble_shared.trackers.http.Outcome` from a lookup call that got no
   usable answer (429, 5xx, timeout, refused token): handled like the same outcome of a
   write; the claim is given up so the next play asks again. Pacing that reschedules the
   work (``_Rescheduled`` from the exchange) also gives the claim up and propagates.
@@ -32,16 +32,15 @@ from uuid import UUID
 import asyncpg
 from prometheus_client import Counter
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_dispatcher.resolve import cache
+from scrobble_shared.trackers.http import (
     HttpRequest,
     HttpResponse,
     Outcome,
     OutcomeKind,
     UserCredentials,
 )
-from scrobble_dispatcher.pacing import PaceKey
-from scrobble_dispatcher.resolve import cache
-from scrobble_dispatcher.resolve.core import (
+from scrobble_shared.trackers.ids import (
     Found,
     Lookup,
     LookupResult,
@@ -51,6 +50,7 @@ from scrobble_dispatcher.resolve.core import (
     UnexpectedAnswer,
     with_ids,
 )
+from scrobble_shared.trackers.pace import PaceKey
 from scrobble_shared.work_message import ScrobbleWork
 
 log = logging.getLogger(__name__)

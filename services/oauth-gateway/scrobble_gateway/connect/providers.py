@@ -28,9 +28,9 @@ from authlib.common.security import generate_token  # type: ignore[import-untype
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
-from scrobble_shared.lastfm_signature import sign
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
+from scrobble_shared.trackers.lastfm.signature import sign
 
 CALLBACK_PATH: Final = "/api/v1/scrobble/{service}/callback"
 OAUTH_SERVICES: Final[tuple[ServiceName, ...]] = ("trakt", "simkl", "anilist")

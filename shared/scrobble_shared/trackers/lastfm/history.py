@@ -12,15 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import (
-    USER_AGENT,
-    AppCredentials,
-    HttpRequest,
-    HttpResponse,
-    Outcome,
-    retry_after_s,
-)
-from scrobble_dispatcher.imports.core import (
+from scrobble_shared.trackers.history import (
     Cursor,
     ImportedItem,
     ImportRefused,
@@ -35,7 +27,15 @@ from scrobble_dispatcher.imports.core import (
     track_play,
     unix_s,
 )
-from scrobble_dispatcher.pacing import PaceKey, pacing_keys
+from scrobble_shared.trackers.http import (
+    USER_AGENT,
+    AppCredentials,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    retry_after_s,
+)
+from scrobble_shared.trackers.pace import PaceKey, pacing_keys
 
 PAGE_LIMIT: Final = 200
 RATE_LIMIT_BACKOFF_S: Final = 10.0

@@ -15,7 +15,7 @@ classifying each answer with :meth:`AniListClient.classify` before reading it:
    status ``CURRENT``, or ``COMPLETED`` from the last episode) or
    :meth:`~AniListClient.build_save_score` (``scoreRaw`` 0-100 = rating x 10).
 
-:meth:`AniListClient.build` (the :class:`~scrobble_dispatcher.clients.base.ServiceClient`
+:meth:`AniListClient.build` (the :class:`~scrobble_shared.trackers.http.ServiceClient`
 entry) goes straight to step 3 when the content carries an AniList id; with only a MyAnimeList
 id it raises :class:`MediaLookupNeeded`. It skips step 2, so for ``WATCHED`` the steps are
 the safe path.
@@ -31,13 +31,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scrobble_dispatcher.clients.anilist_queries import (
+from scrobble_shared.events import Content
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.anilist.queries import (
     MEDIA_BY_MAL_ID,
     SAVE_PROGRESS,
     SAVE_SCORE,
     VIEWER_ENTRY,
 )
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     HttpRequest,
     HttpResponse,
@@ -47,9 +49,7 @@ from scrobble_dispatcher.clients.base import (
     http_date,
     seconds_header,
 )
-from scrobble_dispatcher.clients.base import retry_after_s as retry_after_header_s
-from scrobble_shared.events import Content
-from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.http import retry_after_s as retry_after_header_s
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

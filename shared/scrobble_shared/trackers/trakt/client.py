@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.events import Content, ContentType, ExternalIds, Show
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
@@ -32,8 +34,6 @@ from scrobble_dispatcher.clients.base import (
     retry_after_s,
     seconds_until,
 )
-from scrobble_shared.events import Content, ContentType, ExternalIds, Show
-from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

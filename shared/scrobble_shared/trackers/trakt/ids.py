@@ -18,15 +18,9 @@ from datetime import timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import (
-    AppCredentials,
-    HttpRequest,
-    HttpResponse,
-    UserCredentials,
-)
-from scrobble_dispatcher.clients.trakt import TraktClient, episode_ids, media_ids
-from scrobble_dispatcher.pacing import PaceKey
-from scrobble_dispatcher.resolve.core import (
+from scrobble_shared.events import Content, ContentType
+from scrobble_shared.trackers.http import AppCredentials, HttpRequest, HttpResponse, UserCredentials
+from scrobble_shared.trackers.ids import (
     Found,
     IdMap,
     Lookup,
@@ -44,7 +38,8 @@ from scrobble_dispatcher.resolve.core import (
     search,
     unresolved_reason,
 )
-from scrobble_shared.events import Content, ContentType
+from scrobble_shared.trackers.pace import PaceKey
+from scrobble_shared.trackers.trakt.client import TraktClient, episode_ids, media_ids
 
 # 500 GET per 5 minutes per user.
 GET_INTERVAL: Final = timedelta(seconds=0.6)

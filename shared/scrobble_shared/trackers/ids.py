@@ -25,9 +25,9 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from scrobble_dispatcher.clients.base import HttpRequest, HttpResponse, UserCredentials
-from scrobble_dispatcher.pacing import SEND_MARGIN, PaceKey
 from scrobble_shared.events import Content, ContentType, ExternalIds
+from scrobble_shared.trackers.http import HttpRequest, HttpResponse, UserCredentials
+from scrobble_shared.trackers.pace import SEND_MARGIN, PaceKey
 
 # ExternalIds field name -> value, as the playback event names ids.
 IdMap = dict[str, int | str]

@@ -20,16 +20,15 @@ from datetime import timedelta
 from typing import Final, Literal
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.events import Content, ContentType, ExternalIds
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
     HttpResponse,
     UserCredentials,
 )
-from scrobble_dispatcher.clients.simkl import APP_NAME, APP_VERSION
-from scrobble_dispatcher.pacing import PaceKey, app_pacing_key
-from scrobble_dispatcher.resolve.core import (
+from scrobble_shared.trackers.ids import (
     Found,
     Lookup,
     LookupResult,
@@ -46,7 +45,8 @@ from scrobble_dispatcher.resolve.core import (
     search,
     unresolved_reason,
 )
-from scrobble_shared.events import Content, ContentType, ExternalIds
+from scrobble_shared.trackers.pace import PaceKey, app_pacing_key
+from scrobble_shared.trackers.simkl.client import APP_NAME, APP_VERSION
 
 GET_INTERVAL: Final = timedelta(seconds=0.1)  # 10 GET/s per token and per client id
 ACCEPTED: Final = ("simkl", "imdb", "tmdb", "tvdb", "mal", "anidb", "anilist")

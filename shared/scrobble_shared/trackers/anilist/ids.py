@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Any, Final
 from uuid import UUID
 
-from scrobble_dispatcher.clients.anilist import AniListClient, anilist_media_id, mal_media_id
-from scrobble_dispatcher.clients.anilist import UnexpectedAnswer as ClientUnexpected
-from scrobble_dispatcher.clients.anilist import parse_media_lookup as parse_mal_lookup
-from scrobble_dispatcher.clients.base import HttpRequest, HttpResponse, UserCredentials
-from scrobble_dispatcher.pacing import PaceKey, pacing_keys
-from scrobble_dispatcher.resolve.core import (
+from scrobble_shared.events import Content, ContentType
+from scrobble_shared.trackers.anilist.client import AniListClient, anilist_media_id, mal_media_id
+from scrobble_shared.trackers.anilist.client import UnexpectedAnswer as ClientUnexpected
+from scrobble_shared.trackers.anilist.client import parse_media_lookup as parse_mal_lookup
+from scrobble_shared.trackers.http import HttpRequest, HttpResponse, UserCredentials
+from scrobble_shared.trackers.ids import (
     Found,
     IdMap,
     Lookup,
@@ -37,7 +37,7 @@ from scrobble_dispatcher.resolve.core import (
     search,
     unresolved_reason,
 )
-from scrobble_shared.events import Content, ContentType
+from scrobble_shared.trackers.pace import PaceKey, pacing_keys
 
 # Declared String!: a null search would be "any anime" (see anilist_queries).
 MEDIA_SEARCH: Final = """\

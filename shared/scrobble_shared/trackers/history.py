@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import HttpRequest, HttpResponse, Outcome, retry_after_s
-from scrobble_dispatcher.pacing import PaceKey
+from scrobble_shared.trackers.http import HttpRequest, HttpResponse, Outcome, retry_after_s
+from scrobble_shared.trackers.pace import PaceKey
 
 Cursor = dict[str, Any]
 ItemKind = Literal["play", "rating", "list_entry"]

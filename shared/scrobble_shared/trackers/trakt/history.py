@@ -14,15 +14,7 @@ from datetime import timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import (
-    AppCredentials,
-    HttpRequest,
-    HttpResponse,
-    Outcome,
-    UserCredentials,
-)
-from scrobble_dispatcher.clients.trakt import TraktClient, rate_limit_wait_s
-from scrobble_dispatcher.imports.core import (
+from scrobble_shared.trackers.history import (
     Cursor,
     ImportedItem,
     JobContext,
@@ -35,9 +27,17 @@ from scrobble_dispatcher.imports.core import (
     positive,
     text,
 )
-from scrobble_dispatcher.pacing import PaceKey
-from scrobble_dispatcher.resolve.core import read_pace
-from scrobble_dispatcher.resolve.trakt import trakt_ids
+from scrobble_shared.trackers.http import (
+    AppCredentials,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    UserCredentials,
+)
+from scrobble_shared.trackers.ids import read_pace
+from scrobble_shared.trackers.pace import PaceKey
+from scrobble_shared.trackers.trakt.client import TraktClient, rate_limit_wait_s
+from scrobble_shared.trackers.trakt.ids import trakt_ids
 
 # 500 GET per 5 minutes per user: the key the id lookups use too.
 GET_INTERVAL: Final = timedelta(seconds=0.6)

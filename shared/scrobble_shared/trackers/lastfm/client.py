@@ -1,7 +1,7 @@
 """The Last.fm client: now playing, scrobbles (one, or a batch of up to 50 for a backlog) and
 loves as signed form posts, and what Last.fm's answers mean for each piece of work.
 
-Pure (see :mod:`scrobble_dispatcher.clients.base`): no network, no clock, no database.
+Pure (see :mod:`scrobble_shared.trackers.http`): no network, no clock, no database.
 
 - ``NOW_PLAYING`` -> ``track.updateNowPlaying``; ``SCROBBLE`` -> ``track.scrobble`` with the
   start of the play as ``timestamp``; ``RATING`` -> ``track.love``.
@@ -19,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.events import Content, ContentType
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
@@ -29,9 +31,7 @@ from scrobble_dispatcher.clients.base import (
     UserCredentials,
     retry_after_s,
 )
-from scrobble_shared.events import Content, ContentType
-from scrobble_shared.lastfm_signature import sign as sign  # re-exported: tests use it
-from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.lastfm.signature import sign as sign
 from scrobble_shared.work import LOVE_FROM_RATING, WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

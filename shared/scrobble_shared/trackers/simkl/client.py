@@ -27,7 +27,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.events import Content, ContentType, ExternalIds
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
     HttpRequest,
@@ -37,8 +39,6 @@ from scrobble_dispatcher.clients.base import (
     UserCredentials,
     retry_after_s,
 )
-from scrobble_shared.events import Content, ContentType, ExternalIds
-from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

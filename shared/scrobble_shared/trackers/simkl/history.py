@@ -18,16 +18,7 @@ from __future__ import annotations
 from typing import Any, Final
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import (
-    USER_AGENT,
-    AppCredentials,
-    HttpRequest,
-    HttpResponse,
-    Outcome,
-    retry_after_s,
-)
-from scrobble_dispatcher.clients.simkl import APP_NAME, APP_VERSION
-from scrobble_dispatcher.imports.core import (
+from scrobble_shared.trackers.history import (
     Cursor,
     ImportedItem,
     JobContext,
@@ -40,9 +31,18 @@ from scrobble_dispatcher.imports.core import (
     positive,
     text,
 )
-from scrobble_dispatcher.pacing import PaceKey, app_pacing_key
-from scrobble_dispatcher.resolve.core import read_pace
-from scrobble_dispatcher.resolve.simkl import GET_INTERVAL
+from scrobble_shared.trackers.http import (
+    USER_AGENT,
+    AppCredentials,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    retry_after_s,
+)
+from scrobble_shared.trackers.ids import read_pace
+from scrobble_shared.trackers.pace import PaceKey, app_pacing_key
+from scrobble_shared.trackers.simkl.client import APP_NAME, APP_VERSION
+from scrobble_shared.trackers.simkl.ids import GET_INTERVAL
 
 KINDS: Final = ("movies", "shows", "anime")
 _NUMERIC_IDS: Final = ("simkl", "tmdb", "tvdb", "mal", "anidb", "anilist")

@@ -13,15 +13,8 @@ from __future__ import annotations
 from typing import Any, Final
 from uuid import UUID
 
-from scrobble_dispatcher.clients.anilist import classify_response, wait_before_next_s
-from scrobble_dispatcher.clients.base import (
-    USER_AGENT,
-    HttpRequest,
-    HttpResponse,
-    Outcome,
-    OutcomeKind,
-)
-from scrobble_dispatcher.imports.core import (
+from scrobble_shared.trackers.anilist.client import classify_response, wait_before_next_s
+from scrobble_shared.trackers.history import (
     Cursor,
     ImportedItem,
     JobContext,
@@ -32,7 +25,14 @@ from scrobble_dispatcher.imports.core import (
     positive,
     text,
 )
-from scrobble_dispatcher.pacing import PaceKey, pacing_keys
+from scrobble_shared.trackers.http import (
+    USER_AGENT,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    OutcomeKind,
+)
+from scrobble_shared.trackers.pace import PaceKey, pacing_keys
 
 PER_CHUNK: Final = 500
 

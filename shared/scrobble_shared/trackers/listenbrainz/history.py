@@ -15,9 +15,7 @@ from typing import Any, Final
 from urllib.parse import quote
 from uuid import UUID
 
-from scrobble_dispatcher.clients.base import USER_AGENT, HttpRequest, HttpResponse, Outcome
-from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
-from scrobble_dispatcher.imports.core import (
+from scrobble_shared.trackers.history import (
     Cursor,
     ImportedItem,
     ImportRefused,
@@ -31,7 +29,9 @@ from scrobble_dispatcher.imports.core import (
     track_play,
     unix_s,
 )
-from scrobble_dispatcher.pacing import PaceKey, pacing_keys
+from scrobble_shared.trackers.http import USER_AGENT, HttpRequest, HttpResponse, Outcome
+from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from scrobble_shared.trackers.pace import PaceKey, pacing_keys
 
 PAGE_COUNT: Final = 1000
 

@@ -39,7 +39,6 @@ from typing import Any, Final, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from scrobble_shared.service_names import ServiceName
-from scrobble_shared.settings import Settings
 from scrobble_shared.work_message import ScrobbleWork
 
 USER_AGENT: Final = "revenge-scrobble/0.1 (+https://github.com/revenge-scrobble)"
@@ -337,13 +336,6 @@ class AppCredentials:
 
     client_id: str
     client_secret: str = field(repr=False, default="")
-
-    @classmethod
-    def from_settings(cls, settings: Settings, service: ServiceName) -> AppCredentials:
-        """The configured app credentials of ``service`` (empty when not configured)."""
-        config = settings.service(service)
-        secret = config.client_secret.get_secret_value() if config.client_secret else ""
-        return cls(config.client_id or "", secret)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from scrobble_dispatcher.clients.base import (
+from scrobble_shared.events import Content
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.http import (
     USER_AGENT,
     HttpRequest,
     HttpResponse,
@@ -39,8 +41,6 @@ from scrobble_dispatcher.clients.base import (
     retry_after_s,
     seconds_header,
 )
-from scrobble_shared.events import Content
-from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 

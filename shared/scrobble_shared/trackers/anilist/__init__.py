@@ -1,0 +1,1 @@
+"""anilist: what the house knows about it (see ``scrobble_shared.trackers``)."""

@@ -1,0 +1,1 @@
+"""lastfm: what the house knows about it (see ``scrobble_shared.trackers``)."""

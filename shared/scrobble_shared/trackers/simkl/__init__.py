@@ -1,0 +1,1 @@
+"""simkl: what the house knows about it (see ``scrobble_shared.trackers``)."""
