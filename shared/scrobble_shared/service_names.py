@@ -1,10 +1,10 @@
-"""The trackers by name: the type and the list every layer uses. Pure, and kept apart from
-``settings.py`` so that the core (events, play rules, work messages) does not import the
-configuration loader."""
+"""The type of a tracker's name. Which names exist is the registry's to say
+(``scrobble_shared.trackers.registry.SERVICES``); this module holds only the type, so the
+core can name it without importing every tracker."""
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import TypeAlias
 
-ServiceName = Literal["trakt", "lastfm", "listenbrainz", "simkl", "anilist"]
-SERVICES: Final[tuple[ServiceName, ...]] = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
+# A tracker's name as stored in connections.service and used in topics: "lastfm".
+ServiceName: TypeAlias = str

@@ -25,14 +25,20 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -40,20 +46,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from scrobble_shared.service_names import SERVICES, ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.trackers.http import AppCredentials
+from scrobble_shared.trackers.registry import SERVICES, TRACKERS, tracker
+from scrobble_shared.trackers.tracker import TrackerConfig, TrackerSettings
 
 log = logging.getLogger(__name__)
-
-# Which app credentials each service needs before it can do anything. ListenBrainz has
-# none: every user brings their own token.
-REQUIRED_CREDENTIALS: Final[dict[ServiceName, tuple[str, ...]]] = {
-    "trakt": ("trakt_client_id", "trakt_client_secret"),
-    "lastfm": ("lastfm_api_key", "lastfm_api_secret"),
-    "listenbrainz": (),
-    "simkl": ("simkl_client_id", "simkl_client_secret"),
-    "anilist": ("anilist_client_id", "anilist_client_secret"),
-}
 
 DEFAULT_METRICS_PORTS: Final[dict[str, int]] = {"ingest": 9101, "dispatcher": 9102}
 
@@ -167,7 +165,7 @@ def _flatten_services(tree: Any, field_names: set[str], source: str) -> dict[str
         if service not in SERVICES:
             raise SettingsError(f"{source}: unknown service scrobble.services.{service}")
         for key, value in (options or {}).items():
-            name = f"{service}_{key}"
+            name = f"{tracker(service).settings.prefix.lower()}_{key}"
             if name not in field_names:
                 raise SettingsError(f"{source}: unknown setting scrobble.services.{service}.{key}")
             flat[name] = value
@@ -201,25 +199,19 @@ class _YamlSource(PydanticBaseSettingsSource):
         return {key: value for key, value in flat.items() if value not in ("", None)}
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    """What a client of one external service needs from the settings."""
-
-    name: ServiceName
-    api_url: str
-    auth_url: str | None
-    client_id: str | None
-    client_secret: SecretStr | None
-
-    @property
-    def app(self) -> AppCredentials:
-        """The app's credentials at the service (empty when not configured)."""
-        secret = self.client_secret.get_secret_value() if self.client_secret else ""
-        return AppCredentials(self.client_id or "", secret)
+def http_url(value: str | None) -> str | None:
+    """``value`` when it is an http(s) URL with a host (or None); ValueError otherwise."""
+    if value is None:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return value
 
 
-class Settings(BaseSettings):
-    """One process's settings; build it with :func:`load_settings`."""
+class _CoreSettings(BaseSettings):
+    """The settings every tracker shares; :data:`Settings` adds each tracker's own (its
+    ``TrackerSettings``). Build them with :func:`load_settings`."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
@@ -279,37 +271,6 @@ class Settings(BaseSettings):
     # own (scrobble_dispatcher/transport.py: ClientSet says why not one pool).
     dispatcher_calls_in_flight: int = Field(default=16, ge=1, le=1000)
 
-    trakt_enabled: bool = True
-    trakt_client_id: str | None = None
-    trakt_client_secret: SecretStr | None = None
-    trakt_redirect_uri: str | None = None
-    trakt_api_url: str = "https://api.trakt.tv"
-    # EXTERNAL_APIS lists a CONFLICT between api.trakt.tv/oauth and auth.trakt.tv/oauth;
-    # the contracts updated in 2026 name auth.trakt.tv, so that is the default.
-    trakt_auth_url: str = "https://auth.trakt.tv"
-
-    lastfm_enabled: bool = True
-    lastfm_api_key: str | None = None
-    lastfm_api_secret: SecretStr | None = None
-    lastfm_api_url: str = "https://ws.audioscrobbler.com/2.0/"
-    lastfm_auth_url: str = "https://www.last.fm/api/auth/"
-
-    listenbrainz_enabled: bool = True
-    listenbrainz_token: SecretStr | None = None
-    listenbrainz_api_url: str = "https://api.listenbrainz.org/1"
-
-    simkl_enabled: bool = True
-    simkl_client_id: str | None = None
-    simkl_client_secret: SecretStr | None = None
-    simkl_api_url: str = "https://api.simkl.com"
-    simkl_auth_url: str = "https://simkl.com"
-
-    anilist_enabled: bool = True
-    anilist_client_id: str | None = None
-    anilist_client_secret: SecretStr | None = None
-    anilist_api_url: str = "https://graphql.anilist.co"
-    anilist_auth_url: str = "https://anilist.co/api/v2/oauth"
-
     @field_validator("database_url")
     @classmethod
     def _postgres_dsn(cls, value: str) -> str:
@@ -330,24 +291,10 @@ class Settings(BaseSettings):
         "gateway_public_url",
         "gateway_jwks_url",
         "intake_public_url",
-        "trakt_api_url",
-        "trakt_auth_url",
-        "lastfm_api_url",
-        "lastfm_auth_url",
-        "listenbrainz_api_url",
-        "simkl_api_url",
-        "simkl_auth_url",
-        "anilist_api_url",
-        "anilist_auth_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("expected an http:// or https:// URL")
-        return value
+        return http_url(value)
 
     @field_validator("gateway_return_url_allowlist")
     @classmethod
@@ -387,32 +334,49 @@ class Settings(BaseSettings):
         """``METRICS_PORT`` when set, else the contract's default for the process."""
         return self.metrics_port or DEFAULT_METRICS_PORTS[process]
 
-    def service(self, name: ServiceName) -> ServiceConfig:
+    def tracker(self, name: ServiceName) -> TrackerConfig:
+        """What the tracker's code needs of these settings (``TrackerSettings`` names
+        them); UnknownTracker for a name no tracker has."""
+        spec = tracker(name).settings
         values = self.model_dump()
-        secret_name = {"lastfm": "lastfm_api_secret"}.get(name, f"{name}_client_secret")
-        id_name = {"lastfm": "lastfm_api_key"}.get(name, f"{name}_client_id")
-        secret = values.get(secret_name)
-        return ServiceConfig(
+
+        def value(setting: str) -> str | None:
+            found = values.get(setting.lower())
+            if isinstance(found, SecretStr):
+                found = found.get_secret_value()
+            return found if isinstance(found, str) and found else None
+
+        app = AppCredentials("")
+        if spec.app is not None:
+            app = AppCredentials(value(spec.app[0]) or "", value(spec.app[1]) or "")
+        prefix = spec.prefix.lower()
+        return TrackerConfig(
             name=name,
-            api_url=values[f"{name}_api_url"],
-            auth_url=values.get(f"{name}_auth_url"),
-            client_id=values.get(id_name),
-            client_secret=secret if isinstance(secret, SecretStr) else None,
+            api_url=values[f"{prefix}_api_url"],
+            auth_url=values.get(f"{prefix}_auth_url"),
+            app=app,
+            extra={n: v for n in spec.extra if (v := value(n)) is not None},
         )
 
+    def tracker_enabled(self, name: ServiceName) -> bool:
+        """``<PREFIX>_ENABLED``: whether the operator switched the tracker on."""
+        return bool(getattr(self, f"{tracker(name).settings.prefix.lower()}_enabled"))
+
     def missing_credentials(self, name: ServiceName) -> list[str]:
+        """The settings the tracker needs that are not set."""
         values = self.model_dump()
-        return [f.upper() for f in REQUIRED_CREDENTIALS[name] if not values.get(f)]
+        return [n for n in tracker(name).settings.required if not values.get(n.lower())]
 
     def enabled_services(self) -> list[ServiceName]:
-        """The services this install can talk to; one log line for each one that is off."""
+        """The trackers this install can talk to; one log line for each one that is off."""
         enabled: list[ServiceName] = []
         for name in SERVICES:
             missing = self.missing_credentials(name)
+            prefix = tracker(name).settings.prefix
             if not self.scrobble_enabled:
                 log.info("%s disabled: scrobbling is off (SCROBBLE_ENABLED=false)", name)
-            elif not getattr(self, f"{name}_enabled"):
-                log.info("%s disabled by configuration (%s_ENABLED=false)", name, name.upper())
+            elif not self.tracker_enabled(name):
+                log.info("%s disabled by configuration (%s_ENABLED=false)", name, prefix)
             elif missing:
                 log.info("%s disabled: %s not set", name, " and ".join(missing))
             else:
@@ -425,6 +389,53 @@ class Settings(BaseSettings):
         if missing:
             raise SettingsError(f"{', '.join(missing)} must be set for this process")
 
+
+def _tracker_url(cls: type[BaseSettings], value: str | None) -> str | None:
+    return http_url(value)
+
+
+def _tracker_fields(spec: TrackerSettings) -> dict[str, Any]:
+    """The fields of one tracker's settings, named like every field (lower case)."""
+    prefix = spec.prefix.lower()
+    fields: dict[str, Any] = {
+        f"{prefix}_enabled": (bool, True),
+        f"{prefix}_api_url": (str, spec.api_url),
+    }
+    if spec.auth_url is not None:
+        fields[f"{prefix}_auth_url"] = (str, spec.auth_url)
+    if spec.app is not None:
+        fields[spec.app[0].lower()] = (str | None, None)
+        fields[spec.app[1].lower()] = (SecretStr | None, None)
+    for name in spec.extra:
+        fields[name.lower()] = (str | None, None)
+    for name in spec.secret_extra:
+        fields[name.lower()] = (SecretStr | None, None)
+    return fields
+
+
+def _url_fields() -> list[str]:
+    return [
+        f"{t.settings.prefix.lower()}_{kind}_url"
+        for t in TRACKERS
+        for kind in ("api", "auth")
+        if kind == "api" or t.settings.auth_url is not None
+    ]
+
+
+if TYPE_CHECKING:
+    Settings = _CoreSettings
+else:
+    # One process's settings: the shared ones and every tracker's (its folder declares
+    # them), so a new tracker adds settings without a line here.
+    Settings = create_model(
+        "Settings",
+        __base__=_CoreSettings,
+        __module__=__name__,
+        __validators__={
+            "_tracker_urls": field_validator(*_url_fields())(_tracker_url),
+        },
+        **{name: f for t in TRACKERS for name, f in _tracker_fields(t.settings).items()},
+    )
 
 _SECRET_FIELDS: Final = frozenset(
     name for name, info in Settings.model_fields.items() if "SecretStr" in repr(info.annotation)

@@ -24,16 +24,6 @@ SERVICE_WATCHED_AT_STOP: Final = 80.0
 # Last.fm and ListenBrainz have no scale: a rating this high is a "love".
 LOVE_FROM_RATING: Final = 8.0
 
-_VIDEO_TRACKERS: Final = frozenset({"trakt", "simkl"})
-_MUSIC: Final = frozenset({"lastfm", "listenbrainz"})
-_TAKES: Final[dict[str, frozenset[ContentType]]] = {
-    "trakt": frozenset({ContentType.MOVIE, ContentType.EPISODE}),
-    "simkl": frozenset({ContentType.MOVIE, ContentType.EPISODE, ContentType.ANIME_EPISODE}),
-    "anilist": frozenset({ContentType.ANIME_EPISODE}),
-    "lastfm": frozenset({ContentType.TRACK}),
-    "listenbrainz": frozenset({ContentType.TRACK}),
-}
-
 
 class WorkKind(StrEnum):
     """What the dispatcher is asked to do (the ``scrobbles.kind`` column)."""
@@ -46,12 +36,41 @@ class WorkKind(StrEnum):
     RATING = "rating"  # /sync/ratings, AniList score, Last.fm love, ListenBrainz feedback
 
 
+class PlayStyle(StrEnum):
+    """How a tracker follows a play (each tracker declares its own, in its folder)."""
+
+    # Scrobble start, pause and stop as the play goes; watched at stop past the threshold,
+    # or through the history endpoint (Trakt, Simkl).
+    LIVE = "live"
+    # Only a watched mark once a play stops past the threshold (AniList's progress).
+    WATCHED = "watched"
+    # Now playing at start, and one listen once the play counts (Last.fm, ListenBrainz).
+    LISTEN = "listen"
+
+
+@dataclass(frozen=True)
+class PlayRules:
+    """What a tracker takes and how it follows plays: the part of a tracker these rules
+    need, declared in the tracker's folder (``scrobble_shared.trackers``)."""
+
+    takes: frozenset[ContentType]
+    style: PlayStyle
+    # A rating goes only with a MusicBrainz recording id (ListenBrainz feedback).
+    rating_needs_recording_mbid: bool = False
+
+    @property
+    def music(self) -> bool:
+        return self.style is PlayStyle.LISTEN
+
+
 @dataclass(frozen=True)
 class ConnectionRules:
-    """The parts of a connection that decide what its plays turn into."""
+    """The parts of a connection that decide what its plays turn into, with its tracker's
+    rules (``play``)."""
 
     id: UUID
     service: ServiceName
+    play: PlayRules
     enabled: bool = True
     scrobble_threshold_percent: int = 80
     sync_watch_status: bool = False
@@ -74,12 +93,12 @@ class Work:
     play_id: UUID | None = None
 
 
-def takes(service: ServiceName, content: Content) -> bool:
-    """Whether the service can take this kind of item at all. Whether it can name this
-    very item is the dispatcher's resolution to find out (AniList by its id, a MyAnimeList
-    id, or the show's title and year); an item it cannot name becomes a failure with its
-    reason in history, never silently nothing."""
-    return content.type in _TAKES[service]
+def takes(rules: ConnectionRules, content: Content) -> bool:
+    """Whether the connection's tracker can take this kind of item at all. Whether it can
+    name this very item is the dispatcher's resolution to find out (AniList by its id, a
+    MyAnimeList id, or the show's title and year); an item it cannot name becomes a failure
+    with its reason in history, never silently nothing."""
+    return content.type in rules.play.takes
 
 
 def _watched(play: Play, rules: ConnectionRules) -> bool:
@@ -115,7 +134,7 @@ def _event_work(
 def finished_play_work(rules: ConnectionRules, play: Play) -> list[Work]:
     """A video play that ended without a stop (silence, or started over): watched if it
     crossed the connection's threshold, through the history endpoint."""
-    if not rules.enabled or rules.service in _MUSIC or not _watched(play, rules):
+    if not rules.enabled or rules.play.music or not _watched(play, rules):
         return []
     return [_watched_work(rules, play, play.last_event_at, WorkKind.WATCHED)]
 
@@ -159,12 +178,13 @@ def _music_play_work(rules: ConnectionRules, event: PlaybackEvent, step: Step) -
 
 def play_work(rules: ConnectionRules, event: PlaybackEvent, step: Step) -> list[Work]:
     """Work for one connection from a play event (start, resume, pause, progress, stop)."""
-    if not rules.enabled or not takes(rules.service, event.content) or step.late:
+    if not rules.enabled or not takes(rules, event.content) or step.late:
         return []
     found = [] if step.superseded is None else finished_play_work(rules, step.superseded)
-    if rules.service in _VIDEO_TRACKERS:
+    style = rules.play.style
+    if style is PlayStyle.LIVE:
         found += _video_play_work(rules, event, step)
-    elif rules.service == "anilist":
+    elif style is PlayStyle.WATCHED:
         if event.action is Action.STOP and _watched(step.play, rules):
             found.append(_watched_work(rules, step.play, event.occurred_at, WorkKind.WATCHED))
     else:
@@ -177,22 +197,22 @@ def rating_work(rules: ConnectionRules, event: PlaybackEvent) -> list[Work]:
     rating = event.rating
     if not (rules.enabled and rules.sync_ratings and rating is not None):
         return []
-    if not takes(rules.service, event.content):
+    if not takes(rules, event.content):
         return []
-    if rules.service == "listenbrainz":
+    if rules.play.rating_needs_recording_mbid:
         ids = event.content.external_ids
         if ids is None or ids.musicbrainz_recording is None:
             return []  # feedback needs a recording MBID
-    if rules.service in _MUSIC and rating < LOVE_FROM_RATING:
+    if rules.play.music and rating < LOVE_FROM_RATING:
         return []
     return [_event_work(rules, event, WorkKind.RATING, rating=rating)]
 
 
 def mark_watched_work(rules: ConnectionRules, event: PlaybackEvent) -> list[Work]:
     """Work for one connection from a manual ``mark_watched``, when it syncs watch status."""
-    if not (rules.enabled and rules.sync_watch_status) or rules.service in _MUSIC:
+    if not (rules.enabled and rules.sync_watch_status) or rules.play.music:
         return []
-    if not takes(rules.service, event.content):
+    if not takes(rules, event.content):
         return []
     watched_at = event.watched_at or event.occurred_at
     return [

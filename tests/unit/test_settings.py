@@ -53,11 +53,10 @@ def test_yaml_keys_with_variable_expansion(config_file: Path) -> None:
     assert settings.retry_backoff == timedelta(seconds=90)
     assert settings.scrobble_queue_process_interval == timedelta(minutes=5)
     assert settings.database_url == "postgresql://app:pw@db.internal:5433/scrobble"
-    assert settings.trakt_client_id == "tid"
-    assert settings.trakt_client_secret is not None
-    assert settings.trakt_client_secret.get_secret_value() == "tsecret"
-    assert settings.lastfm_api_key == "fallback-key"
-    assert settings.simkl_enabled is False
+    trakt = settings.tracker("trakt")
+    assert (trakt.app.client_id, trakt.app.client_secret) == ("tid", "tsecret")
+    assert settings.tracker("lastfm").app.client_id == "fallback-key"
+    assert settings.tracker_enabled("simkl") is False
 
 
 def test_environment_overrides_yaml(config_file: Path) -> None:
@@ -69,7 +68,7 @@ def test_environment_overrides_yaml(config_file: Path) -> None:
     }
     settings = load_settings(env)
     assert settings.max_retries == 7
-    assert settings.trakt_client_id == "from-env"
+    assert settings.tracker("trakt").app.client_id == "from-env"
 
 
 def test_defaults_match_the_contract() -> None:

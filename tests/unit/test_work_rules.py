@@ -21,13 +21,14 @@ from scrobble_shared.work import (
     takes,
 )
 from tests.support.events import T0, event
+from tests.support.rules import rules_of
 
 NOW_PLAYING, START, PAUSE = WorkKind.NOW_PLAYING, WorkKind.START, WorkKind.PAUSE
 SCROBBLE, WATCHED, RATING = WorkKind.SCROBBLE, WorkKind.WATCHED, WorkKind.RATING
 
 
 def rules(service: ServiceName, **kw: Any) -> ConnectionRules:
-    return ConnectionRules(id=uuid.uuid4(), service=service, **kw)
+    return rules_of(service, **kw)
 
 
 def steps_for(events: list[PlaybackEvent]) -> list[Step]:
@@ -107,8 +108,8 @@ def test_anilist_takes_an_anime_episode_whatever_ids_it_has() -> None:
     direct = {"external_ids": {"anilist": 154587}, "show": {"title": "Frieren"}}
     for content in (titled, direct, None):  # None: the default, with a MAL id
         anime = event("stop", 1, content_type="anime_episode", content=content).content
-        assert takes("anilist", anime)
-    assert not takes("anilist", event("stop", 1, content_type="episode").content)
+        assert takes(rules("anilist"), anime)
+    assert not takes(rules("anilist"), event("stop", 1, content_type="episode").content)
 
 
 def test_a_title_only_anime_episode_is_queued_for_anilist() -> None:

@@ -17,8 +17,8 @@ from scrobble_shared import logs
 from scrobble_shared.crypto import TokenKeyError
 from scrobble_shared.db.connect import DatabaseUnavailable
 from scrobble_shared.db.migrate import MigrationError
-from scrobble_shared.service_names import SERVICES
 from scrobble_shared.settings import SettingsError
+from scrobble_shared.trackers.registry import SERVICES
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

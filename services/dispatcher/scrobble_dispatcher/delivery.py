@@ -76,18 +76,11 @@ from scrobble_shared.db.connections import (
     stored_tokens_open,
 )
 from scrobble_shared.outbox import OutboxRelay
-from scrobble_shared.trackers import pace
+from scrobble_shared.trackers import pace, registry
 from scrobble_shared.trackers import refresh as tokens
-from scrobble_shared.trackers.anilist.client import (
-    AniListClient,
-    MediaLookupNeeded,
-    anilist_media_id,
-    episode_progress,
-    parse_current_entry,
-    parse_media_lookup,
-    progress_to_save,
-)
 from scrobble_shared.trackers.http import (
+    Answer,
+    BatchingClient,
     HttpRequest,
     HttpResponse,
     Outcome,
@@ -96,9 +89,7 @@ from scrobble_shared.trackers.http import (
     Unsendable,
     UserCredentials,
 )
-from scrobble_shared.trackers.lastfm.client import MAX_BATCH as LASTFM_MAX_BATCH
-from scrobble_shared.trackers.lastfm.client import LastfmClient
-from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 
@@ -109,9 +100,6 @@ log = logging.getLogger(__name__)
 MAX_INLINE_WAIT: Final = timedelta(seconds=5)
 RECONNECT_WAIT: Final = timedelta(hours=1)
 LOOKUP_BUSY_WAIT: Final = timedelta(seconds=2)
-# Listens per ListenBrainz import from a backlog: far under its 1,000, so the claims of one
-# call stay short-lived and one bad answer touches few rows.
-LISTENBRAINZ_BATCH: Final = 100
 
 
 # How long rate-limited work may go on waiting, counted from when it was queued.
@@ -305,19 +293,26 @@ class Deliverer:
             if isinstance(resolved, Outcome):
                 return resolved
             work = resolved
-        if isinstance(client, AniListClient):
-            return await self._send_anilist(client, work, claimed, user)
-        return await self._call(client, work, claimed, client.build(work, user), user)
+        return await self._converse(client, work, claimed, user)
 
-    async def _call(
+    async def _converse(
         self,
         client: ServiceClient,
         work: ScrobbleWork,
         claimed: repository.Claimed,
-        request: HttpRequest,
-        user: UserCredentials | None = None,
+        user: UserCredentials,
     ) -> Outcome:
-        return (await self._exchange(client, work, claimed, request, user=user))[0]
+        """Make the calls the client's conversation asks for, one after another, each
+        paced, and hand it each answer; its outcome is the work's."""
+        steps = client.steps(work, user)
+        request = next(steps)
+        while True:
+            outcome, response = await self._exchange(client, work, claimed, request, user=user)
+            try:
+                request = steps.send(Answer(outcome, response))
+            except StopIteration as done:
+                result: Outcome = done.value
+                return result
 
     async def _exchange(
         self,
@@ -355,8 +350,8 @@ class Deliverer:
         if keys is None:
             account = None
             if user is not None:
-                account = pace.limited_account(work.service, user.token, user.account)
-            keys = pace.pacing_keys(
+                account = registry.limited_account(work.service, user.token, user.account)
+            keys = registry.pacing_keys(
                 work.service,
                 head.connection_id,
                 self._policy.app_keys.get(work.service, ""),
@@ -419,12 +414,7 @@ class Deliverer:
         """:meth:`batch_limit` of work of this service and kind."""
         if kind != WorkKind.SCROBBLE.value:
             return 1
-        client = self._clients.get(service)
-        if isinstance(client, LastfmClient):
-            return LASTFM_MAX_BATCH
-        if isinstance(client, ListenBrainzClient):
-            return LISTENBRAINZ_BATCH
-        return 1
+        return tracker(service).batch_size
 
     async def deliver_many(self, batch: Sequence[repository.Claimed]) -> list[str]:
         """Deliver claimed scrobbles of one connection, in order, in as few calls as the
@@ -494,72 +484,15 @@ class Deliverer:
         rows: list[repository.Claimed],
         user: UserCredentials,
     ) -> list[Outcome]:
-        if isinstance(client, LastfmClient):
-            request, endpoint = client.build_batch(works, user), "scrobble_batch"
-        elif isinstance(client, ListenBrainzClient):
-            request, endpoint = client.build_import(works, user), "import"
-        else:
+        if tracker(client.service).batch_size <= 1 or not isinstance(client, BatchingClient):
             raise ValueError(f"{client.service} takes no batches")
-        sent = await self._paced_send(client, works[0], rows, request, endpoint=endpoint, user=user)
+        request = client.build_batch(works, user)
+        sent = await self._paced_send(client, works[0], rows, request, endpoint="batch", user=user)
         if isinstance(sent, Outcome):
             return [sent] * len(works)
-        if isinstance(client, LastfmClient):
-            outcomes = client.classify_batch(works, sent)
-        else:
-            outcomes = [client.classify(work, sent) for work in works]
+        outcomes = client.classify_batch(works, sent)
         secrets = request.secrets()
         return [outcome.scrubbed(secrets) for outcome in outcomes]
-
-    async def _send_anilist(
-        self,
-        client: AniListClient,
-        work: ScrobbleWork,
-        claimed: repository.Claimed,
-        user: UserCredentials,
-    ) -> Outcome:
-        found = await self._anilist_media_id(client, work, claimed, user)
-        if isinstance(found, Outcome):
-            return found
-        media_id = found
-        if work.kind is WorkKind.WATCHED:
-            read = client.build_current_entry(media_id, user)
-            outcome, response = await self._exchange(client, work, claimed, read)
-            if outcome.kind is not OutcomeKind.DONE or response is None:
-                return outcome
-            entry = parse_current_entry(response)
-            wanted = episode_progress(work)
-            if progress_to_save(entry.progress if entry else None, wanted) is None:
-                return Outcome.already_done("AniList already has this episode or a later one")
-            save = client.build_save_progress(work, media_id, user, entry.status if entry else None)
-            return await self._call(client, work, claimed, save)
-        return await self._call(
-            client, work, claimed, client.build_save_score(work, media_id, user)
-        )
-
-    async def _anilist_media_id(
-        self,
-        client: AniListClient,
-        work: ScrobbleWork,
-        claimed: repository.Claimed,
-        user: UserCredentials,
-    ) -> int | Outcome:
-        """The AniList id of the item: from its ids, or looked up by its MyAnimeList id."""
-        media_id = anilist_media_id(work.content)
-        if media_id is not None:
-            return media_id
-        try:
-            client.build(work, user)
-        except MediaLookupNeeded as needed:
-            lookup = client.build_media_lookup(needed.mal_id, user)
-            outcome, response = await self._exchange(client, work, claimed, lookup)
-            not_found = f"not found at AniList: MyAnimeList id {needed.mal_id}"
-            if outcome.kind is OutcomeKind.PERMANENT:
-                return Outcome.permanent(not_found, outcome.http_status)
-            if outcome.kind is not OutcomeKind.DONE or response is None:
-                return outcome
-            found = parse_media_lookup(response)
-            return Outcome.permanent(not_found) if found is None else found
-        raise Unsendable("AniList work without an AniList id needs a MyAnimeList id")
 
     async def _apply(
         self, claimed: repository.Claimed, work: ScrobbleWork, outcome: Outcome

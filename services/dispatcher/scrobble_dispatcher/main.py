@@ -19,7 +19,7 @@ from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.gauges import mark_enabled, sample_forever
 from scrobble_dispatcher.imports import wiring as imports
-from scrobble_dispatcher.resolve import build as build_resolvers
+from scrobble_dispatcher.imports.wiring import app_keys
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
@@ -35,44 +35,26 @@ from scrobble_shared.runtime import (
 )
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
-from scrobble_shared.trackers.anilist.client import AniListClient
-from scrobble_shared.trackers.http import AppCredentials, ServiceClient
-from scrobble_shared.trackers.lastfm.client import LastfmClient
-from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
-from scrobble_shared.trackers.simkl.client import SimklClient
-from scrobble_shared.trackers.trakt.client import TraktClient
+from scrobble_shared.trackers.http import ServiceClient
+from scrobble_shared.trackers.ids import ServiceResolver
+from scrobble_shared.trackers.registry import tracker
 
 log = logging.getLogger("scrobble_dispatcher")
 
 
 def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, ServiceClient]:
-    def app(service: ServiceName) -> AppCredentials:
-        return settings.service(service).app
-
-    makers: dict[str, Any] = {
-        "trakt": lambda: TraktClient(settings.trakt_api_url, app("trakt")),
-        "simkl": lambda: SimklClient(settings.simkl_api_url, app("simkl")),
-        "anilist": lambda: AniListClient(settings.anilist_api_url),
-        "lastfm": lambda: LastfmClient(settings.lastfm_api_url, app("lastfm")),
-        "listenbrainz": lambda: ListenBrainzClient(settings.listenbrainz_api_url),
-    }
-    return {service: makers[service]() for service in services}
+    """Each enabled tracker's client (its ``Tracker.client``)."""
+    return {name: tracker(name).client(settings.tracker(name)) for name in services}
 
 
 def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
-    """External-id resolution for the services that need it, cached in Postgres."""
-
-    def app(service: ServiceName) -> AppCredentials:
-        return settings.service(service).app
-
-    urls = {
-        "trakt": settings.trakt_api_url,
-        "simkl": settings.simkl_api_url,
-        "anilist": settings.anilist_api_url,
-    }
-    apps: dict[str, AppCredentials] = {s: app(s) for s in services}
-    app_keys: dict[str, str] = {s: settings.service(s).client_id or s for s in services}
-    return IdResolver(pool, build_resolvers(list(services), urls, apps), app_keys)
+    """External-id resolution for the trackers that need it, cached in Postgres."""
+    resolvers: dict[str, ServiceResolver] = {}
+    for name in services:
+        make = tracker(name).resolver
+        if make is not None:
+            resolvers[name] = make(settings.tracker(name))
+    return IdResolver(pool, resolvers, app_keys(settings, services))
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -120,7 +102,7 @@ def build_app(settings: Settings) -> FastStream:
                 max_retries=settings.max_retries,
                 retry_backoff=settings.retry_backoff,
                 dead_letter_prefix=settings.scrobble_topic_prefix,
-                app_keys={s: settings.service(s).client_id or s for s in services},
+                app_keys=app_keys(settings, services),
             )
             cipher = TokenCipher(token_keys)
             deliverer = Deliverer(

@@ -28,6 +28,7 @@ from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
 from scrobble_shared.trackers import refresh as tokens
+from scrobble_shared.trackers.registry import tracker
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,13 @@ IN_PROGRESS_REASON = "a token refresh is in progress"
 def refresh_configs(
     settings: Settings, services: list[ServiceName]
 ) -> dict[str, tokens.RefreshConfig]:
-    """Token refresh per service that has it (Trakt; the others' tokens do not expire)."""
-    if "trakt" not in services:
-        return {}
-    auth_url = settings.service("trakt").auth_url or settings.trakt_auth_url
-    app = settings.service("trakt").app
-    config = tokens.RefreshConfig.trakt(auth_url, app, settings.trakt_redirect_uri)
-    return {"trakt": config}
+    """Token refresh per tracker whose tokens expire (its ``Tracker.refresh``)."""
+    found: dict[str, tokens.RefreshConfig] = {}
+    for name in services:
+        make = tracker(name).refresh
+        if make is not None:
+            found[name] = make(settings.tracker(name))
+    return found
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def plan_batch(
                 Rejection(item.record, "UnknownUser", f"user {event.user_id} has no connections")
             )
             continue
-        if not any(takes(c.service, event.content) for c in user_connections):
+        if not any(takes(c, event.content) for c in user_connections):
             services = ", ".join(sorted(c.service for c in user_connections))
             plan.rejections.append(
                 Rejection(

@@ -16,6 +16,7 @@ import asyncpg
 
 from scrobble_ingest.plan import PlayKey, PlayWrite, Rejection
 from scrobble_shared.db import Conn
+from scrobble_shared.db.connections import connection_rules
 from scrobble_shared.events import Action, PlaybackEvent
 from scrobble_shared.plays import Play
 from scrobble_shared.work import ConnectionRules
@@ -52,16 +53,7 @@ async def load_connections(
     )
     found: dict[uuid.UUID, list[ConnectionRules]] = {u: [] for u in user_ids}
     for row in rows:
-        found[row["user_id"]].append(
-            ConnectionRules(
-                id=row["id"],
-                service=row["service"],
-                enabled=row["enabled"],
-                scrobble_threshold_percent=row["scrobble_threshold_percent"],
-                sync_watch_status=row["sync_watch_status"],
-                sync_ratings=row["sync_ratings"],
-            )
-        )
+        found[row["user_id"]].append(connection_rules(row))
     return found
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -42,9 +42,9 @@ from scrobble_gateway.views import (
     json_response,
     page,
 )
+from scrobble_shared.db.connections import connection_rules
 from scrobble_shared.db.dead_letters import replay_dead
-from scrobble_shared.service_names import SERVICES
-from scrobble_shared.work import ConnectionRules
+from scrobble_shared.trackers.registry import SERVICES
 from scrobble_shared.work_message import WorkTopics
 
 log = logging.getLogger(__name__)
@@ -134,17 +134,6 @@ async def delete_connection(request: web.Request) -> web.Response:
 # --- queue ------------------------------------------------------------------------------
 
 
-def _rules(row: dict[str, Any]) -> ConnectionRules:
-    return ConnectionRules(
-        id=row["id"],
-        service=row["service"],
-        enabled=row["enabled"],
-        scrobble_threshold_percent=row["scrobble_threshold_percent"],
-        sync_watch_status=row["sync_watch_status"],
-        sync_ratings=row["sync_ratings"],
-    )
-
-
 @routes.post(f"{BASE}/queue")
 async def queue_scrobble(request: web.Request) -> web.Response:
     body = await parse_body(request, QueueBody)
@@ -154,7 +143,7 @@ async def queue_scrobble(request: web.Request) -> web.Response:
         return _not_found()
     try:
         event = manual_event(user_id, body.connection_id, body.request, utc_now())
-        work = manual_work(_rules(row), event)
+        work = manual_work(connection_rules(row), event)
     except InvalidScrobble as exc:
         raise InvalidRequest(422, str(exc), exc.errors) from None
     except QueueRefused as exc:

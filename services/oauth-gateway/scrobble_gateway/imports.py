@@ -46,7 +46,7 @@ from scrobble_shared.db import Conn
 from scrobble_shared.db.imports import cancel_import
 from scrobble_shared.import_message import IMPORT_KIND, ImportMessage
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
-from scrobble_shared.service_names import SERVICES
+from scrobble_shared.trackers.registry import SERVICES
 
 log = logging.getLogger(__name__)
 

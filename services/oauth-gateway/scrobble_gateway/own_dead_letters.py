@@ -24,7 +24,7 @@ from scrobble_gateway.validation import (
 )
 from scrobble_gateway.views import dead_letter_view, json_response, page
 from scrobble_shared.db.dead_letters import replay_dead
-from scrobble_shared.service_names import SERVICES
+from scrobble_shared.trackers.registry import SERVICES
 
 log = logging.getLogger(__name__)
 

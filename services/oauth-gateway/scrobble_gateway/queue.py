@@ -42,7 +42,6 @@ from scrobble_shared.work_message import WorkTopics, new_scrobble
 MANUAL_NAMESPACE: Final = uuid.UUID("b0d3c2a4-64a5-4c1e-9a8e-5f7e1c2d9a10")
 # The playback event needs a title; trackers that match by id ignore it.
 UNTITLED: Final = "(untitled)"
-_MUSIC: Final = frozenset({"lastfm", "listenbrainz"})
 
 
 class QueueRefused(Exception):
@@ -133,13 +132,13 @@ def manual_work(rules: ConnectionRules, event: PlaybackEvent) -> list[Work]:
 def _refuse_unusable(rules: ConnectionRules, event: PlaybackEvent) -> None:
     if not rules.enabled:
         raise QueueRefused("connection_id", "the connection is disabled")
-    if not takes(rules.service, event.content):
+    if not takes(rules, event.content):
         raise QueueRefused(
             "request.content_type", f"{rules.service} does not take {event.content.type}"
         )
     if event.action is Action.RATE and event.rating is None:
         raise QueueRefused("request.rating", "required for action rate")
-    if rules.service in _MUSIC:
+    if rules.play.music:
         content = event.content
         if content.title == UNTITLED:
             raise QueueRefused("request.content.title", f"{rules.service} needs the track title")
@@ -162,7 +161,7 @@ def _nothing_to_do(rules: ConnectionRules, event: PlaybackEvent) -> str:
         if not rules.sync_watch_status:
             return "the connection does not sync watch status (sync_watch_status is off)"
         return f"{service} keeps no watch status"
-    if service in _MUSIC and action is Action.STOP:
+    if rules.play.music and action is Action.STOP:
         return (
             "the listen does not count: give content.duration_ms and a progress_percent "
             "of half the track (or 4 minutes)"

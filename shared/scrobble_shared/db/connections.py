@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -25,6 +25,8 @@ import asyncpg
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db import Conn
 from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.registry import tracker
+from scrobble_shared.work import ConnectionRules
 
 # The reason on a connection whose tokens no configured key opens (CONTRACTS section 4:
 # shown as status_reason; the work waits as for any other reconnect).
@@ -33,6 +35,26 @@ ROTATION_BATCH: Final = 500
 # How long rotation waits, at the end, for rows other transactions held when it came by.
 BUSY_WAIT_S: Final = 30.0
 _BUSY_POLL_S: Final = 0.2
+
+# The columns :func:`connection_rules` reads.
+RULES_COLUMNS: Final = (
+    "id, service, enabled, scrobble_threshold_percent, sync_watch_status, sync_ratings"
+)
+
+
+def connection_rules(row: asyncpg.Record | Mapping[str, Any]) -> ConnectionRules:
+    """What a connection's row says its plays turn into, with its tracker's play rules
+    (UnknownTracker for a service no tracker has)."""
+    return ConnectionRules(
+        id=row["id"],
+        service=row["service"],
+        play=tracker(row["service"]).play,
+        enabled=row["enabled"],
+        scrobble_threshold_percent=row["scrobble_threshold_percent"],
+        sync_watch_status=row["sync_watch_status"],
+        sync_ratings=row["sync_ratings"],
+    )
+
 
 _PUBLIC_COLUMNS = """
     id, user_id, service, enabled, scrobble_threshold_percent, sync_watch_status,

@@ -30,12 +30,12 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from scrobble_shared.service_names import ServiceName
@@ -347,8 +347,22 @@ class UserCredentials:
     account: str | None = None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one call of a conversation came back with: the outcome the client classified
+    it as, and the response when one came (None: no answer, or nothing was sent)."""
+
+    outcome: Outcome
+    response: HttpResponse | None
+
+
+# A delivery that takes several calls (look the item up, read, then write), as a pure
+# generator: it yields each request, is sent each :class:`Answer`, and returns the outcome.
+Conversation = Generator[HttpRequest, Answer, Outcome]
+
+
 class ServiceClient(Protocol):
-    """The pure part of a client; one per service."""
+    """The pure part of a client; one per tracker."""
 
     service: ServiceName
 
@@ -360,6 +374,33 @@ class ServiceClient(Protocol):
         """What the response means for this work."""
         ...
 
+    def steps(self, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+        """The calls this work takes (most take one: :func:`one_call`)."""
+        ...
+
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         """Seconds to hold the next call to this service (rate-limit headers), if any."""
+        ...
+
+
+def one_call(client: ServiceClient, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+    """The conversation of a work that takes one call: build it, and its answer's outcome."""
+    answer = yield client.build(work, user)
+    return answer.outcome
+
+
+@runtime_checkable
+class BatchingClient(ServiceClient, Protocol):
+    """A client whose tracker takes a backlog of scrobbles in one call (its ``Tracker``
+    declares how many: ``batch_size``)."""
+
+    def build_batch(self, works: Sequence[ScrobbleWork], user: UserCredentials) -> HttpRequest:
+        """One call for these scrobbles of one connection, in order. ValueError for a batch
+        the caller should not have made; :class:`Unsendable` for a work that cannot go."""
+        ...
+
+    def classify_batch(
+        self, works: Sequence[ScrobbleWork], response: HttpResponse
+    ) -> list[Outcome]:
+        """One outcome per work, in order."""
         ...

@@ -22,15 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
-
-TRAKT_USER_INTERVAL: Final = timedelta(seconds=1)
-SIMKL_USER_INTERVAL: Final = timedelta(seconds=1)
-SIMKL_APP_INTERVAL: Final = timedelta(seconds=1)
-LISTENBRAINZ_USER_INTERVAL: Final = timedelta(0)
-ANILIST_USER_INTERVAL: Final = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -80,19 +74,22 @@ def app_pacing_key(service: str, app_key: str) -> str:
     return f"{service}:app:{hashlib.sha256(app_key.encode()).hexdigest()[:16]}"
 
 
-def _digest(*parts: str) -> str:
+def digest(*parts: str) -> str:
+    """A short digest naming a token or an account in a key, never the thing itself."""
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def limited_account(service: str, token: str | None, account_name: str | None) -> str | None:
-    """What ``service``'s per-user limit counts for a connection with this access token
-    and account name (module docstring), as a digest for its pacing key; None when the
-    service limits no user by it (Last.fm: per API key; AniList: by connection, above)."""
+def account_or_token(
+    service: str, token: str | None, account_name: str | None, *, by_name: bool
+) -> str | None:
+    """What a per-user limit counts as a key part: the account by its name when the service
+    counts accounts (``by_name``) and the name is known, else the token; None without
+    either. The name in any case and with surrounding space is one account."""
     name = (account_name or "").strip().casefold()
-    if service in ("trakt", "simkl") and name:
-        return f"account-{_digest(service, 'account', name)}"
-    if service in ("trakt", "simkl", "listenbrainz") and token:
-        return f"token-{_digest(service, 'token', token)}"
+    if by_name and name:
+        return f"account-{digest(service, 'account', name)}"
+    if token:
+        return f"token-{digest(service, 'token', token)}"
     return None
 
 
@@ -102,45 +99,28 @@ def limited_account(service: str, token: str | None, account_name: str | None) -
 SEND_MARGIN: Final = timedelta(milliseconds=100)
 
 
-def _paced(key: str, published: timedelta) -> PaceKey:
+def paced(key: str, published: timedelta) -> PaceKey:
     """One call per ``published`` interval, plus the margin, spaced from the answer."""
     if not published:
         return PaceKey(key, published)
     return PaceKey(key, published + SEND_MARGIN, after_answer=True)
 
 
-# Last.fm's "5 per second" is counted over a window: 5 lanes of one call a second, each
-# spaced from its previous call's answer.
-LASTFM_CALLS_PER_WINDOW: Final = 5
-LASTFM_WINDOW: Final = timedelta(seconds=1)
+@dataclass(frozen=True)
+class PaceFor:
+    """Who a write is for, as a tracker's rules need it to name its keys."""
 
+    connection_id: uuid.UUID
+    # The app's API key / client id at the service ("" when none is configured).
+    app_key: str = ""
+    # The user the write is for, whose fair turns an app-wide key keeps (None: first come,
+    # first served).
+    share: str | None = None
+    # What the service's per-user limit counts (the tracker's ``limited_account``; None:
+    # the connection).
+    account: str | None = None
+    # An app-wide key's interval when it is not the published one (tests, tuning).
+    app_interval: timedelta | None = None
 
-def pacing_keys(
-    service: str,
-    connection_id: uuid.UUID,
-    app_key: str,
-    *,
-    simkl_app_interval: timedelta = SIMKL_APP_INTERVAL,
-    share: str | None = None,
-    account: str | None = None,
-) -> list[PaceKey]:
-    """The keys a write to ``service`` for this connection counts against (module docstring
-    says why each one). ``app_key`` is the app's API key / client id at that service;
-    ``share`` the user the write is for, whose fair turns the app's key keeps (None: first
-    come, first served); ``account`` what the service's per-user limit counts
-    (:func:`limited_account`; None: the connection)."""
-    user = f"{service}:user:{account or connection_id}"
-    if service == "trakt":
-        return [_paced(user, TRAKT_USER_INTERVAL)]
-    if service == "simkl":
-        app = replace(_paced(app_pacing_key("simkl", app_key), simkl_app_interval), share=share)
-        return [_paced(user, SIMKL_USER_INTERVAL), app]
-    if service == "lastfm":
-        key = app_pacing_key("lastfm", app_key)
-        lanes = LASTFM_CALLS_PER_WINDOW
-        return [PaceKey(key, LASTFM_WINDOW, after_answer=True, lanes=lanes, share=share)]
-    if service == "listenbrainz":
-        return [_paced(user, LISTENBRAINZ_USER_INTERVAL)]
-    if service == "anilist":
-        return [_paced(user, ANILIST_USER_INTERVAL)]
-    raise ValueError(f"no pacing rules for service {service!r}")
+    def user_key(self, service: str) -> str:
+        return f"{service}:user:{self.account or self.connection_id}"

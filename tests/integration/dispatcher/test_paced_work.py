@@ -23,7 +23,7 @@ from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
-from scrobble_shared.trackers import pace
+from scrobble_shared.trackers import registry
 from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from tests.support.infra import Infra
 
@@ -96,8 +96,8 @@ async def test_far_slots_put_work_back_and_drop_stale_now_playing(
     pool, deliverer, connection = held
     until = datetime.now(UTC) + timedelta(seconds=60)
     # The key ListenBrainz work of this connection is paced on: its token's.
-    account = pace.limited_account("listenbrainz", SANDBOX_TOKEN, None)
-    [key] = pace.pacing_keys("listenbrainz", connection, "", account=account)
+    account = registry.limited_account("listenbrainz", SANDBOX_TOKEN, None)
+    [key] = registry.pacing_keys("listenbrainz", connection, "", account=account)
     async with pool.acquire() as conn:
         await pacing.hold(conn, key.key, until)
     outcomes: dict[str, dict[str, Any]] = {}

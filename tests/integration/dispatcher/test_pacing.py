@@ -346,8 +346,13 @@ async def test_a_service_wait_on_a_windowed_key_holds_every_lane(
 
 
 # --- fair turns on a key many users share (issue 15) ----------------------------------------
-def shared(user: str, key: str = "simkl:app:fair") -> PaceKey:
-    return PaceKey(key, STEP, after_answer=True, share=user)
+def shared(user: str, key: str = "simkl:app:fair", step: timedelta = STEP) -> PaceKey:
+    return PaceKey(key, step, after_answer=True, share=user)
+
+
+# Long enough that the four calls below are over before a turn comes round, however busy
+# the machine (with 100 ms, a slow moment let the key's next slot fall due meanwhile).
+TURN = timedelta(seconds=1)
 
 
 async def test_a_user_holds_at_most_one_slot_ahead_and_the_next_user_takes_the_next(
@@ -355,23 +360,23 @@ async def test_a_user_holds_at_most_one_slot_ahead_and_the_next_user_takes_the_n
 ) -> None:
     first, second = replicas
     async with first.acquire() as conn:
-        mine = await reserve_within(conn, [shared("a")], timedelta(seconds=5))
-        again = await reserve_within(conn, [shared("a")], timedelta(seconds=5))
+        mine = await reserve_within(conn, [shared("a", step=TURN)], timedelta(seconds=5))
+        again = await reserve_within(conn, [shared("a", step=TURN)], timedelta(seconds=5))
     assert mine.taken
     # Its next turn is one step on (the key's interval: nobody else takes turns), and it
     # takes nothing meanwhile, though the key's next slot is within the 5 s it would wait.
     assert not again.taken
     assert again.turn
-    assert again.at == mine.at + STEP
+    assert again.at == mine.at + TURN
     async with second.acquire() as conn:
-        theirs = await reserve_within(conn, [shared("b")], timedelta(seconds=5))
-        theirs_again = await reserve_within(conn, [shared("b")], timedelta(seconds=5))
+        theirs = await reserve_within(conn, [shared("b", step=TURN)], timedelta(seconds=5))
+        theirs_again = await reserve_within(conn, [shared("b", step=TURN)], timedelta(seconds=5))
     # Another user takes the key's next slot; "a" still waits for its turn, so "b"'s next
     # turn is two steps on: two users take turns.
     assert theirs.taken
-    assert theirs.at == mine.at + STEP
+    assert theirs.at == mine.at + TURN
     assert theirs_again.turn
-    assert theirs_again.at == theirs.at + 2 * STEP
+    assert theirs_again.at == theirs.at + 2 * TURN
 
 
 async def test_a_shared_key_goes_round_robin_between_users(

@@ -22,13 +22,14 @@ from cryptography.fernet import Fernet
 
 from scrobble_dispatcher import repository
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
-from scrobble_dispatcher.resolve import build
+from scrobble_dispatcher.main import build_resolver
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
+from scrobble_shared.settings import load_settings
 from scrobble_shared.trackers.anilist.client import AniListClient
 from scrobble_shared.trackers.http import AppCredentials, ServiceClient
 from scrobble_shared.trackers.simkl.client import SimklClient
@@ -53,11 +54,7 @@ class Rig:
 
     def deliverer(self) -> Deliverer:
         """One dispatcher replica: its own in-process cache, the shared Postgres one."""
-        resolvers = build(
-            list(SERVICES),
-            {s: self.sb.env[f"{s.upper()}_API_URL"] for s in SERVICES},
-            {s: AppCredentials(self.sb.env.get(f"{s.upper()}_CLIENT_ID", "")) for s in SERVICES},
-        )
+        resolver = build_resolver(load_settings(environ=self.sb.env), list(SERVICES), self.pool)
         return Deliverer(
             self.pool,
             CIPHER,
@@ -65,7 +62,7 @@ class Rig:
             self.http,
             self.relay,
             DeliveryPolicy(3, timedelta(seconds=1), "scrobble.", {}),
-            resolver=IdResolver(self.pool, resolvers),
+            resolver=resolver,
         )
 
     async def connection(self, service: str) -> uuid.UUID:

@@ -23,8 +23,8 @@ from cryptography.fernet import Fernet
 from scrobble_gateway.app import create_app
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection, create_connection
-from scrobble_shared.service_names import SERVICES
 from scrobble_shared.settings import Settings, load_settings
+from scrobble_shared.trackers.registry import SERVICES
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 
@@ -97,7 +97,7 @@ class Gateway:
                 self.cipher,
                 NewConnection(
                     user_id=user,
-                    service=service,  # type: ignore[arg-type]
+                    service=service,
                     access_token=access_token,
                     refresh_token=refresh_token,
                     **settings,

@@ -34,7 +34,7 @@ from scrobble_sandbox import running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection
 from scrobble_shared.db.connections import create_connection as create_stored_connection
-from scrobble_shared.service_names import SERVICES
+from scrobble_shared.trackers.registry import SERVICES
 from tests.integration.gateway.conftest import JWT_ENVIRON, UNTHROTTLED, bearer, make_token
 from tests.support.infra import Infra
 from tests.support.services import ServiceProcess

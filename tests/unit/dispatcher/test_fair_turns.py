@@ -7,7 +7,8 @@ import uuid
 from datetime import timedelta
 
 from scrobble_dispatcher.consumer import Named, plan_turn
-from scrobble_shared.trackers.pace import PaceKey, app_pacing_key, pacing_keys
+from scrobble_shared.trackers.pace import PaceKey, app_pacing_key
+from scrobble_shared.trackers.registry import pacing_keys
 
 CONNECTION = uuid.UUID("6f1c1a8e-0000-4000-8000-000000000001")
 SIZES = {"scrobble": 50}

@@ -19,7 +19,8 @@ from scrobble_shared.trackers.lastfm.history import LastfmReader
 from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
 from scrobble_shared.trackers.simkl.history import SimklReader
 from scrobble_shared.trackers.trakt.history import TraktReader
-from scrobble_shared.work import ConnectionRules, WorkKind
+from scrobble_shared.work import WorkKind
+from tests.support.rules import rules_of
 from tests.unit.dispatcher.test_anilist_client import schema
 
 APP = AppCredentials("app-id", "app-secret")
@@ -253,10 +254,10 @@ def movie_play(at: datetime) -> ImportedItem:
 def test_an_imported_play_becomes_history_work_for_other_connections_only() -> None:
     at = datetime(2025, 5, 1, 21, tzinfo=UTC)
     item = movie_play(at)
-    source = ConnectionRules(uuid.uuid4(), "trakt", sync_watch_status=True)
-    simkl = ConnectionRules(uuid.uuid4(), "simkl", sync_watch_status=True)
-    quiet = ConnectionRules(uuid.uuid4(), "simkl")  # does not sync watch status
-    music = ConnectionRules(uuid.uuid4(), "lastfm", sync_watch_status=True)
+    source = rules_of("trakt", sync_watch_status=True)
+    simkl = rules_of("simkl", sync_watch_status=True)
+    quiet = rules_of("simkl")  # does not sync watch status
+    music = rules_of("lastfm", sync_watch_status=True)
     content = sync.content_of("trakt", item)
     event = sync.event_of(uuid.uuid4(), "trakt", item, content)
     assert event is not None
@@ -293,9 +294,9 @@ def test_ratings_sync_only_where_ratings_sync() -> None:
         kind="rating", content_type="movie", item_key="movie:simkl:1", occurred_at=at,
         title="Heat", external_ids={"simkl": 1, "tmdb": 949}, rating=9,
     )  # fmt: skip
-    source = ConnectionRules(uuid.uuid4(), "simkl", sync_ratings=True)
-    trakt = ConnectionRules(uuid.uuid4(), "trakt", sync_ratings=True)
-    watch_only = ConnectionRules(uuid.uuid4(), "anilist", sync_watch_status=True)
+    source = rules_of("simkl", sync_ratings=True)
+    trakt = rules_of("trakt", sync_ratings=True)
+    watch_only = rules_of("anilist", sync_watch_status=True)
     event = sync.event_of(uuid.uuid4(), "simkl", rating, sync.content_of("simkl", rating))
     assert event is not None
     works = sync.sync_work(source, [trakt, watch_only], event, rating)

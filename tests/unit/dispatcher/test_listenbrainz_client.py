@@ -294,7 +294,7 @@ def test_single_listen_too_large_is_unsendable(lb: ListenBrainzClient) -> None:
         lb.build(work(content=HUGE_CONTENT), USER)
 
 
-# --- build_import ------------------------------------------------------------------------
+# --- build_batch ------------------------------------------------------------------------
 
 
 def backlog(count: int, start: datetime = STARTED) -> list[ScrobbleWork]:
@@ -308,7 +308,7 @@ def backlog(count: int, start: datetime = STARTED) -> list[ScrobbleWork]:
 
 
 def test_import_of_one(lb: ListenBrainzClient) -> None:
-    request = lb.build_import(backlog(1), USER)
+    request = lb.build_batch(backlog(1), USER)
     assert request == HttpRequest(
         "POST",
         f"{API}/submit-listens",
@@ -326,7 +326,7 @@ def test_import_of_one(lb: ListenBrainzClient) -> None:
 
 
 def test_import_of_1000(lb: ListenBrainzClient) -> None:
-    body = lb.build_import(backlog(1000), USER).json
+    body = lb.build_batch(backlog(1000), USER).json
     assert body["listen_type"] == "import"
     assert [x["listened_at"] for x in body["payload"]] == [
         STARTED_TS - 300 * i for i in range(1000)
@@ -337,26 +337,26 @@ def test_import_of_1000(lb: ListenBrainzClient) -> None:
 @pytest.mark.parametrize("count", [0, 1001])
 def test_import_count_outside_1_to_1000(lb: ListenBrainzClient, count: int) -> None:
     with pytest.raises(ValueError, match=f"1 to 1000 listens, not {count}"):
-        lb.build_import(backlog(count), USER)
+        lb.build_batch(backlog(count), USER)
 
 
 def test_import_takes_only_scrobbles_of_one_connection(lb: ListenBrainzClient) -> None:
     with pytest.raises(ValueError, match="only scrobble work"):
-        lb.build_import([*backlog(2), work(WorkKind.NOW_PLAYING)], USER)
+        lb.build_batch([*backlog(2), work(WorkKind.NOW_PLAYING)], USER)
     with pytest.raises(ValueError, match="one connection"):
-        lb.build_import([*backlog(2), work(connection_id=uuid4())], USER)
+        lb.build_batch([*backlog(2), work(connection_id=uuid4())], USER)
 
 
 def test_import_body_over_the_size_limit(lb: ListenBrainzClient) -> None:
     with pytest.raises(ValueError, match="too large for ListenBrainz"):
-        lb.build_import([work(content=HUGE_CONTENT)], USER)
+        lb.build_batch([work(content=HUGE_CONTENT)], USER)
     # The limit is an average: one big listen among small ones is fine, as for the server.
-    lb.build_import([work(content=HUGE_CONTENT), *backlog(2)], USER)
+    lb.build_batch([work(content=HUGE_CONTENT), *backlog(2)], USER)
 
 
 def test_import_with_an_unsendable_work(lb: ListenBrainzClient) -> None:
     with pytest.raises(Unsendable, match="artist name"):
-        lb.build_import([*backlog(2), work(content=MINIMAL_CONTENT | {"artists": ABSENT})], USER)
+        lb.build_batch([*backlog(2), work(content=MINIMAL_CONTENT | {"artists": ABSENT})], USER)
 
 
 # --- classify ----------------------------------------------------------------------------
@@ -516,7 +516,7 @@ async def test_sandbox_import_of_1000(
     sb: Sandbox, live: ListenBrainzClient, sandbox_user: UserCredentials, http: httpx.AsyncClient
 ) -> None:
     works = backlog(1000, start=recent())
-    request = live.build_import(works, sandbox_user)
+    request = live.build_batch(works, sandbox_user)
     assert live.classify(works[0], await send(http, request)).kind is OutcomeKind.DONE
     assert_recorded(sb, "/submit-listens", request)
     stored = sb.listenbrainz.state.listens
@@ -531,7 +531,7 @@ async def test_sandbox_import_size_is_an_average(
     sb: Sandbox, live: ListenBrainzClient, sandbox_user: UserCredentials, http: httpx.AsyncClient
 ) -> None:
     works = [work(content=HUGE_CONTENT, occurred_at=recent()), *backlog(2, start=recent())]
-    request = live.build_import(works, sandbox_user)
+    request = live.build_batch(works, sandbox_user)
     assert live.classify(works[0], await send(http, request)).kind is OutcomeKind.DONE
     assert len(sb.listenbrainz.state.listens) == 3
 

@@ -7,13 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from scrobble_shared.trackers.pace import (
-    SEND_MARGIN,
-    PaceKey,
-    app_pacing_key,
-    limited_account,
-    pacing_keys,
-)
+from scrobble_shared.trackers.pace import SEND_MARGIN, PaceKey, app_pacing_key
+from scrobble_shared.trackers.registry import limited_account, pacing_keys
 
 CONNECTION = uuid.UUID("6f1c1a8e-0000-4000-8000-000000000001")
 APP = "client-id-123"
@@ -74,7 +69,7 @@ def test_user_keys_are_per_connection_and_app_keys_per_app() -> None:
 
 
 def test_the_simkl_app_interval_is_configurable() -> None:
-    keys = pacing_keys("simkl", CONNECTION, APP, simkl_app_interval=timedelta(milliseconds=250))
+    keys = pacing_keys("simkl", CONNECTION, APP, app_interval=timedelta(milliseconds=250))
     assert [k.interval for k in keys] == [SECOND, timedelta(milliseconds=250) + SEND_MARGIN]
 
 

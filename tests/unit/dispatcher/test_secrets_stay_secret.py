@@ -92,7 +92,7 @@ def work(service: str, kind: WorkKind, item: dict[str, Any], **extra: Any) -> Sc
         scrobble_id=uuid4(),
         connection_id=CONNECTION,
         user_id=uuid4(),
-        service=service,  # type: ignore[arg-type]
+        service=service,
         kind=kind,
         dedupe_key="k",
         occurred_at=AT,
@@ -135,7 +135,7 @@ def delivery_requests() -> list[tuple[str, HttpRequest]]:
     found.append(("lastfm love", lastfm.build(loved, USER)))
     listens = [work("listenbrainz", WorkKind.SCROBBLE, TRACK) for _ in range(3)]
     found.append(("listenbrainz single", listenbrainz.build(listens[0], USER)))
-    found.append(("listenbrainz import", listenbrainz.build_import(listens, USER)))
+    found.append(("listenbrainz import", listenbrainz.build_batch(listens, USER)))
     config = RefreshConfig.trakt("https://api.trakt.tv", APP)
     found.append(("trakt refresh", build_refresh(config, REFRESH)))
     return found

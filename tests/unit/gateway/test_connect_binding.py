@@ -12,8 +12,10 @@ import pytest
 from aiohttp import web
 
 from scrobble_gateway.connect import binding, providers
-from scrobble_gateway.connect.providers import ExchangeFailed
 from scrobble_shared.settings import Settings, load_settings
+from scrobble_shared.trackers import connect as flows
+from scrobble_shared.trackers.connect import ExchangeFailed
+from scrobble_shared.trackers.trakt import connect as trakt_connect
 
 ENV = {
     "GATEWAY_PUBLIC_URL": "https://scrobble.example/",
@@ -112,8 +114,8 @@ def test_the_trakt_redirect_uri_setting_decides_the_cookie_path() -> None:
 
 def test_simkl_takes_the_verifier_instead_of_the_secret() -> None:
     app = providers.oauth_app(settings(), "simkl")
-    with_verifier = providers.code_exchange(app, "the-code", "the-verifier")
-    without = providers.code_exchange(app, "the-code", None)
+    with_verifier = flows.code_exchange(app, "the-code", "the-verifier")
+    without = flows.code_exchange(app, "the-code", None)
     assert with_verifier.body["code_verifier"] == "the-verifier"
     assert "client_secret" not in with_verifier.body
     assert without.body["client_secret"] == "simkl-secret"
@@ -121,15 +123,14 @@ def test_simkl_takes_the_verifier_instead_of_the_secret() -> None:
 
 
 def test_trakt_takes_the_verifier_beside_the_secret() -> None:
-    body = providers.code_exchange(providers.oauth_app(settings(), "trakt"), "c", "v").body
+    body = flows.code_exchange(providers.oauth_app(settings(), "trakt"), "c", "v").body
     assert (body["client_secret"], body["code_verifier"]) == ("trakt-secret", "v")
 
 
 def test_trakt_user_settings_request_goes_to_the_api_host_with_the_token() -> None:
-    app = providers.oauth_app(settings(TRAKT_API_URL="http://127.0.0.1:9/trakt"), "trakt")
-    call = providers.trakt_user_settings_request(
-        settings(TRAKT_API_URL="http://127.0.0.1:9/trakt"), app, "the-token"
-    )
+    here = settings(TRAKT_API_URL="http://127.0.0.1:9/trakt")
+    app = providers.oauth_app(here, "trakt")
+    call = trakt_connect.user_settings_request(here.tracker("trakt"), app, "the-token")
     assert call.url == "http://127.0.0.1:9/trakt/users/settings"
     assert call.headers["Authorization"] == "Bearer the-token"
     assert call.headers["trakt-api-key"] == "trakt-id"
@@ -139,7 +140,7 @@ def test_trakt_user_settings_request_goes_to_the_api_host_with_the_token() -> No
 
 def test_trakt_user_settings_answer_names_the_account() -> None:
     body = {"user": {"username": "justin", "private": False, "ids": {"slug": "justin"}}}
-    assert providers.parse_trakt_user_settings(200, body) == "justin"
+    assert trakt_connect.parse_user_settings(200, body) == "justin"
     for status, answer in ((200, {"user": {}}), (200, None), (401, body), (200, {"user": "x"})):
         with pytest.raises(ExchangeFailed):
-            providers.parse_trakt_user_settings(status, answer)
+            trakt_connect.parse_user_settings(status, answer)

@@ -12,10 +12,14 @@ import httpx
 import pytest
 
 from scrobble_gateway.connect import providers
-from scrobble_gateway.connect.providers import DevicePoll, ExchangeFailed, InvalidUserToken
 from scrobble_gateway.connect.return_urls import is_allowed, parse_allowlist
 from scrobble_gateway.connect.states import PendingConnect
 from scrobble_shared.settings import Settings, SettingsError, load_settings
+from scrobble_shared.trackers import connect as flows
+from scrobble_shared.trackers.connect import DevicePoll, ExchangeFailed, InvalidUserToken
+from scrobble_shared.trackers.lastfm import connect as lastfm_connect
+from scrobble_shared.trackers.listenbrainz import connect as listenbrainz_connect
+from scrobble_shared.trackers.trakt import connect as trakt_connect
 
 NOW = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 ENV = {
@@ -31,6 +35,15 @@ ENV = {
 }
 
 
+def _trakt_device() -> flows.DeviceFlow:
+    found = trakt_connect.FLOW.device
+    assert found is not None
+    return found
+
+
+DEVICE = _trakt_device()
+
+
 def settings(**extra: str) -> Settings:
     return load_settings({**ENV, **extra})
 
@@ -44,9 +57,9 @@ def query(url: str) -> dict[str, list[str]]:
 
 def test_trakt_authorization_url_carries_state_redirect_and_s256_challenge() -> None:
     app = providers.oauth_app(settings(), "trakt")
-    verifier = providers.new_code_verifier()
+    verifier = flows.new_code_verifier()
 
-    url = providers.authorization_url(app, "the-state", verifier)
+    url = flows.authorization_url(app, "the-state", verifier)
 
     assert url.startswith("https://auth.trakt.tv/oauth/authorize?")
     q = query(url)
@@ -80,10 +93,10 @@ def test_trakt_redirect_uri_setting_wins() -> None:
     ],
 )
 def test_endpoints_and_pkce_per_service(service: str, authorize: str, token: str) -> None:
-    app = providers.oauth_app(settings(), service)  # type: ignore[arg-type]
+    app = providers.oauth_app(settings(), service)
     pkce = service in ("trakt", "simkl")  # AniList offers no PKCE
     assert (app.authorize_url, app.token_url, app.pkce) == (authorize, token, pkce)
-    url = providers.authorization_url(app, "s", None)
+    url = flows.authorization_url(app, "s", None)
     assert "code_challenge" not in query(url)
 
 
@@ -101,7 +114,7 @@ def test_services_without_credentials_are_unavailable() -> None:
 
 def test_code_exchange_sends_the_verifier_and_hides_secrets_in_repr() -> None:
     app = providers.oauth_app(settings(), "trakt")
-    request = providers.code_exchange(app, "the-code", "the-verifier")
+    request = flows.code_exchange(app, "the-code", "the-verifier")
     assert request.url == "https://auth.trakt.tv/oauth/token"
     assert request.body == {
         "grant_type": "authorization_code",
@@ -117,7 +130,7 @@ def test_code_exchange_sends_the_verifier_and_hides_secrets_in_repr() -> None:
 
 
 def test_token_answer_gives_tokens_and_expiry() -> None:
-    tokens = providers.parse_token_answer(
+    tokens = flows.parse_token_answer(
         200, {"access_token": "A", "refresh_token": "R", "expires_in": 7776000}, NOW
     )
     assert (tokens.access_token, tokens.refresh_token) == ("A", "R")
@@ -126,7 +139,7 @@ def test_token_answer_gives_tokens_and_expiry() -> None:
 
 
 def test_token_answer_without_refresh_or_expiry() -> None:
-    tokens = providers.parse_token_answer(200, {"access_token": "A", "token_type": "bearer"}, NOW)
+    tokens = flows.parse_token_answer(200, {"access_token": "A", "token_type": "bearer"}, NOW)
     assert (tokens.refresh_token, tokens.expires_at) == (None, None)
 
 
@@ -141,7 +154,7 @@ def test_token_answer_without_refresh_or_expiry() -> None:
 )
 def test_token_answer_failures_say_why_without_echoing(status: int, body: object) -> None:
     with pytest.raises(ExchangeFailed) as failed:
-        providers.parse_token_answer(status, body, NOW)
+        flows.parse_token_answer(status, body, NOW)
     assert "the-code" not in str(failed.value)
 
 
@@ -160,22 +173,22 @@ def test_token_answer_failures_say_why_without_echoing(status: int, body: object
     ],
 )
 def test_device_poll_statuses(status: int, meaning: DevicePoll) -> None:
-    assert providers.classify_device_poll(status, {}, NOW) is meaning
+    assert flows.classify_device_poll(DEVICE, status, {}, NOW) is meaning
 
 
 def test_device_poll_success_and_unexpected() -> None:
-    tokens = providers.classify_device_poll(200, {"access_token": "A", "expires_in": 60}, NOW)
+    tokens = flows.classify_device_poll(DEVICE, 200, {"access_token": "A", "expires_in": 60}, NOW)
     assert not isinstance(tokens, DevicePoll)
     assert tokens.expires_at == NOW + timedelta(seconds=60)
     with pytest.raises(ExchangeFailed):
-        providers.classify_device_poll(503, None, NOW)
+        flows.classify_device_poll(DEVICE, 503, None, NOW)
 
 
 def test_device_requests_go_to_the_auth_host() -> None:
     app = providers.oauth_app(settings(TRAKT_AUTH_URL="http://127.0.0.1:9/trakt-auth"), "trakt")
-    code = providers.trakt_device_code_request(app)
-    poll = providers.trakt_device_poll_request(app, "dev-code")
-    revoke = providers.trakt_revoke_request(app, "tok")
+    code = trakt_connect.device_code_request(app)
+    poll = trakt_connect.device_poll_request(app, "dev-code")
+    revoke = trakt_connect.revoke_request(app, "tok")
     assert code.url == "http://127.0.0.1:9/trakt-auth/oauth/device/code"
     assert code.body == {"client_id": "trakt-id"}
     assert poll.url == "http://127.0.0.1:9/trakt-auth/oauth/device/token"
@@ -196,18 +209,20 @@ def test_device_code_answer() -> None:
         "expires_in": 600,
         "interval": 5,
     }
-    device = providers.parse_device_code(200, body)
+    device = flows.parse_device_code(200, body)
     assert (device.user_code, device.expires_in, device.interval) == ("ABCD1234", 600, 5)
     assert "'D'" not in repr(device)
     with pytest.raises(ExchangeFailed):
-        providers.parse_device_code(200, {"user_code": "X"})
+        flows.parse_device_code(200, {"user_code": "X"})
 
 
 # --- Last.fm ------------------------------------------------------------------------------
 
 
 def test_lastfm_authorization_url_carries_our_state_in_cb() -> None:
-    url = providers.lastfm_authorization_url(settings(), "st")
+    here = settings()
+    callback = providers.callback_url(here, "lastfm")
+    url = flows.web_auth_page(here.tracker("lastfm"), callback, "st")
     assert url.startswith("https://www.last.fm/api/auth/?")
     q = query(url)
     assert q["api_key"] == ["lfm-key"]
@@ -215,7 +230,8 @@ def test_lastfm_authorization_url_carries_our_state_in_cb() -> None:
 
 
 def test_lastfm_get_session_is_signed_as_documented() -> None:
-    request = providers.lastfm_session_request(settings(), "TOKEN")
+    lastfm = settings().tracker("lastfm")
+    request = flows.web_auth_session_request(lastfm_connect.FLOW, lastfm, "TOKEN")
     expected = "api_key" + "lfm-key" + "method" + "auth.getSession" + "token" + "TOKEN"
     signature = hashlib.md5((expected + "lfm-secret").encode(), usedforsecurity=False)
     assert request.form == {
@@ -230,30 +246,30 @@ def test_lastfm_get_session_is_signed_as_documented() -> None:
 
 
 def test_lastfm_session_answer() -> None:
-    tokens = providers.parse_lastfm_session(
-        {"session": {"name": "rj", "key": "SK", "subscriber": 0}}
-    )
+    tokens = flows.parse_web_auth_session({"session": {"name": "rj", "key": "SK", "subscriber": 0}})
     assert (tokens.access_token, tokens.user_name, tokens.refresh_token) == ("SK", "rj", None)
-    with pytest.raises(ExchangeFailed, match=r"Last\.fm error 15"):
-        providers.parse_lastfm_session({"error": 15, "message": "token expired"})
+    with pytest.raises(ExchangeFailed, match=r"error 15"):
+        flows.parse_web_auth_session({"error": 15, "message": "token expired"})
     with pytest.raises(ExchangeFailed):
-        providers.parse_lastfm_session(None)
+        flows.parse_web_auth_session(None)
 
 
 # --- ListenBrainz -------------------------------------------------------------------------
 
 
 def test_listenbrainz_validate_token() -> None:
-    assert providers.listenbrainz_validate_url(settings()) == (
-        "https://api.listenbrainz.org/1/validate-token"
-    )
+    api_url = settings().tracker("listenbrainz").api_url
+    call = listenbrainz_connect.validate_request(api_url, "the-token")
+    assert call.url == "https://api.listenbrainz.org/1/validate-token"
+    assert call.headers["Authorization"] == "Token the-token"
+    assert "the-token" not in repr(call)
     body = {"code": 200, "message": "Token valid.", "valid": True, "user_name": "iliekcomputers"}
-    assert providers.parse_validate_token(200, body) == "iliekcomputers"
+    assert listenbrainz_connect.parse_validate_token(200, body) == "iliekcomputers"
     for status, answer in ((200, {"valid": False}), (401, None)):
         with pytest.raises(InvalidUserToken):
-            providers.parse_validate_token(status, answer)
+            listenbrainz_connect.parse_validate_token(status, answer)
     with pytest.raises(ExchangeFailed):
-        providers.parse_validate_token(503, None)
+        listenbrainz_connect.parse_validate_token(503, None)
 
 
 # --- return URLs --------------------------------------------------------------------------

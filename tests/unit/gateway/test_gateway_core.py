@@ -17,12 +17,12 @@ from scrobble_gateway.pagination import CURSOR_KEY_PURPOSE, BadCursor, CursorSig
 from scrobble_gateway.queue import QueueRefused, manual_event, manual_work
 from scrobble_gateway.schemas import ScrobbleRequest
 from scrobble_shared.crypto import derive_keys
-from scrobble_shared.work import ConnectionRules, WorkKind
+from scrobble_shared.work import WorkKind
+from tests.support.rules import rules_of
 
 SECRET = "unit-secret-0123456789abcdef0123456789"
 USER = uuid.UUID("5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11")
 NOW = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
-
 
 OLD_KEY, NEW_KEY = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 POSITION = Position(datetime(2026, 11, 20, 21, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
@@ -139,7 +139,7 @@ def movie(**fields: object) -> ScrobbleRequest:
 
 
 def test_a_stop_above_the_threshold_is_one_watched_scrobble_whose_key_is_stable() -> None:
-    rules = ConnectionRules(id=uuid.uuid4(), service="trakt")
+    rules = rules_of("trakt")
     first = manual_work(rules, manual_event(USER, rules.id, movie(), NOW))
     again = manual_work(rules, manual_event(USER, rules.id, movie(), NOW))
     assert [w.kind for w in first] == [WorkKind.SCROBBLE]
@@ -148,16 +148,16 @@ def test_a_stop_above_the_threshold_is_one_watched_scrobble_whose_key_is_stable(
 
 
 def test_a_stop_below_the_connections_threshold_keeps_the_position_only() -> None:
-    rules = ConnectionRules(id=uuid.uuid4(), service="trakt", scrobble_threshold_percent=90)
+    rules = rules_of("trakt", scrobble_threshold_percent=90)
     work = manual_work(rules, manual_event(USER, rules.id, movie(), NOW))
     assert [w.kind for w in work] == [WorkKind.PAUSE]
 
 
 def test_a_rating_needs_sync_ratings() -> None:
     request = movie(action="rate", rating=9)
-    off = ConnectionRules(id=uuid.uuid4(), service="trakt")
+    off = rules_of("trakt")
     with pytest.raises(QueueRefused, match="sync_ratings"):
         manual_work(off, manual_event(USER, off.id, request, NOW))
-    on = ConnectionRules(id=uuid.uuid4(), service="trakt", sync_ratings=True)
+    on = rules_of("trakt", sync_ratings=True)
     work = manual_work(on, manual_event(USER, on.id, request, NOW))
     assert [(w.kind, w.rating) for w in work] == [(WorkKind.RATING, 9)]

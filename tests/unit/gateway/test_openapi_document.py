@@ -67,8 +67,8 @@ def test_the_connect_routes_are_among_them() -> None:
     assert {
         ("POST", "/api/v1/scrobble/connect/{service}"),
         ("GET", "/api/v1/scrobble/{service}/callback"),
-        ("POST", "/api/v1/scrobble/connect/trakt/device"),
-        ("POST", "/api/v1/scrobble/connect/trakt/device/poll"),
+        ("POST", "/api/v1/scrobble/connect/{service}/device"),
+        ("POST", "/api/v1/scrobble/connect/{service}/device/poll"),
     } <= registered_routes()
 
 

@@ -23,6 +23,7 @@ from typing import Any, Final
 import asyncpg
 
 from scrobble_shared.db import Conn
+from scrobble_shared.db.connections import RULES_COLUMNS, connection_rules
 from scrobble_shared.trackers.history import Cursor, ImportedItem
 from scrobble_shared.work import ConnectionRules
 
@@ -169,7 +170,7 @@ async def connection(conn: Conn, connection_id: uuid.UUID) -> Connection | None:
     if row is None:
         return None
     return Connection(
-        _rules(row),
+        connection_rules(row),
         row["user_id"],
         row["access_token_enc"],
         row["external_user_name"],
@@ -177,24 +178,13 @@ async def connection(conn: Conn, connection_id: uuid.UUID) -> Connection | None:
     )
 
 
-def _rules(row: asyncpg.Record) -> ConnectionRules:
-    return ConnectionRules(
-        id=row["id"],
-        service=row["service"],
-        enabled=row["enabled"],
-        scrobble_threshold_percent=row["scrobble_threshold_percent"],
-        sync_watch_status=row["sync_watch_status"],
-        sync_ratings=row["sync_ratings"],
-    )
-
-
 async def other_connections(conn: Conn, user_id: uuid.UUID) -> list[ConnectionRules]:
     rows = await conn.fetch(
-        "SELECT id, service, enabled, scrobble_threshold_percent, sync_watch_status, "
-        "sync_ratings FROM connections WHERE user_id = $1 AND status = 'active'",
+        f"SELECT {RULES_COLUMNS} FROM connections "  # noqa: S608
+        "WHERE user_id = $1 AND status = 'active'",
         user_id,
     )
-    return [_rules(r) for r in rows]
+    return [connection_rules(r) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,8 @@ from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.runtime import cancel_tasks
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
-from scrobble_shared.trackers.anilist.history import AniListReader
 from scrobble_shared.trackers.history import HistoryReader
-from scrobble_shared.trackers.http import AppCredentials
-from scrobble_shared.trackers.lastfm.history import LastfmReader
-from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
-from scrobble_shared.trackers.simkl.history import SimklReader
-from scrobble_shared.trackers.trakt.history import TraktReader
+from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.work_message import WorkTopics
 
 
@@ -40,18 +35,15 @@ def imported_topic(settings: Settings) -> str:
     return f"{settings.scrobble_topic_prefix}imported"
 
 
-def build_readers(settings: Settings, services: list[ServiceName]) -> dict[str, HistoryReader]:
-    def app(service: ServiceName) -> AppCredentials:
-        return settings.service(service).app
+def app_keys(settings: Settings, services: list[ServiceName]) -> dict[str, str]:
+    """The app's id at each tracker, which names its app-wide pacing keys (the tracker's
+    name when it has no app of ours)."""
+    return {name: settings.tracker(name).app.client_id or name for name in services}
 
-    makers: dict[str, Any] = {
-        "trakt": lambda: TraktReader(settings.trakt_api_url, app("trakt")),
-        "lastfm": lambda: LastfmReader(settings.lastfm_api_url, app("lastfm")),
-        "listenbrainz": lambda: ListenBrainzReader(settings.listenbrainz_api_url),
-        "simkl": lambda: SimklReader(settings.simkl_api_url, app("simkl")),
-        "anilist": lambda: AniListReader(settings.anilist_api_url),
-    }
-    return {service: makers[service]() for service in services}
+
+def build_readers(settings: Settings, services: list[ServiceName]) -> dict[str, HistoryReader]:
+    """Each enabled tracker's history reader (its ``Tracker.reader``)."""
+    return {name: tracker(name).reader(settings.tracker(name)) for name in services}
 
 
 def subscribe(broker: KafkaBroker, settings: Settings, state: dict[str, Any]) -> None:
@@ -86,7 +78,7 @@ async def start(
             WorkTopics(settings.playback_dlq_topic, settings.scrobble_topic_prefix),
             imported_topic(settings),
         ),
-        {s: settings.service(s).client_id or s for s in services},
+        app_keys(settings, services),
         read_pacing=read_pacing,
         refresh=refresh_configs(settings, services),
     )

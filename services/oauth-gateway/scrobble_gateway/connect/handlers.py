@@ -1,17 +1,20 @@
 """The connect routes (CONTRACTS section 4):
 
-- ``POST /api/v1/scrobble/connect/{service}``: start a browser flow (Trakt, Simkl, AniList,
-  Last.fm) and answer ``{authorization_url, state}`` with the cookie that binds the flow to
-  this browser (:mod:`.binding`); for ListenBrainz check the user's token with
-  validate-token and answer 201 with the connection.
+- ``POST /api/v1/scrobble/connect/{service}``: start a browser flow (a tracker whose flow is
+  an authorization code or web auth) and answer ``{authorization_url, state}`` with the
+  cookie that binds the flow to this browser (:mod:`.binding`); for a tracker whose user
+  pastes a token, check the token with the tracker and answer 201 with the connection.
 - ``GET /api/v1/scrobble/{service}/callback``: no bearer token, bound by ``state`` and the
-  browser's cookie; spend the state, exchange the code (or Last.fm token), store the
+  browser's cookie; spend the state, exchange the code (or the web auth token), store the
   connection with its tokens encrypted, then 303 to the allowed return URL or show a
   "connected" page. Another browser is shown "open this link in the browser that started
   it", and the flow stays open for the browser that did.
-- ``POST /api/v1/scrobble/connect/trakt/device`` and ``.../device/poll``: Trakt's device
-  code flow, the device code bound to the user who asked for it; the answer that connects
-  names the Trakt account linked (from Trakt's user settings).
+- ``POST /api/v1/scrobble/connect/{service}/device`` and ``.../device/poll``: the device
+  code flow of a tracker that has one (Trakt), the device code bound to the user who asked
+  for it; the answer that connects names the account linked (the flow's account lookup).
+
+Which tracker uses which flow is its folder's declaration (the registry); nothing here
+names a tracker.
 
 Every start counts against the user's open flows (``GATEWAY_MAX_OPEN_OAUTH_STATES``); one
 more than that drops the oldest (:mod:`.states`).
@@ -36,17 +39,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from scrobble_gateway.connect import binding, pages, providers, states
-from scrobble_gateway.connect.providers import (
-    BROWSER_SERVICES,
-    TITLES,
-    DevicePoll,
-    ExchangeFailed,
-    FormRequest,
-    GetRequest,
-    InvalidUserToken,
-    IssuedTokens,
-    JsonRequest,
-)
 from scrobble_gateway.connect.return_urls import (
     MAX_RETURN_URL_LENGTH,
     allowlist_with_page,
@@ -60,7 +52,31 @@ from scrobble_gateway.repository import get_connection
 from scrobble_gateway.validation import field_error, parse_body
 from scrobble_gateway.views import connection_view, json_response
 from scrobble_shared.json_limits import UnreadableJson, load_json
-from scrobble_shared.service_names import SERVICES, ServiceName
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.trackers.connect import (
+    AuthorizationCode,
+    DeviceFlow,
+    DevicePoll,
+    ExchangeFailed,
+    FormRequest,
+    GetRequest,
+    InvalidUserToken,
+    IssuedTokens,
+    JsonRequest,
+    OAuthApp,
+    UserToken,
+    WebAuth,
+    authorization_url,
+    classify_device_poll,
+    code_exchange,
+    new_code_verifier,
+    parse_device_code,
+    parse_token_answer,
+    parse_web_auth_session,
+    web_auth_page,
+    web_auth_session_request,
+)
+from scrobble_shared.trackers.registry import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +95,7 @@ class BrowserConnectBody(_Body):
     return_url: str | None = Field(default=None, max_length=MAX_RETURN_URL_LENGTH)
 
 
-class ListenBrainzConnectBody(_Body):
+class TokenConnectBody(_Body):
     # Printable ASCII without spaces: it goes into an Authorization header as it is.
     token: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
 
@@ -150,12 +166,12 @@ def _unavailable(request: web.Request, service: ServiceName) -> web.Response | N
     reason = providers.service_unavailable_reason(request.app[SETTINGS], service)
     if reason is None:
         return None
-    return problem(409, f"{TITLES[service]} is not available", reason, service=service)
+    return problem(409, f"{providers.title(service)} is not available", reason, service=service)
 
 
 def _unreachable(service: ServiceName, exc: Exception) -> web.Response:
     log.warning("%s: call failed (%s)", service, type(exc).__name__)
-    title = TITLES[service]
+    title = providers.title(service)
     return problem(502, f"{title} did not answer", f"{title} could not be reached; try again")
 
 
@@ -178,8 +194,9 @@ async def start_connect(request: web.Request) -> web.Response:
     unavailable = _unavailable(request, service)
     if unavailable is not None:
         return unavailable
-    if service == "listenbrainz":
-        return await _connect_listenbrainz(request)
+    user_token = providers.token_flow(service)
+    if user_token is not None:
+        return await _connect_with_token(request, service, user_token)
     body = await parse_body(request, BrowserConnectBody, optional=True)
     settings = request.app[SETTINGS]
     if body.return_url is not None and not is_allowed(
@@ -188,8 +205,10 @@ async def start_connect(request: web.Request) -> web.Response:
     ):
         raise field_error("return_url", "not on this gateway's allow-list of return URLs")
     user_id = caller(request).user_id
-    app = None if service == "lastfm" else providers.oauth_app(settings, service)
-    verifier = providers.new_code_verifier() if app is not None and app.pkce else None
+    app = None
+    if isinstance(providers.flow(service), AuthorizationCode):
+        app = providers.oauth_app(settings, service)
+    verifier = new_code_verifier() if app is not None and app.pkce else None
     nonce = binding.new_nonce()
     state, dropped = await states.start_flow(
         request.app[POOL],
@@ -203,9 +222,10 @@ async def start_connect(request: web.Request) -> web.Response:
     )
     _log_dropped(service, user_id, dropped)
     if app is None:
-        url = providers.lastfm_authorization_url(settings, state)
+        callback = providers.callback_url(settings, service)
+        url = web_auth_page(settings.tracker(service), callback, state)
     else:
-        url = providers.authorization_url(app, state, verifier)
+        url = authorization_url(app, state, verifier)
     log.info("connect %s started for user %s", service, user_id)
     response = web.json_response(
         {"authorization_url": url, "state": state}, headers={"Cache-Control": "no-store"}
@@ -223,37 +243,37 @@ async def start_connect(request: web.Request) -> web.Response:
     return response
 
 
-async def _connect_listenbrainz(request: web.Request) -> web.Response:
-    body = await parse_body(request, ListenBrainzConnectBody)
-    settings = request.app[SETTINGS]
+async def _connect_with_token(
+    request: web.Request, service: ServiceName, user_token: UserToken
+) -> web.Response:
+    """A token the user pasted: checked and named by the tracker, then stored."""
+    body = await parse_body(request, TokenConnectBody)
+    title = providers.title(service)
+    api_url = request.app[SETTINGS].tracker(service).api_url
     try:
-        answer = await request.app[HTTP].get(
-            providers.listenbrainz_validate_url(settings),
-            headers={"Authorization": f"Token {body.token}", "Accept": "application/json"},
-        )
-        user_name = providers.parse_validate_token(answer.status_code, _json_or_none(answer))
+        status, answer = await _get_json(request, user_token.validate(api_url, body.token))
+        user_name = user_token.parse(status, answer)
     except httpx.HTTPError as exc:
-        return _unreachable("listenbrainz", exc)
+        return _unreachable(service, exc)
     except InvalidUserToken:
         return problem(
             400,
-            "Invalid ListenBrainz token",
-            "ListenBrainz does not accept this token; copy it again from your ListenBrainz "
-            "settings page",
+            f"Invalid {title} token",
+            f"{title} does not accept this token; copy it again from your {title} settings page",
         )
     except ExchangeFailed as exc:
-        log.warning("listenbrainz: validate-token failed: %s", exc)
-        return problem(502, "ListenBrainz did not answer", "could not check the token; try again")
+        log.warning("%s: token check failed: %s", service, exc)
+        return problem(502, f"{title} did not answer", "could not check the token; try again")
     tokens = IssuedTokens(body.token, None, None, user_name)
     user_id = caller(request).user_id
     connection_id = await save_connection(
         request.app[POOL],
         request.app[CIPHER],
         user_id=user_id,
-        service="listenbrainz",
+        service=service,
         tokens=tokens,
     )
-    log.info("connected listenbrainz for user %s (connection %s)", user_id, connection_id)
+    log.info("connected %s for user %s (connection %s)", service, user_id, connection_id)
     return await _connection_created(request, connection_id)
 
 
@@ -298,11 +318,11 @@ def _state_failure(request: web.Request, title: str, reason: states.StateProblem
 async def callback(request: web.Request) -> web.Response:
     name = request.match_info["service"]
     service = _service(name)
-    if service is None or service not in BROWSER_SERVICES:
+    if service is None or not providers.in_browser(service):
         return pages.failure(
             request, 404, "Unknown service", "There is no sign-in to finish for this address."
         )
-    title = TITLES[service]
+    title = providers.title(service)
     state = request.query.get("state", "")
     if not state:
         return pages.failure(
@@ -330,7 +350,7 @@ async def _finish(
     request: web.Request, service: ServiceName, state: str, nonce: str | None
 ) -> web.Response:
     """Spend the state, get the tokens, store the connection: the page or redirect."""
-    title = TITLES[service]
+    title = providers.title(service)
     pool, cipher = request.app[POOL], request.app[CIPHER]
     try:
         pending = await states.spend_state(
@@ -386,7 +406,7 @@ async def _provider_refused(
 ) -> web.Response:
     """The user said no (or the service refused): nothing connected, and the state is
     spent, unless another browser brought the answer (a stranger cannot end the flow)."""
-    title = TITLES[service]
+    title = providers.title(service)
     try:
         await states.spend_state(
             request.app[POOL],
@@ -426,48 +446,68 @@ async def _tokens_from_callback(
     request: web.Request, service: ServiceName, pending: states.PendingConnect
 ) -> IssuedTokens:
     settings = request.app[SETTINGS]
-    if service == "lastfm":
+    flow = providers.flow(service)
+    if isinstance(flow, WebAuth):
         token = request.query.get("token")
         if not token:
             raise _MissingParameter("token")
-        _, body = await _post_form(request, providers.lastfm_session_request(settings, token))
-        return providers.parse_lastfm_session(body)
+        call = web_auth_session_request(flow, settings.tracker(service), token)
+        _, body = await _post_form(request, call)
+        return parse_web_auth_session(body)
     code = request.query.get("code")
     if not code:
         raise _MissingParameter("code")
     app = providers.oauth_app(settings, service)
-    exchange = providers.code_exchange(app, code, pending.code_verifier)
+    exchange = code_exchange(app, code, pending.code_verifier)
     status, body = await _post_json(request, exchange)
-    return providers.parse_token_answer(status, body, _now())
+    return parse_token_answer(status, body, _now())
 
 
-# --- Trakt device code --------------------------------------------------------------------
+# --- device code --------------------------------------------------------------------
 
 
-@routes.post(f"{BASE}/connect/trakt/device")
-async def start_device(request: web.Request) -> web.Response:
-    unavailable = _unavailable(request, "trakt")
+def _device_of(request: web.Request) -> tuple[ServiceName, DeviceFlow] | web.Response:
+    """The tracker of the route and its device flow, or the answer when there is none."""
+    name = request.match_info["service"]
+    service = _service(name)
+    if service is None:
+        return _unknown_service(name)
+    device = providers.device_flow(service)
+    if device is None:
+        return problem(404, "No device flow", f"{providers.title(service)} has no device code flow")
+    unavailable = _unavailable(request, service)
     if unavailable is not None:
         return unavailable
-    app = providers.oauth_app(request.app[SETTINGS], "trakt")
+    return service, device
+
+
+@routes.post(f"{BASE}/connect/{{service}}/device")
+async def start_device(request: web.Request) -> web.Response:
+    found = _device_of(request)
+    if isinstance(found, web.Response):
+        return found
+    service, device_flow = found
+    title = providers.title(service)
+    app = providers.oauth_app(request.app[SETTINGS], service)
     try:
-        status, body = await _post_json(request, providers.trakt_device_code_request(app))
-        device = providers.parse_device_code(status, body)
+        status, body = await _post_json(request, device_flow.code_request(app))
+        device = parse_device_code(status, body)
     except httpx.HTTPError as exc:
-        return _unreachable("trakt", exc)
+        return _unreachable(service, exc)
     except ExchangeFailed as exc:
-        log.warning("trakt: device code request failed: %s", exc)
-        return problem(502, "Trakt did not answer", "could not get a device code; try again")
+        log.warning("%s: device code request failed: %s", service, exc)
+        return problem(502, f"{title} did not answer", "could not get a device code; try again")
     user_id = caller(request).user_id
     dropped = await states.bind_device_code(
         request.app[POOL],
         user_id=user_id,
+        service=service,
         device_code=device.device_code,
         expires_in_s=device.expires_in,
         max_open=request.app[SETTINGS].gateway_max_open_oauth_states,
     )
-    _log_dropped("trakt", user_id, dropped)
-    log.info("trakt device code issued for user %s", user_id)
+    _log_dropped(service, user_id, dropped)
+    log.info("%s device code issued for user %s", service, user_id)
     return web.json_response(
         {
             "device_code": device.device_code,
@@ -480,38 +520,40 @@ async def start_device(request: web.Request) -> web.Response:
 
 
 _DEVICE_FAILURES: Final[dict[DevicePoll, tuple[int, str, str]]] = {
-    DevicePoll.DENIED: (400, "Device code denied", "the user declined access at Trakt"),
+    DevicePoll.DENIED: (400, "Device code denied", "the user declined access at {title}"),
     DevicePoll.EXPIRED: (410, "Device code expired", "start the device flow again"),
-    DevicePoll.INVALID: (400, "Device code not known", "Trakt does not know this device code"),
+    DevicePoll.INVALID: (400, "Device code not known", "{title} does not know this device code"),
     DevicePoll.USED: (409, "Device code already used", "this device code already gave tokens"),
 }
 
 
-@routes.post(f"{BASE}/connect/trakt/device/poll")
+@routes.post(f"{BASE}/connect/{{service}}/device/poll")
 async def poll_device(request: web.Request) -> web.Response:
-    unavailable = _unavailable(request, "trakt")
-    if unavailable is not None:
-        return unavailable
+    found = _device_of(request)
+    if isinstance(found, web.Response):
+        return found
+    service, device_flow = found
+    title = providers.title(service)
     body = await parse_body(request, DevicePollBody)
     user_id = caller(request).user_id
     pool = request.app[POOL]
-    binding = await states.device_binding(pool, user_id=user_id, device_code=body.device_code)
+    binding = await states.device_binding(
+        pool, user_id=user_id, service=service, device_code=body.device_code
+    )
     if binding == "missing":
         return problem(404, "Device code not known", "no device flow of yours has this code")
     if binding == "expired":
         await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code)
         return problem(410, "Device code expired", "start the device flow again")
-    app = providers.oauth_app(request.app[SETTINGS], "trakt")
+    app = providers.oauth_app(request.app[SETTINGS], service)
     try:
-        status, answer = await _post_json(
-            request, providers.trakt_device_poll_request(app, body.device_code)
-        )
-        outcome = providers.classify_device_poll(status, answer, _now())
+        status, answer = await _post_json(request, device_flow.poll_request(app, body.device_code))
+        outcome = classify_device_poll(device_flow, status, answer, _now())
     except httpx.HTTPError as exc:
-        return _unreachable("trakt", exc)
+        return _unreachable(service, exc)
     except ExchangeFailed as exc:
-        log.warning("trakt: device poll for user %s failed: %s", user_id, exc)
-        return problem(502, "Trakt did not answer", "could not poll the device code; try again")
+        log.warning("%s: device poll for user %s failed: %s", service, user_id, exc)
+        return problem(502, f"{title} did not answer", "could not poll the device code; try again")
     if outcome in (DevicePoll.PENDING, DevicePoll.SLOW_DOWN):
         response = web.json_response({"state": "pending"}, status=202)
         if outcome is DevicePoll.SLOW_DOWN:
@@ -519,35 +561,42 @@ async def poll_device(request: web.Request) -> web.Response:
         return response
     if isinstance(outcome, DevicePoll):
         await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code)
-        status_code, title, detail = _DEVICE_FAILURES[outcome]
-        log.info("trakt device flow for user %s ended: %s", user_id, outcome.value)
-        return problem(status_code, title, detail)
+        status_code, heading, detail = _DEVICE_FAILURES[outcome]
+        log.info("%s device flow for user %s ended: %s", service, user_id, outcome.value)
+        return problem(status_code, heading, detail.format(title=title))
     if not await states.finish_device_code(pool, user_id=user_id, device_code=body.device_code):
         # Another poll of the same code finished first and stored the connection.
         return problem(409, "Device code already used", "this device code already gave tokens")
     try:
-        account = await _trakt_account(request, app, outcome)
+        account = await _named_account(request, service, app, outcome)
     except (httpx.HTTPError, ExchangeFailed) as exc:
         # Whoever typed the code decided which account this is; unnamed, it is not linked.
-        log.warning("trakt: could not name the device flow's account (%s)", type(exc).__name__)
-        await revoke_at_service(request.app, "trakt", outcome.access_token, outcome.refresh_token)
+        log.warning(
+            "%s: could not name the device flow's account (%s)", service, type(exc).__name__
+        )
+        await revoke_at_service(request.app, service, outcome.access_token, outcome.refresh_token)
         return problem(
             502,
-            "Trakt did not name the account",
-            "Trakt did not say which account was approved, so nothing was connected; start "
-            "the device flow again",
+            f"{title} did not name the account",
+            f"{title} did not say which account was approved, so nothing was connected; "
+            "start the device flow again",
         )
     connection_id = await save_connection(
-        pool, request.app[CIPHER], user_id=user_id, service="trakt", tokens=account
+        pool, request.app[CIPHER], user_id=user_id, service=service, tokens=account
     )
-    log.info("connected trakt (device) for user %s (connection %s)", user_id, connection_id)
+    log.info("connected %s (device) for user %s (connection %s)", service, user_id, connection_id)
     return await _connection_created(request, connection_id)
 
 
-async def _trakt_account(
-    request: web.Request, app: providers.OAuthApp, tokens: IssuedTokens
+async def _named_account(
+    request: web.Request, service: ServiceName, app: OAuthApp, tokens: IssuedTokens
 ) -> IssuedTokens:
-    """``tokens`` with the user name of the Trakt account they are for."""
-    call = providers.trakt_user_settings_request(request.app[SETTINGS], app, tokens.access_token)
+    """``tokens`` with the user name of the account they are for, when the tracker's flow
+    can ask (else as they are)."""
+    flow = providers.flow(service)
+    if not isinstance(flow, AuthorizationCode) or flow.account is None:
+        return tokens
+    settings = request.app[SETTINGS]
+    call = flow.account.request(settings.tracker(service), app, tokens.access_token)
     status, body = await _get_json(request, call)
-    return dataclasses.replace(tokens, user_name=providers.parse_trakt_user_settings(status, body))
+    return dataclasses.replace(tokens, user_name=flow.account.parse(status, body))

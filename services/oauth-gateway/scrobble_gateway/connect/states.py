@@ -198,7 +198,7 @@ async def spend_state(
     )
 
 
-# --- Trakt device codes -------------------------------------------------------------------
+# --- device codes -------------------------------------------------------------------
 
 
 def _device_key(device_code: str) -> str:
@@ -209,6 +209,7 @@ async def bind_device_code(
     db: asyncpg.Pool,
     *,
     user_id: uuid.UUID,
+    service: ServiceName,
     device_code: str,
     expires_in_s: int,
     max_open: int,
@@ -221,9 +222,9 @@ async def bind_device_code(
         state=_device_key(device_code),
         max_open=max_open,
         insert="""INSERT INTO oauth_states (state, user_id, service, created_at, expires_at)
-                  VALUES ($1, $2, 'trakt', clock_timestamp(),
-                      clock_timestamp() + make_interval(secs => $3))""",
-        args=(user_id, float(max(expires_in_s, 1))),
+                  VALUES ($1, $2, $3, clock_timestamp(),
+                      clock_timestamp() + make_interval(secs => $4))""",
+        args=(user_id, service, float(max(expires_in_s, 1))),
     )
 
 
@@ -231,14 +232,15 @@ DeviceBinding = Literal["missing", "expired", "live"]
 
 
 async def device_binding(
-    db: asyncpg.Pool, *, user_id: uuid.UUID, device_code: str
+    db: asyncpg.Pool, *, user_id: uuid.UUID, service: ServiceName, device_code: str
 ) -> DeviceBinding:
     """Whether the caller holds this device code: another user's code is "missing" too."""
     expired = await db.fetchval(
         """SELECT expires_at <= now() FROM oauth_states
-           WHERE state = $1 AND user_id = $2 AND service = 'trakt' AND used_at IS NULL""",
+           WHERE state = $1 AND user_id = $2 AND service = $3 AND used_at IS NULL""",
         _device_key(device_code),
         user_id,
+        service,
     )
     if expired is None:
         return "missing"

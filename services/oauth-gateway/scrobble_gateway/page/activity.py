@@ -16,7 +16,7 @@ from scrobble_gateway.page.common import context, signed_in
 from scrobble_gateway.page.render import fragment_message, page_view, render
 from scrobble_gateway.page.session_auth import current_session
 from scrobble_gateway.pagination import BadCursor, CursorSigner, Position
-from scrobble_shared.service_names import SERVICES
+from scrobble_shared.trackers.registry import SERVICES
 
 ACTIVITY_PATH: Final = "/activity"
 NOW_PLAYING_PATH: Final = "/activity/now-playing"

@@ -16,13 +16,14 @@ from typing import Any, Final
 from aiohttp import web
 
 from scrobble_gateway import repository as repo
-from scrobble_gateway.connect.providers import BROWSER_SERVICES, service_unavailable_reason
+from scrobble_gateway.connect import providers
 from scrobble_gateway.connect.return_urls import PAGE_RETURN_PATH
 from scrobble_gateway.keys import POOL, SETTINGS
 from scrobble_gateway.page import describe, queries
 from scrobble_gateway.page.common import context, signed_in
 from scrobble_gateway.page.render import page_view, render, see_other
-from scrobble_shared.service_names import SERVICES
+from scrobble_shared.trackers.connect import AuthorizationCode
+from scrobble_shared.trackers.registry import SERVICES, tracker
 
 routes = web.RouteTableDef()
 
@@ -42,15 +43,15 @@ class Card:
     unavailable: str | None
     browser_flow: bool
     device_flow: bool
+    # A token the person pastes: where they find it (None: not this kind of flow).
+    token_where: str | None
+    revokes: bool
+    music: bool
     return_url: str
 
     @property
     def state_label(self) -> str:
         return describe.CONNECTION_STATES.get(self.state or "", "Not connected")
-
-    @property
-    def music(self) -> bool:
-        return self.service in describe.MUSIC
 
 
 @routes.get("/")
@@ -72,17 +73,23 @@ async def connections_page(request: web.Request) -> web.Response:
     cards = []
     for service in SERVICES:
         row = rows.get(service)
+        known = tracker(service)
+        token = providers.token_flow(service)
+        flow = providers.flow(service)
         cards.append(
             Card(
                 service=service,
-                title=describe.service_title(service),
-                keeps=describe.WHAT_IT_KEEPS[service],
+                title=known.title,
+                keeps=known.keeps,
                 connection=row,
                 state=None if row is None else describe.connection_state(row),
                 last_delivery=None if row is None else delivered.get(row["id"]),
-                unavailable=service_unavailable_reason(settings, service),
-                browser_flow=service in BROWSER_SERVICES,
-                device_flow=service == "trakt",
+                unavailable=providers.service_unavailable_reason(settings, service),
+                browser_flow=providers.in_browser(service),
+                device_flow=providers.device_flow(service) is not None,
+                token_where=None if token is None else token.where,
+                revokes=isinstance(flow, AuthorizationCode) and flow.revoke is not None,
+                music=known.music,
                 return_url=f"{base}?connected={service}",
             )
         )

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from scrobble_gateway.connect.providers import TITLES
-from scrobble_shared.service_names import SERVICES
+from scrobble_shared.trackers.registry import SERVICES, is_tracker, tracker
 
 STATUS_LABELS: Final[dict[str, str]] = {
     "queued": "Queued",
@@ -31,15 +30,6 @@ CONNECTION_STATES: Final[dict[str, str]] = {
     "needs_reconnect": "Needs reconnecting",
     "disabled": "Disabled",
 }
-# What each tracker keeps, for the cards.
-WHAT_IT_KEEPS: Final[dict[str, str]] = {
-    "trakt": "films and TV episodes",
-    "simkl": "films, TV and anime",
-    "anilist": "anime episodes",
-    "lastfm": "music",
-    "listenbrainz": "music",
-}
-MUSIC: Final = frozenset({"lastfm", "listenbrainz"})
 THRESHOLD_MEANING: Final = (
     "A film or episode counts as watched once you have played at least this share of it. "
     "Below it, the tracker keeps your position but never marks it watched."
@@ -52,7 +42,7 @@ MUSIC_THRESHOLD_MEANING: Final = (
 
 
 def service_title(service: str) -> str:
-    return TITLES.get(service, service)
+    return tracker(service).title if is_tracker(service) else service
 
 
 def services() -> tuple[str, ...]:

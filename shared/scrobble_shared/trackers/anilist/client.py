@@ -1,8 +1,9 @@
 """The AniList client: GraphQL requests for watched episodes and ratings, and what AniList's
 answers mean. Pure, like every client here: no network, no clock.
 
-One piece of work can take up to three calls, which the dispatcher makes in this order,
-classifying each answer with :meth:`AniListClient.classify` before reading it:
+One piece of work can take up to three calls, in this order (:meth:`AniListClient.steps`,
+the conversation the dispatcher drives; each answer is classified with
+:meth:`AniListClient.classify` before it is read):
 
 1. the media id: :func:`anilist_media_id` from the content's ids, else
    :meth:`~AniListClient.build_media_lookup` with :func:`mal_media_id` and
@@ -18,7 +19,7 @@ classifying each answer with :meth:`AniListClient.classify` before reading it:
 :meth:`AniListClient.build` (the :class:`~scrobble_shared.trackers.http.ServiceClient`
 entry) goes straight to step 3 when the content carries an AniList id; with only a MyAnimeList
 id it raises :class:`MediaLookupNeeded`. It skips step 2, so for ``WATCHED`` the steps are
-the safe path.
+the safe path, and the one the dispatcher takes.
 
 AniList answers errors in ``errors[]``, sometimes with HTTP 200; each entry carries its own
 ``status``, which counts when the HTTP status does not say more. Tokens last a year and
@@ -41,9 +42,11 @@ from scrobble_shared.trackers.anilist.queries import (
 )
 from scrobble_shared.trackers.http import (
     USER_AGENT,
+    Conversation,
     HttpRequest,
     HttpResponse,
     Outcome,
+    OutcomeKind,
     Unsendable,
     UserCredentials,
     http_date,
@@ -362,6 +365,37 @@ class AniListClient:
         if work.kind is WorkKind.WATCHED:
             return self.build_save_progress(work, media_id, user)
         return self.build_save_score(work, media_id, user)
+
+    def steps(self, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+        """The media id (looked up by the MyAnimeList id when it must be), then for a
+        watched episode the entry (never lower the progress), then the write."""
+        _check_sendable(work)
+        media_id = anilist_media_id(work.content)
+        if media_id is None:
+            mal_id = mal_media_id(work.content)
+            if mal_id is None:
+                raise Unsendable("AniList work without an AniList id needs a MyAnimeList id")
+            not_found = f"{NOT_FOUND_REASON}: MyAnimeList id {mal_id}"
+            answer = yield self.build_media_lookup(mal_id, user)
+            if answer.outcome.kind is OutcomeKind.PERMANENT:
+                return Outcome.permanent(not_found, answer.outcome.http_status)
+            if answer.outcome.kind is not OutcomeKind.DONE or answer.response is None:
+                return answer.outcome
+            media_id = parse_media_lookup(answer.response)
+            if media_id is None:
+                return Outcome.permanent(not_found)
+        if work.kind is not WorkKind.WATCHED:
+            answer = yield self.build_save_score(work, media_id, user)
+            return answer.outcome
+        answer = yield self.build_current_entry(media_id, user)
+        if answer.outcome.kind is not OutcomeKind.DONE or answer.response is None:
+            return answer.outcome
+        entry = parse_current_entry(answer.response)
+        if progress_to_save(entry.progress if entry else None, episode_progress(work)) is None:
+            return Outcome.already_done("AniList already has this episode or a later one")
+        status = entry.status if entry else None
+        answer = yield self.build_save_progress(work, media_id, user, status)
+        return answer.outcome
 
     def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
         return classify_response(response)

@@ -14,6 +14,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from scrobble_shared.trackers.anilist.client import classify_response, wait_before_next_s
+from scrobble_shared.trackers.anilist.limits import write_keys
 from scrobble_shared.trackers.history import (
     Cursor,
     ImportedItem,
@@ -32,7 +33,7 @@ from scrobble_shared.trackers.http import (
     Outcome,
     OutcomeKind,
 )
-from scrobble_shared.trackers.pace import PaceKey, pacing_keys
+from scrobble_shared.trackers.pace import PaceFor, PaceKey
 
 PER_CHUNK: Final = 500
 
@@ -121,7 +122,7 @@ class AniListReader:
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
         # 30/min per token in practice: the same key as the writes.
-        return pacing_keys("anilist", connection_id, app_key)
+        return write_keys(PaceFor(connection_id, app_key))
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         return wait_before_next_s(response)

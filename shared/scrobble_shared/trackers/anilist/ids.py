@@ -20,6 +20,7 @@ from scrobble_shared.events import Content, ContentType
 from scrobble_shared.trackers.anilist.client import AniListClient, anilist_media_id, mal_media_id
 from scrobble_shared.trackers.anilist.client import UnexpectedAnswer as ClientUnexpected
 from scrobble_shared.trackers.anilist.client import parse_media_lookup as parse_mal_lookup
+from scrobble_shared.trackers.anilist.limits import write_keys
 from scrobble_shared.trackers.http import HttpRequest, HttpResponse, UserCredentials
 from scrobble_shared.trackers.ids import (
     Found,
@@ -37,7 +38,7 @@ from scrobble_shared.trackers.ids import (
     search,
     unresolved_reason,
 )
-from scrobble_shared.trackers.pace import PaceKey, pacing_keys
+from scrobble_shared.trackers.pace import PaceFor, PaceKey
 
 # Declared String!: a null search would be "any anime" (see anilist_queries).
 MEDIA_SEARCH: Final = """\
@@ -87,7 +88,7 @@ class AniListResolver:
         )
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
-        return pacing_keys("anilist", connection_id, app_key)
+        return write_keys(PaceFor(connection_id, app_key))
 
     def parse(self, lookup: Lookup, response: HttpResponse) -> LookupResult:
         if lookup.kind == "id":

@@ -24,11 +24,13 @@ from scrobble_shared.service_names import ServiceName
 from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
+    Conversation,
     HttpRequest,
     HttpResponse,
     Outcome,
     Unsendable,
     UserCredentials,
+    one_call,
     retry_after_s,
 )
 from scrobble_shared.trackers.lastfm.signature import sign as sign
@@ -112,6 +114,9 @@ class LastfmClient:
         return HttpRequest("POST", self.api_url, headers={"User-Agent": USER_AGENT}, form=form)
 
     # --- outcomes ---------------------------------------------------------------------------
+    def steps(self, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+        return one_call(self, work, user)
+
     def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
         """What the answer means for this work (a scrobble is read as a batch of one)."""
         if work.kind is WorkKind.SCROBBLE:

@@ -35,7 +35,8 @@ from scrobble_shared.trackers.http import (
     Outcome,
     retry_after_s,
 )
-from scrobble_shared.trackers.pace import PaceKey, pacing_keys
+from scrobble_shared.trackers.lastfm.limits import write_keys
+from scrobble_shared.trackers.pace import PaceFor, PaceKey
 
 PAGE_LIMIT: Final = 200
 RATE_LIMIT_BACKOFF_S: Final = 10.0
@@ -100,7 +101,7 @@ class LastfmReader:
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
         # Last.fm's limit is per API key for every call: the same key as the writes.
-        return pacing_keys("lastfm", connection_id, app_key)
+        return write_keys(PaceFor(connection_id, app_key))
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         if response.status == 429:

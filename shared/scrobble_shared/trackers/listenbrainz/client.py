@@ -17,7 +17,7 @@ Pure, like every client here: work in, :class:`HttpRequest` out; response in,
   on the widest usual encoding (ASCII escapes, spaced separators).
 
 Backlogs go in one ``import`` call of 1 to 1000 listens (:meth:`ListenBrainzClient.
-build_import`); :meth:`~ListenBrainzClient.classify` reads the answer to either kind of call
+build_batch`); :meth:`~ListenBrainzClient.classify` reads the answer to either kind of call
 the same way, so the outcome of an import applies to each of its works.
 """
 
@@ -33,11 +33,13 @@ from scrobble_shared.events import Content
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.trackers.http import (
     USER_AGENT,
+    Conversation,
     HttpRequest,
     HttpResponse,
     Outcome,
     Unsendable,
     UserCredentials,
+    one_call,
     retry_after_s,
     seconds_header,
 )
@@ -48,6 +50,9 @@ from scrobble_shared.work_message import ScrobbleWork
 SUBMISSION_CLIENT, _, SUBMISSION_CLIENT_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")
 
 MAX_LISTENS_PER_IMPORT: Final = 1000
+# Listens per import from a backlog: far under its 1,000, so the claims of one call stay
+# short-lived and one bad answer touches few rows.
+IMPORT_BATCH: Final = 100
 MAX_BODY_BYTES: Final = 10_240_000
 MAX_BYTES_PER_LISTEN: Final = 10_240
 MAX_DURATION_MS: Final = 24 * 24 * 3600 * 1000
@@ -87,7 +92,7 @@ class ListenBrainzClient:
             raise Unsendable(str(exc)) from None
         return self._post(_LISTEN_PATH, body, user)
 
-    def build_import(self, works: Sequence[ScrobbleWork], user: UserCredentials) -> HttpRequest:
+    def build_batch(self, works: Sequence[ScrobbleWork], user: UserCredentials) -> HttpRequest:
         """One ``import`` call for 1 to 1000 SCROBBLE works of one connection.
 
         ValueError when the batch is not that or its body would break the server's size
@@ -100,7 +105,7 @@ class ListenBrainzClient:
         return self._post(_LISTEN_PATH, body, user)
 
     def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
-        """What an answer to build or build_import means (for each work of an import)."""
+        """What an answer to build or build_batch means (for each work of an import)."""
         status = response.status
         if 200 <= status < 300:
             return _classify_success(response)
@@ -114,6 +119,15 @@ class ListenBrainzClient:
             reason = _server_message(response) or f"ListenBrainz answered HTTP {status}"
             return Outcome.retry(reason, status, _retry_after_s(response))
         return Outcome.permanent(_server_message(response) or f"HTTP {status}", status)
+
+    def classify_batch(
+        self, works: Sequence[ScrobbleWork], response: HttpResponse
+    ) -> list[Outcome]:
+        """An import's answer is every one of its works' answer."""
+        return [self.classify(work, response) for work in works]
+
+    def steps(self, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+        return one_call(self, work, user)
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         """X-RateLimit-Reset-In when X-RateLimit-Remaining says no call is left; after a

@@ -31,7 +31,8 @@ from scrobble_shared.trackers.history import (
 )
 from scrobble_shared.trackers.http import USER_AGENT, HttpRequest, HttpResponse, Outcome
 from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
-from scrobble_shared.trackers.pace import PaceKey, pacing_keys
+from scrobble_shared.trackers.listenbrainz.limits import write_keys
+from scrobble_shared.trackers.pace import PaceFor, PaceKey
 
 PAGE_COUNT: Final = 1000
 
@@ -81,7 +82,7 @@ class ListenBrainzReader:
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
         # No fixed figure: the per-user key on which X-RateLimit-Reset-In is honoured.
-        return pacing_keys("listenbrainz", connection_id, app_key)
+        return write_keys(PaceFor(connection_id, app_key))
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         return self._client.wait_before_next_s(response)

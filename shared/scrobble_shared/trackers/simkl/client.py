@@ -32,11 +32,13 @@ from scrobble_shared.service_names import ServiceName
 from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
+    Conversation,
     HttpRequest,
     HttpResponse,
     Outcome,
     Unsendable,
     UserCredentials,
+    one_call,
     retry_after_s,
 )
 from scrobble_shared.work import WorkKind
@@ -84,6 +86,9 @@ class SimklClient:
         )
 
     # --- classify ------------------------------------------------------------------------
+    def steps(self, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+        return one_call(self, work, user)
+
     def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
         """What Simkl's answer means for this work."""
         status = response.status

@@ -26,11 +26,13 @@ from scrobble_shared.service_names import ServiceName
 from scrobble_shared.trackers.http import (
     USER_AGENT,
     AppCredentials,
+    Conversation,
     HttpRequest,
     HttpResponse,
     Outcome,
     Unsendable,
     UserCredentials,
+    one_call,
     retry_after_s,
     seconds_until,
 )
@@ -115,6 +117,9 @@ class TraktClient:
             "trakt-api-version": API_VERSION,
             "Authorization": f"Bearer {user.token}",
         }
+
+    def steps(self, work: ScrobbleWork, user: UserCredentials) -> Conversation:
+        return one_call(self, work, user)
 
     def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
         """What Trakt's answer means for this work."""

@@ -1,0 +1,95 @@
+"""What a tracker is, as the rest of the house reads it: one :class:`Tracker` value in each
+tracker's folder (``<tracker>/__init__.py``), listed once by ``registry.py``. Delivery,
+imports, resolution, pacing, the gateway's connect routes, the settings and the CLI read
+these values and name no tracker themselves.
+
+A tracker declares:
+
+- its play rules (``play``: the content types it takes, how it follows a play);
+- its client (requests and the outcome of answers: one error table for delivery) and
+  whether a backlog goes in batches (``batch_size``);
+- its history reader (imports), and an id resolver when it needs ids a play does not carry;
+- its limits (``write_keys``, and what its per-user limit counts: ``limited_account``);
+- token refresh, when its tokens expire;
+- how a person connects it (``connect``) and the settings it reads (``settings``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scrobble_shared.trackers.connect import ConnectFlow
+from scrobble_shared.trackers.history import HistoryReader
+from scrobble_shared.trackers.http import AppCredentials, ServiceClient
+from scrobble_shared.trackers.ids import ServiceResolver
+from scrobble_shared.trackers.pace import PaceFor, PaceKey
+from scrobble_shared.trackers.refresh import RefreshConfig
+from scrobble_shared.work import PlayRules
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """The settings a tracker reads, by environment variable (and ``scrobble:`` YAML key,
+    the same name in lower case). Each is optional at load; ``required`` are the ones
+    without which the tracker is disabled at start, with one log line naming them."""
+
+    # <PREFIX>_API_URL, <PREFIX>_AUTH_URL, <PREFIX>_ENABLED are always read.
+    prefix: str
+    api_url: str
+    auth_url: str | None = None
+    # The settings holding the app's id and secret at the tracker, in that order (None:
+    # it has no app of ours, every user brings their own token).
+    app: tuple[str, str] | None = None
+    # Other variables it reads (a redirect URI, a default token), by name.
+    extra: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    # The setting a user's token comes from when the tracker has no connect flow of its own
+    # (a deployment-wide default token), if any.
+    secret_extra: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        """Every variable this tracker reads."""
+        fixed = (f"{self.prefix}_ENABLED", f"{self.prefix}_API_URL")
+        auth = (f"{self.prefix}_AUTH_URL",) if self.auth_url is not None else ()
+        app = self.app or ()
+        return fixed + auth + app + self.extra + self.secret_extra
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """What a tracker's code needs from the settings (``Settings.tracker(name)``)."""
+
+    name: str
+    api_url: str
+    auth_url: str | None = None
+    app: AppCredentials = field(default_factory=lambda: AppCredentials(""))
+    # The tracker's ``extra`` settings that are set, by variable name.
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """One tracker, as the house reads it (module docstring)."""
+
+    name: str  # as stored in connections.service and used in topics: "lastfm"
+    title: str  # as people write it: "Last.fm"
+    keeps: str  # what it keeps, for people choosing: "films and TV episodes"
+    play: PlayRules
+    settings: TrackerSettings
+    connect: ConnectFlow
+    client: Callable[[TrackerConfig], ServiceClient]
+    reader: Callable[[TrackerConfig], HistoryReader]
+    write_keys: Callable[[PaceFor], list[PaceKey]]
+    # What the tracker's per-user limit counts, from the token and the account's name (a
+    # digest for the key); None: the connection (or no per-user limit).
+    limited_account: Callable[[str | None, str | None], str | None]
+    resolver: Callable[[TrackerConfig], ServiceResolver] | None = None
+    refresh: Callable[[TrackerConfig], RefreshConfig] | None = None
+    # Scrobbles of one connection's backlog one call may carry (its client is then a
+    # ``BatchingClient``); 1: one call a scrobble.
+    batch_size: int = 1
+
+    @property
+    def music(self) -> bool:
+        return self.play.music
