@@ -23,7 +23,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from scrobble_cli.quickstart import DEMO_USER, SERVICES, alive
+from scrobble_cli.quickstart import DEMO_USER, alive
+from scrobble_shared.trackers.registry import SERVICES
 from tests.support import databases
 from tests.support.infra import Infra
 from tests.support.services import free_port

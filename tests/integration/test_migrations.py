@@ -36,6 +36,7 @@ EXPECTED_TABLES = {
     "oauth_states",
     "pacing_slots",
     "pacing_turns",
+    "trackers",
     "sources",
     "source_users",
     "login_links",
@@ -175,7 +176,7 @@ async def test_one_play_is_one_scrobble_per_connection(database_url: str) -> Non
     [
         (
             "INSERT INTO connections (user_id, service) VALUES (gen_random_uuid(), 'myspace')",
-            asyncpg.CheckViolationError,
+            asyncpg.ForeignKeyViolationError,
         ),
         (
             "INSERT INTO connections (user_id, service, scrobble_threshold_percent) "

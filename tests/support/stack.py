@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from scrobble_cli.quickstart import SERVICES
+from scrobble_shared.trackers.registry import SERVICES
 from tests.support import databases
 from tests.support.infra import Infra
 from tests.support.services import free_port

@@ -18,7 +18,7 @@ from scrobble_shared.crypto import TokenKeyError
 from scrobble_shared.db.connect import DatabaseUnavailable
 from scrobble_shared.db.migrate import MigrationError
 from scrobble_shared.settings import SettingsError
-from scrobble_shared.trackers.registry import SERVICES
+from scrobble_shared.trackers.registry import SERVICES, TRACKERS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -29,8 +29,9 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scrobble",
-        description="revenge-scrobble: media server plays out to Trakt, Simkl, AniList, "
-        "Last.fm and ListenBrainz.",
+        description="revenge-scrobble: media server plays out to "
+        + ", ".join(t.title for t in TRACKERS)
+        + ".",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--user", required=True, help="user id (uuid)")
     add.add_argument("--service", required=True, choices=SERVICES)
     add.add_argument("--token", help="access token, session key or user token")
-    add.add_argument("--refresh-token", help="refresh token (Trakt)")
+    add.add_argument("--refresh-token", help="refresh token (trackers whose tokens expire)")
     add.add_argument("--threshold", type=int, default=80, help="watched threshold percent")
     add.add_argument("--sync-ratings", action="store_true")
     add.add_argument("--sync-watch-status", action="store_true")

@@ -45,19 +45,19 @@ from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
 from scrobble_shared.db.login_links import create_login_link
+from scrobble_shared.trackers.registry import SERVICES, TRACKERS
 
 DEMO_USER: Final = uuid.UUID("d3e0c0de-0000-4000-8000-000000000001")
 # The iss and aud of the quick start's tokens (the gateway accepts only those).
 DEMO_ISSUER_AND_AUDIENCE: Final = "revenge-scrobble-quickstart"
-SERVICES: Final = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
 # Any of these in the environment means "talk to the real services": no sandbox, no demo
-# connections (the demo user has no accounts there).
-REAL_CREDENTIALS: Final = (
-    "TRAKT_CLIENT_ID",
-    "LASTFM_API_KEY",
-    "SIMKL_CLIENT_ID",
-    "ANILIST_CLIENT_ID",
-    "LISTENBRAINZ_TOKEN",
+# connections (the demo user has no accounts there). Each tracker's app id, and the
+# deployment-wide tokens of those that have one.
+REAL_CREDENTIALS: Final = tuple(
+    name
+    for tracker in TRACKERS
+    for name in ((tracker.settings.app or ("",))[0], *tracker.settings.secret_extra)
+    if name
 )
 # Start order; ``down`` stops in reverse.
 PROCESSES: Final = ("sandbox", "ingest", "dispatcher", "intake", "gateway")

@@ -209,7 +209,7 @@ class Deliverer:
             state = ready
         try:
             assert state.token is not None
-            user = UserCredentials(state.token, state.account_name)
+            user = UserCredentials(state.token, state.account_name, state.api_url)
             outcome = await self._send(work, claimed, user)
             if outcome.kind is OutcomeKind.REFRESH and config is not None:
                 ready = await self._usable_token(claimed, work, state, config, state.tokens.version)
@@ -217,7 +217,7 @@ class Deliverer:
                     return ready
                 assert ready.token is not None
                 # Once: a second refusal is handled by _apply (needs reconnect).
-                user = UserCredentials(ready.token, ready.account_name)
+                user = UserCredentials(ready.token, ready.account_name, ready.api_url)
                 outcome = await self._send(work, claimed, user)
         except Unsendable as exc:
             outcome = Outcome.permanent(str(exc))
@@ -441,7 +441,7 @@ class Deliverer:
         state = await self._db.state(head.connection_id)
         if state is None or not state.enabled or state.status != "active" or state.token is None:
             return [await self.deliver(claimed) for claimed in batch]
-        user = UserCredentials(state.token, state.account_name)
+        user = UserCredentials(state.token, state.account_name, state.api_url)
         labels: dict[uuid.UUID, str] = {}
         rows: list[repository.Claimed] = []
         works: list[ScrobbleWork] = []

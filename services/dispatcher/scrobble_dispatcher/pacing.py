@@ -1,30 +1,12 @@
 """Pacing shared by every dispatcher replica: which rate limits a call falls under, and the
 Postgres slots (table ``pacing_slots``) that space calls out across all processes.
 
-Rules (pure): :func:`pacing_keys` names the keys a *write* to a service counts against and
-the least interval between two calls on each key, after EXTERNAL_APIS.md:
-
-- Trakt: writes 1/s per user -> ``trakt:user:<account>`` 1 s.
-- Simkl: 1 POST/s per token *and* per client id -> ``simkl:user:<account>`` 1 s and
-  ``simkl:app[:<app>]`` (1 s by default, ``simkl_app_interval``). Consequence: the per-client-id
-  limit caps the whole installation at one Simkl write a second (3,600 an hour) whatever the
-  number of users or replicas; a backlog then drains at that pace, later work is rescheduled.
-- Last.fm: under 5 calls/s per API key across all processes -> ``lastfm:app[:<app>]``, a
-  windowed key of 5 lanes, 1 s each (below).
-- ListenBrainz: no fixed figure; ``listenbrainz:user:<account>`` with interval 0 exists so
-  that X-RateLimit-Remaining 0 / Reset-In can be honoured by every replica through :func:`hold`.
-- AniList: 30/min per token in practice -> ``anilist:user:<connection>`` 2 s.
-
-``<account>`` is what the service's per-user limit counts (:func:`limited_account`, issue
-20): ListenBrainz limits per token, so two connections holding one token share one key;
-Trakt and Simkl per user account, so the same account connected twice (by two of our users)
-shares one: the account's name when the connection knows it, else its token. It is a
-digest, never the token itself. A caller that names none gets the connection
-(``<connection>``): AniList's writes, lookups and imports all pace on that one key, and the
-history imports and id lookups of the other services on their own read keys.
-
-App keys carry a digest of the app's key (API key, client id), never the key itself; with no
-app key given they are plain ``simkl:app`` / ``lastfm:app``.
+Rules (pure) are each tracker's own: its folder's ``limits.py`` names the keys a *write*
+counts against and the least interval between two calls on each, after EXTERNAL_APIS.md
+(``scrobble_shared.trackers.registry.pacing_keys`` asks the right tracker). A key is a
+tracker's per-user limit (``<tracker>:user:<account>``, where ``<account>`` is a digest of
+what the tracker counts: a token, an account's name, or the connection) or its app-wide
+limit (``<tracker>:app[:<digest of the app's key>]``), shared by every user in fair turns.
 
 Slots (I/O): :func:`reserve` hands out the moment the caller may send, one statement, atomic
 across replicas: the row's ``next_at`` moves to ``max(next_at, now, not_before) + interval``

@@ -229,6 +229,7 @@ class ConnectionState:
     unreadable: bool = False
     status_reason: str | None = None
     account_name: str | None = None  # the account's name at the service, when known
+    api_url: str | None = None  # the connection's own API address, when it has one
 
 
 async def connection_state(
@@ -242,7 +243,7 @@ async def connection_state(
 
 
 _STATE_COLUMNS: Final = (
-    "enabled, status, status_reason, access_token_enc, external_user_name, "
+    "enabled, status, status_reason, access_token_enc, external_user_name, api_url, "
     "refresh_token_enc IS NOT NULL AS has_refresh, "
     "token_expires_at, token_version, refresh_started_at, refresh_from_version"
 )
@@ -263,6 +264,7 @@ def _state(cipher: TokenCipher, row: Any) -> ConnectionState:
         unreadable=unreadable,
         status_reason=row["status_reason"],
         account_name=row["external_user_name"],
+        api_url=row["api_url"],
         tokens=TokenState(
             version=row["token_version"],
             expires_at=row["token_expires_at"],

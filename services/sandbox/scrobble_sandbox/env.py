@@ -3,31 +3,12 @@
 import shlex
 
 from scrobble_sandbox import credentials
+from scrobble_sandbox.registry import FAKES
 
-CREDENTIALS = {
-    "TRAKT_CLIENT_ID": credentials.TRAKT_CLIENT_ID,
-    "TRAKT_CLIENT_SECRET": credentials.TRAKT_CLIENT_SECRET,
-    "LASTFM_API_KEY": credentials.LASTFM_API_KEY,
-    "LASTFM_API_SECRET": credentials.LASTFM_API_SECRET,
-    "SIMKL_CLIENT_ID": credentials.SIMKL_CLIENT_ID,
-    "SIMKL_CLIENT_SECRET": credentials.SIMKL_CLIENT_SECRET,
-    "ANILIST_CLIENT_ID": credentials.ANILIST_CLIENT_ID,
-    "ANILIST_CLIENT_SECRET": credentials.ANILIST_CLIENT_SECRET,
-}
-
-# Each *_URL has the shape of the real one, so a client only swaps the base:
-# the real value is in the comment.
-URL_PATHS = {
-    "TRAKT_API_URL": "/trakt-api",  # https://api.trakt.tv
-    "TRAKT_AUTH_URL": "/trakt-auth",  # https://auth.trakt.tv (then /oauth/...)
-    "LASTFM_API_URL": "/lastfm-api/2.0/",  # https://ws.audioscrobbler.com/2.0/
-    "LASTFM_AUTH_URL": "/lastfm-www/api/auth/",  # https://www.last.fm/api/auth/
-    "LISTENBRAINZ_API_URL": "/listenbrainz/1",  # https://api.listenbrainz.org/1
-    "SIMKL_API_URL": "/simkl-api",  # https://api.simkl.com
-    "SIMKL_AUTH_URL": "/simkl-www",  # https://simkl.com (then /oauth/authorize)
-    "ANILIST_API_URL": "/anilist-graphql",  # https://graphql.anilist.co
-    "ANILIST_AUTH_URL": "/anilist-www/api/v2/oauth",  # https://anilist.co/api/v2/oauth
-}
+# Each *_URL has the shape of the real one, so a client only swaps the base; the real
+# value is beside each fake's own.
+URL_PATHS = {name: path for fake in FAKES for name, path in fake.env_paths.items()}
+CREDENTIALS = {name: value for fake in FAKES for name, value in fake.env_values.items()}
 
 
 def url_host(host: str) -> str:

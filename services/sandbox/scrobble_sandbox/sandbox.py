@@ -1,4 +1,5 @@
-"""The sandbox: the five fakes on one aiohttp app, one port, told apart by path prefix.
+"""The sandbox: the fakes of the registry (``registry.py``) on one aiohttp app, one port,
+told apart by path prefix.
 
 `running_sandbox()` is what tests use; `main.run()` is what the `scrobble sandbox` command
 uses. Both build the app here.
@@ -6,7 +7,7 @@ uses. Both build the app here.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -17,26 +18,21 @@ from scrobble_sandbox.core.fake import Fake, Handler, Surface
 from scrobble_sandbox.env import sandbox_env, url_host
 from scrobble_sandbox.lastfm.fake import LastfmFake
 from scrobble_sandbox.listenbrainz.fake import ListenBrainzFake
+from scrobble_sandbox.registry import FAKES
 from scrobble_sandbox.simkl.fake import SimklFake
 from scrobble_sandbox.trakt.fake import TraktFake
+
+FakeT = TypeVar("FakeT", bound=Fake)
 
 # ListenBrainz accepts bodies up to 10,240,000 bytes; leave room to answer "too large" itself.
 MAX_BODY = 16 * 1024 * 1024
 
 
 class Sandbox:
-    """The five fakes, their shared server wiring and the environment that points at them."""
+    """The fakes, their shared server wiring and the environment that points at them."""
 
     def __init__(self) -> None:
-        self.trakt = TraktFake()
-        self.lastfm = LastfmFake()
-        self.listenbrainz = ListenBrainzFake()
-        self.simkl = SimklFake()
-        self.anilist = AniListFake()
-        self.fakes: dict[str, Fake] = {
-            f.name: f
-            for f in (self.trakt, self.lastfm, self.listenbrainz, self.simkl, self.anilist)
-        }
+        self.fakes: dict[str, Fake] = {fake.name: fake() for fake in FAKES}
         self.base_url = ""
         self._surfaces: list[Surface] = sorted(
             (
@@ -76,6 +72,34 @@ class Sandbox:
             fake.base_urls = {name: base_url + prefix for name, prefix in fake.surfaces().items()}
 
     # --- test API --------------------------------------------------------------------------
+    def fake(self, name: str, kind: type[FakeT]) -> FakeT:
+        """The fake of tracker ``name``, as the class its tests know it by."""
+        found = self.fakes[name]
+        if not isinstance(found, kind):
+            raise TypeError(f"the {name} fake is a {type(found).__name__}, not {kind.__name__}")
+        return found
+
+    # The first five trackers' fakes by name, as their tests have long used them.
+    @property
+    def trakt(self) -> TraktFake:
+        return self.fake("trakt", TraktFake)
+
+    @property
+    def lastfm(self) -> LastfmFake:
+        return self.fake("lastfm", LastfmFake)
+
+    @property
+    def listenbrainz(self) -> ListenBrainzFake:
+        return self.fake("listenbrainz", ListenBrainzFake)
+
+    @property
+    def simkl(self) -> SimklFake:
+        return self.fake("simkl", SimklFake)
+
+    @property
+    def anilist(self) -> AniListFake:
+        return self.fake("anilist", AniListFake)
+
     @property
     def env(self) -> dict[str, str]:
         return sandbox_env(self.base_url)

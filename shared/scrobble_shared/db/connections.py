@@ -64,8 +64,8 @@ _PUBLIC_COLUMNS = """
 _INSERT = f"""
     INSERT INTO connections (user_id, service, access_token_enc, refresh_token_enc,
         token_expires_at, scrobble_threshold_percent, sync_watch_status, sync_ratings,
-        external_user_name)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        external_user_name, api_url)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
     RETURNING {_PUBLIC_COLUMNS}
 """  # noqa: S608
 _SELECT_BY_ID = f"SELECT {_PUBLIC_COLUMNS} FROM connections WHERE id = $1"  # noqa: S608
@@ -113,6 +113,8 @@ class NewConnection:
     sync_watch_status: bool = False
     sync_ratings: bool = False
     external_user_name: str | None = None
+    # The connection's own API address, for a tracker each user runs themselves.
+    api_url: str | None = None
 
 
 def _encrypt(cipher: TokenCipher, token: str | None) -> bytes | None:
@@ -134,6 +136,7 @@ async def create_connection(
             new.sync_watch_status,
             new.sync_ratings,
             new.external_user_name,
+            new.api_url,
         )
     except asyncpg.UniqueViolationError:
         raise ConnectionExists(

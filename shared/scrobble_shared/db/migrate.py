@@ -4,7 +4,8 @@ The runner holds a Postgres advisory lock for the whole run, so concurrent
 ``scrobble migrate`` processes (several replicas starting at once) queue up instead of
 racing; the later ones find everything applied and do nothing. Each migration runs in its
 own transaction together with the row that records it. A file changed after it was applied
-is refused, because the database would no longer match what the repository says.
+is refused, because the database would no longer match what the repository says. After
+them, the registry's trackers are written to ``trackers`` (what service columns reference).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+
+from scrobble_shared.trackers.registry import SERVICES
 
 # An arbitrary fixed key for pg_advisory_lock, private to this project.
 MIGRATION_LOCK_KEY = 7_361_024_553_017_117
@@ -89,6 +92,19 @@ async def apply_migrations(
                     migration.checksum,
                 )
             done_now.append(migration)
+        await _register_trackers(conn)
         return done_now
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+async def _register_trackers(conn: asyncpg.Connection) -> None:
+    """The registry's trackers as rows of ``trackers``, which every service column
+    references (once the migrations have made that table): a tracker added to the registry
+    needs no migration of its own."""
+    if await conn.fetchval("SELECT to_regclass('trackers')") is None:
+        return
+    await conn.execute(
+        "INSERT INTO trackers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        list(SERVICES),
+    )

@@ -95,6 +95,8 @@ class JobContext:
     since: datetime | None
     # Nothing newer than this: fixed when the job first ran, so pages stay put.
     until: datetime
+    # The connection's own API address (a tracker each user runs themselves), if any.
+    api_url: str | None = None
 
 
 class UnexpectedAnswer(ValueError):

@@ -345,6 +345,9 @@ class UserCredentials:
 
     token: str = field(repr=False)
     account: str | None = None
+    # The connection's own API address, for a tracker each user runs themselves (None: the
+    # tracker's configured one).
+    api_url: str | None = None
 
 
 @dataclass(frozen=True)

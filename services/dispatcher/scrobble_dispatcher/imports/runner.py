@@ -163,6 +163,7 @@ class ImportRunner:
             user_name=found.user_name,
             since=job.since,
             until=job.until,
+            api_url=found.api_url,
         )
         cursor: Cursor | None = job.cursor
         if cursor is None:

@@ -158,12 +158,13 @@ class Connection:
     token_enc: bytes | None
     user_name: str | None
     status: str
+    api_url: str | None = None  # the connection's own API address, when it has one
 
 
 async def connection(conn: Conn, connection_id: uuid.UUID) -> Connection | None:
     row = await conn.fetchrow(
         "SELECT id, user_id, service, enabled, scrobble_threshold_percent, sync_watch_status, "
-        "sync_ratings, access_token_enc, external_user_name, status "
+        "sync_ratings, access_token_enc, external_user_name, status, api_url "
         "FROM connections WHERE id = $1",
         connection_id,
     )
@@ -175,6 +176,7 @@ async def connection(conn: Conn, connection_id: uuid.UUID) -> Connection | None:
         row["access_token_enc"],
         row["external_user_name"],
         row["status"],
+        row["api_url"],
     )
 
 

@@ -45,6 +45,7 @@ from scrobble_gateway.connect.return_urls import (
     is_allowed,
 )
 from scrobble_gateway.connect.revoke import revoke_at_service
+from scrobble_gateway.connect.server_urls import refused_server_address
 from scrobble_gateway.connect.store import save_connection
 from scrobble_gateway.keys import CIPHER, HTTP, POOL, SETTINGS, caller
 from scrobble_gateway.problems import problem
@@ -98,6 +99,8 @@ class BrowserConnectBody(_Body):
 class TokenConnectBody(_Body):
     # Printable ASCII without spaces: it goes into an Authorization header as it is.
     token: str = Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")
+    # The user's own server, for a tracker each user runs themselves.
+    api_url: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class DevicePollBody(_Body):
@@ -243,13 +246,29 @@ async def start_connect(request: web.Request) -> web.Response:
     return response
 
 
+def _own_api_url(service: ServiceName, flow: UserToken, given: str | None) -> str | None:
+    """The user's own server address when the tracker asks for one (else None), or a 422
+    naming ``api_url``."""
+    if not flow.user_api_url:
+        if given is not None:
+            raise field_error("api_url", f"{providers.title(service)} takes no address of yours")
+        return None
+    if given is None:
+        raise field_error("api_url", "required: the address of your server")
+    reason = refused_server_address(given)
+    if reason is not None:
+        raise field_error("api_url", reason)
+    return given.rstrip("/")
+
+
 async def _connect_with_token(
     request: web.Request, service: ServiceName, user_token: UserToken
 ) -> web.Response:
     """A token the user pasted: checked and named by the tracker, then stored."""
     body = await parse_body(request, TokenConnectBody)
     title = providers.title(service)
-    api_url = request.app[SETTINGS].tracker(service).api_url
+    own_url = _own_api_url(service, user_token, body.api_url)
+    api_url = own_url or request.app[SETTINGS].tracker(service).api_url
     try:
         status, answer = await _get_json(request, user_token.validate(api_url, body.token))
         user_name = user_token.parse(status, answer)
@@ -272,6 +291,7 @@ async def _connect_with_token(
         user_id=user_id,
         service=service,
         tokens=tokens,
+        api_url=own_url,
     )
     log.info("connected %s for user %s (connection %s)", service, user_id, connection_id)
     return await _connection_created(request, connection_id)

@@ -21,6 +21,7 @@ _REPLACE_TOKENS: Final = """
     UPDATE connections SET
         access_token_enc = $3, refresh_token_enc = $4, token_expires_at = $5,
         external_user_name = COALESCE($6, external_user_name),
+        api_url = $7,
         token_version = token_version + 1,
         refresh_started_at = NULL, refresh_from_version = NULL,
         status = 'active', status_reason = NULL, updated_at = now(),
@@ -38,6 +39,7 @@ async def save_connection(
     user_id: uuid.UUID,
     service: ServiceName,
     tokens: IssuedTokens,
+    api_url: str | None = None,
 ) -> uuid.UUID:
     """The id of the connection now holding ``tokens``: created, or updated in place."""
     new = NewConnection(
@@ -47,6 +49,7 @@ async def save_connection(
         refresh_token=tokens.refresh_token,
         token_expires_at=tokens.expires_at,
         external_user_name=tokens.user_name,
+        api_url=api_url,
     )
     # Twice at most: a disconnect between the failed insert and the update frees the slot.
     for _ in range(2):
@@ -62,6 +65,7 @@ async def save_connection(
                 None if tokens.refresh_token is None else cipher.encrypt(tokens.refresh_token),
                 tokens.expires_at,
                 tokens.user_name,
+                api_url,
             )
             if found is not None:
                 return uuid.UUID(str(found))

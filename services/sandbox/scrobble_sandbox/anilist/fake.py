@@ -1,10 +1,11 @@
 """The AniList fake: wiring of state, GraphQL endpoint, OAuth, limits and test helpers."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
+from scrobble_sandbox import credentials
 from scrobble_sandbox.anilist.api import AniListApi, errors_response
 from scrobble_sandbox.anilist.oauth import AniListOAuth
 from scrobble_sandbox.anilist.state import STATUSES, AniListState, Media
@@ -24,6 +25,16 @@ class AniListRateLimits(RateLimitConfig):
 
 class AniListFake(ServiceFake[AniListState, AniListRateLimits]):
     name = "anilist"
+    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
+    # shaped like the real one, which the comment gives) and the app credentials it takes.
+    env_paths: ClassVar[dict[str, str]] = {
+        "ANILIST_API_URL": "/anilist-graphql",  # https://graphql.anilist.co
+        "ANILIST_AUTH_URL": "/anilist-www/api/v2/oauth",  # https://anilist.co/api/v2/oauth
+    }
+    env_values: ClassVar[dict[str, str]] = {
+        "ANILIST_CLIENT_ID": credentials.ANILIST_CLIENT_ID,
+        "ANILIST_CLIENT_SECRET": credentials.ANILIST_CLIENT_SECRET,
+    }
     state_type = AniListState
     limits_type = AniListRateLimits
 

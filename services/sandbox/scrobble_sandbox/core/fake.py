@@ -11,7 +11,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -59,6 +59,10 @@ class Fake(ABC):
     """State, log, faults and limits of one fake service, plus its routes."""
 
     name: str
+    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
+    # shaped like the real one) and the app credentials it takes.
+    env_paths: ClassVar[dict[str, str]] = {}
+    env_values: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self.log = RequestLog()

@@ -1,10 +1,11 @@
 """The Last.fm fake: wiring of state, API, web auth, limits and test helpers."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
+from scrobble_sandbox import credentials
 from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
 from scrobble_sandbox.core.service import ServiceFake
@@ -25,6 +26,16 @@ class LastfmRateLimits(RateLimitConfig):
 
 class LastfmFake(ServiceFake[LastfmState, LastfmRateLimits]):
     name = "lastfm"
+    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
+    # shaped like the real one, which the comment gives) and the app credentials it takes.
+    env_paths: ClassVar[dict[str, str]] = {
+        "LASTFM_API_URL": "/lastfm-api/2.0/",  # https://ws.audioscrobbler.com/2.0/
+        "LASTFM_AUTH_URL": "/lastfm-www/api/auth/",  # https://www.last.fm/api/auth/
+    }
+    env_values: ClassVar[dict[str, str]] = {
+        "LASTFM_API_KEY": credentials.LASTFM_API_KEY,
+        "LASTFM_API_SECRET": credentials.LASTFM_API_SECRET,
+    }
     state_type = LastfmState
     limits_type = LastfmRateLimits
 

@@ -1,7 +1,7 @@
 """The ListenBrainz fake: wiring of state, routes, X-RateLimit headers and test helpers."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -24,6 +24,12 @@ class ListenBrainzRateLimits(RateLimitConfig):
 
 class ListenBrainzFake(ServiceFake[ListenBrainzState, ListenBrainzRateLimits]):
     name = "listenbrainz"
+    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
+    # shaped like the real one, which the comment gives) and the app credentials it takes.
+    env_paths: ClassVar[dict[str, str]] = {
+        "LISTENBRAINZ_API_URL": "/listenbrainz/1",  # https://api.listenbrainz.org/1
+    }
+    env_values: ClassVar[dict[str, str]] = {}
     state_type = ListenBrainzState
     limits_type = ListenBrainzRateLimits
 

@@ -1,10 +1,11 @@
 """The Simkl fake: wiring of state, API, OAuth, limits and test helpers."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
+from scrobble_sandbox import credentials
 from scrobble_sandbox.core.clock import now, parse_iso
 from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token
@@ -26,6 +27,16 @@ class SimklRateLimits(RateLimitConfig):
 
 class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
     name = "simkl"
+    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
+    # shaped like the real one, which the comment gives) and the app credentials it takes.
+    env_paths: ClassVar[dict[str, str]] = {
+        "SIMKL_API_URL": "/simkl-api",  # https://api.simkl.com
+        "SIMKL_AUTH_URL": "/simkl-www",  # https://simkl.com (then /oauth/authorize)
+    }
+    env_values: ClassVar[dict[str, str]] = {
+        "SIMKL_CLIENT_ID": credentials.SIMKL_CLIENT_ID,
+        "SIMKL_CLIENT_SECRET": credentials.SIMKL_CLIENT_SECRET,
+    }
     state_type = SimklState
     limits_type = SimklRateLimits
 

@@ -2,10 +2,11 @@
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
+from scrobble_sandbox import credentials
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
 from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token, json_response
@@ -27,6 +28,16 @@ class TraktRateLimits(RateLimitConfig):
 
 class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
     name = "trakt"
+    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
+    # shaped like the real one, which the comment gives) and the app credentials it takes.
+    env_paths: ClassVar[dict[str, str]] = {
+        "TRAKT_API_URL": "/trakt-api",  # https://api.trakt.tv
+        "TRAKT_AUTH_URL": "/trakt-auth",  # https://auth.trakt.tv (then /oauth/...)
+    }
+    env_values: ClassVar[dict[str, str]] = {
+        "TRAKT_CLIENT_ID": credentials.TRAKT_CLIENT_ID,
+        "TRAKT_CLIENT_SECRET": credentials.TRAKT_CLIENT_SECRET,
+    }
     state_type = TraktState
     limits_type = TraktRateLimits
 
