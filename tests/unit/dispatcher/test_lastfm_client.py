@@ -27,11 +27,11 @@ from scrobble_shared.trackers.http import (
 )
 from scrobble_shared.trackers.lastfm.client import (
     MAX_BATCH,
-    RATE_LIMIT_BACKOFF_S,
     LastfmClient,
     UnsendableInBatch,
     sign,
 )
+from scrobble_shared.trackers.lastfm.errors import RATE_LIMIT_BACKOFF_S
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 
@@ -378,7 +378,7 @@ ERRORS = [
     (9, 403, OutcomeKind.RECONNECT),
     (9, 200, OutcomeKind.RECONNECT),
     (8, 500, OutcomeKind.RETRY),
-    (8, 200, OutcomeKind.PERMANENT),
+    (8, 200, OutcomeKind.RETRY),  # one table: "the backend failed, try again" (errors.py)
     (3, 400, OutcomeKind.PERMANENT),
     (4, 403, OutcomeKind.PERMANENT),
     (6, 400, OutcomeKind.PERMANENT),

@@ -31,23 +31,20 @@ from scrobble_shared.trackers.http import (
     Unsendable,
     UserCredentials,
     one_call,
-    retry_after_s,
 )
-from scrobble_shared.trackers.lastfm.signature import sign as sign
+from scrobble_shared.trackers.lastfm.errors import (
+    as_int,
+    error_code,
+    error_outcome,
+    is_rate_limit,
+    rate_limit_wait_s,
+)
+from scrobble_shared.trackers.lastfm.signature import sign as sign  # re-exported: tests use it
 from scrobble_shared.work import LOVE_FROM_RATING, WorkKind
 from scrobble_shared.work_message import ScrobbleWork
 
 MAX_BATCH: Final = 50
 """Most scrobbles Last.fm takes in one ``track.scrobble`` call."""
-
-RATE_LIMIT_BACKOFF_S: Final = 10.0
-"""How long to hold calls after error 29 when no Retry-After came (Last.fm sends none and no
-limit headers; one put in by a proxy or a fake is honoured)."""
-
-_TRANSIENT_ERRORS: Final = frozenset({11, 16})  # service offline, temporary error
-_OPERATION_FAILED: Final = 8
-_SESSION_REVOKED: Final = 9
-_RATE_LIMITED: Final = 29
 
 _IGNORED: Final[dict[int, str]] = {
     1: "artist filtered",
@@ -71,13 +68,22 @@ class UnsendableInBatch(Unsendable):
 
 
 class LastfmClient:
-    """Requests for Last.fm's write methods and the outcomes of their answers."""
+    """Requests for the Last.fm 2.0 protocol's write methods and the outcomes of their
+    answers: Last.fm's, or another tracker's that speaks the same protocol (Libre.fm),
+    named by ``service`` and ``label``."""
 
-    service: ServiceName = "lastfm"
-
-    def __init__(self, api_url: str, app: AppCredentials) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        app: AppCredentials,
+        *,
+        service: ServiceName = "lastfm",
+        label: str = "Last.fm",
+    ) -> None:
         self.api_url = api_url
         self.app = app
+        self.service = service
+        self.label = label
 
     # --- requests ---------------------------------------------------------------------------
     def build(self, work: ScrobbleWork, user: UserCredentials) -> HttpRequest:
@@ -85,10 +91,11 @@ class LastfmClient:
         if work.kind is WorkKind.SCROBBLE:
             return self.build_batch([work], user)
         if work.kind is WorkKind.NOW_PLAYING:
-            return self._request("track.updateNowPlaying", _track_fields(work.content), user)
+            fields = _track_fields(work.content, self.label)
+            return self._request("track.updateNowPlaying", fields, user)
         if work.kind is WorkKind.RATING:
-            return self._request("track.love", _love_fields(work), user)
-        raise Unsendable(f"Last.fm has no call for {work.kind.value} work")
+            return self._request("track.love", _love_fields(work, self.label), user)
+        raise Unsendable(f"{self.label} has no call for {work.kind.value} work")
 
     def build_batch(self, works: Sequence[ScrobbleWork], user: UserCredentials) -> HttpRequest:
         """One ``track.scrobble`` call for 1 to 50 scrobbles of one connection, in order.
@@ -96,11 +103,11 @@ class LastfmClient:
         Raises ValueError for a batch the caller should never have made (empty, too big,
         not all scrobbles, several connections) and :class:`UnsendableInBatch` for a work
         that cannot be sent."""
-        _check_batch(works)
+        _check_batch(works, self.label)
         fields: dict[str, str] = {}
         for index, work in enumerate(works):
             try:
-                item = _scrobble_fields(work)
+                item = _scrobble_fields(work, self.label)
             except Unsendable as error:
                 raise UnsendableInBatch(index, str(error)) from None
             fields.update({f"{name}[{index}]": value for name, value in item.items()})
@@ -121,11 +128,11 @@ class LastfmClient:
         """What the answer means for this work (a scrobble is read as a batch of one)."""
         if work.kind is WorkKind.SCROBBLE:
             return self.classify_batch([work], response)[0]
-        failure = _failure(response)
+        failure = _failure(response, self.label)
         if failure is not None:
             return failure
         if work.kind is WorkKind.NOW_PLAYING:
-            return _now_playing_outcome(response)
+            return _now_playing_outcome(response, self.label)
         return Outcome.done("loved", response.status)
 
     def classify_batch(
@@ -133,34 +140,36 @@ class LastfmClient:
     ) -> list[Outcome]:
         """One outcome per work, in order: accepted or ignored item by item; an error for
         the whole call applies to every work."""
-        failure = _failure(response)
+        failure = _failure(response, self.label)
         if failure is not None:
             return [failure] * len(works)
         scrobbles = response.json().get("scrobbles")
         items = _scrobble_items(scrobbles)
         if len(items) != len(works):
-            mismatch = _count_mismatch(scrobbles, len(items), len(works), response.status)
+            got, sent = len(items), len(works)
+            mismatch = _count_mismatch(scrobbles, got, sent, response.status, self.label)
             return [mismatch] * len(works)
-        return [_item_outcome(item, response.status) for item in items]
+        return [_item_outcome(item, response.status, self.label) for item in items]
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
-        """A pause after Last.fm's rate limit (error 29); else None. Last.fm sends no limit
+        """A pause after the rate limit (error 29); else None. Last.fm sends no limit
         headers, so keeping under its per-key rate is the dispatcher's pacing."""
-        if response.status == 429 or _error_code(response.json()) == _RATE_LIMITED:
-            return _rate_limit_wait_s(response)
+        code = error_code(response.json())
+        if response.status == 429 or (code is not None and is_rate_limit(code)):
+            return rate_limit_wait_s(response)
         return None
 
 
 # --- building ---------------------------------------------------------------------------------
-def _check_batch(works: Sequence[ScrobbleWork]) -> None:
+def _check_batch(works: Sequence[ScrobbleWork], label: str) -> None:
     if not 1 <= len(works) <= MAX_BATCH:
-        raise ValueError(f"a Last.fm batch holds 1 to {MAX_BATCH} scrobbles, not {len(works)}")
+        raise ValueError(f"a {label} batch holds 1 to {MAX_BATCH} scrobbles, not {len(works)}")
     kinds = {work.kind for work in works}
     if kinds != {WorkKind.SCROBBLE}:
         others = ", ".join(sorted(k.value for k in kinds - {WorkKind.SCROBBLE}))
-        raise ValueError(f"a Last.fm batch holds only scrobbles, not {others}")
+        raise ValueError(f"a {label} batch holds only scrobbles, not {others}")
     if len({work.connection_id for work in works}) != 1:
-        raise ValueError("a Last.fm batch is signed with one session key: one connection")
+        raise ValueError(f"a {label} batch is signed with one session key: one connection")
 
 
 def _text(value: str | None) -> str | None:
@@ -168,16 +177,16 @@ def _text(value: str | None) -> str | None:
     return value if value is not None and value.strip() else None
 
 
-def _track_fields(content: Content) -> dict[str, str]:
-    """Artist and track (required) and whatever else is known, under Last.fm's names."""
+def _track_fields(content: Content, label: str) -> dict[str, str]:
+    """Artist and track (required) and whatever else is known, under the protocol's names."""
     if content.type is not ContentType.TRACK:
-        raise Unsendable(f"Last.fm takes only tracks, not a {content.type.value}")
+        raise Unsendable(f"{label} takes only tracks, not a {content.type.value}")
     artist = _text(content.artists[0]) if content.artists else None
     if artist is None:
-        raise Unsendable("Last.fm needs an artist and the track has none")
+        raise Unsendable(f"{label} needs an artist and the track has none")
     title = _text(content.title)
     if title is None:
-        raise Unsendable("Last.fm needs a track title and the track has none")
+        raise Unsendable(f"{label} needs a track title and the track has none")
     fields = {"artist": artist, "track": title}
     optional = {
         "album": _text(content.album),
@@ -204,70 +213,36 @@ def _unix_seconds(moment: datetime) -> str:
     return str(int(aware.timestamp()))
 
 
-def _scrobble_fields(work: ScrobbleWork) -> dict[str, str]:
-    return {**_track_fields(work.content), "timestamp": _unix_seconds(work.occurred_at)}
+def _scrobble_fields(work: ScrobbleWork, label: str) -> dict[str, str]:
+    return {**_track_fields(work.content, label), "timestamp": _unix_seconds(work.occurred_at)}
 
 
-def _love_fields(work: ScrobbleWork) -> dict[str, str]:
+def _love_fields(work: ScrobbleWork, label: str) -> dict[str, str]:
     if work.rating is not None and work.rating < LOVE_FROM_RATING:
-        raise Unsendable(f"a rating of {work.rating:g} is not a love on Last.fm")
-    fields = _track_fields(work.content)
+        raise Unsendable(f"a rating of {work.rating:g} is not a love on {label}")
+    fields = _track_fields(work.content, label)
     return {"artist": fields["artist"], "track": fields["track"]}
 
 
 # --- reading answers ------------------------------------------------------------------------
-def _as_int(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def _error_code(body: Any) -> int | None:
-    return _as_int(body.get("error")) if isinstance(body, dict) else None
-
-
-def _failure(response: HttpResponse) -> Outcome | None:
+def _failure(response: HttpResponse, label: str) -> Outcome | None:
     """The outcome for the whole call when it failed, else None (read on)."""
     body = response.json()
-    code = _error_code(body)
+    code = error_code(body)
     if code is not None:
-        message = str(body.get("message") or "no message")
-        return _error_outcome(code, f"Last.fm error {code}: {message}", response)
+        return error_outcome(code, label, body, response)
     status = response.status
     if status == 429:
         return Outcome.slow_down(
-            f"Last.fm answered HTTP {status}", status, _rate_limit_wait_s(response)
+            f"{label} answered HTTP {status}", status, rate_limit_wait_s(response)
         )
     if status >= 500 or status == 408:
-        return Outcome.retry(f"Last.fm answered HTTP {status} without an error code", status)
+        return Outcome.retry(f"{label} answered HTTP {status} without an error code", status)
     if status >= 400:
-        return Outcome.permanent(f"Last.fm answered HTTP {status} without an error code", status)
+        return Outcome.permanent(f"{label} answered HTTP {status} without an error code", status)
     if not isinstance(body, dict):
-        return Outcome.retry(f"Last.fm answered HTTP {status} without a JSON object", status)
+        return Outcome.retry(f"{label} answered HTTP {status} without a JSON object", status)
     return None
-
-
-def _rate_limit_wait_s(response: HttpResponse) -> float:
-    """Retry-After when Last.fm sends one it can be read from, else the fixed backoff."""
-    after = retry_after_s(response)
-    return RATE_LIMIT_BACKOFF_S if after is None else after
-
-
-def _error_outcome(code: int, reason: str, response: HttpResponse) -> Outcome:
-    status = response.status
-    if code in _TRANSIENT_ERRORS:
-        return Outcome.retry(reason, status)
-    if code == _RATE_LIMITED:
-        return Outcome.slow_down(reason, status, _rate_limit_wait_s(response))
-    if code == _SESSION_REVOKED:
-        return Outcome.reconnect(reason, status)
-    if code == _OPERATION_FAILED and status >= 500:
-        # 8 is Last.fm's catch-all ("something else went wrong"), so the code alone says
-        # nothing; with a server-error status it is the backend failing: worth another try.
-        return Outcome.retry(reason, status)
-    return Outcome.permanent(reason, status)
 
 
 def _ignored_code(item: Any) -> tuple[int, str]:
@@ -275,18 +250,18 @@ def _ignored_code(item: Any) -> tuple[int, str]:
     message = item.get("ignoredMessage") if isinstance(item, dict) else None
     if not isinstance(message, dict):
         return 0, ""
-    return _as_int(message.get("code")) or 0, str(message.get("#text") or "")
+    return as_int(message.get("code")) or 0, str(message.get("#text") or "")
 
 
-def _ignored_reason(code: int, text: str) -> str:
+def _ignored_reason(code: int, text: str, label: str) -> str:
     meaning = _IGNORED.get(code) or text or "no reason given"
-    return f"ignored by Last.fm (code {code}): {meaning}"
+    return f"ignored by {label} (code {code}): {meaning}"
 
 
-def _now_playing_outcome(response: HttpResponse) -> Outcome:
+def _now_playing_outcome(response: HttpResponse, label: str) -> Outcome:
     code, text = _ignored_code(response.json().get("nowplaying"))
     if code:
-        return Outcome.permanent(_ignored_reason(code, text), response.status)
+        return Outcome.permanent(_ignored_reason(code, text, label), response.status)
     return Outcome.done("now playing updated", response.status)
 
 
@@ -298,18 +273,18 @@ def _scrobble_items(scrobbles: Any) -> list[Any]:
     return item if isinstance(item, list) else [item]
 
 
-def _item_outcome(item: Any, status: int) -> Outcome:
+def _item_outcome(item: Any, status: int, label: str) -> Outcome:
     code, text = _ignored_code(item)
     if code:
-        return Outcome.permanent(_ignored_reason(code, text), status)
+        return Outcome.permanent(_ignored_reason(code, text, label), status)
     return Outcome.done("scrobbled", status)
 
 
-def _count_mismatch(scrobbles: Any, got: int, sent: int, status: int) -> Outcome:
+def _count_mismatch(scrobbles: Any, got: int, sent: int, status: int, label: str) -> Outcome:
     """Items that cannot be matched to the works: trust the counts only when all went in."""
     attr = scrobbles.get("@attr") if isinstance(scrobbles, dict) else None
     if isinstance(attr, dict):
-        accepted, ignored = _as_int(attr.get("accepted")), _as_int(attr.get("ignored"))
+        accepted, ignored = as_int(attr.get("accepted")), as_int(attr.get("ignored"))
         if accepted == sent and ignored == 0:
             return Outcome.done("scrobbled", status)
-    return Outcome.retry(f"Last.fm answered {got} items for {sent} scrobbles", status)
+    return Outcome.retry(f"{label} answered {got} items for {sent} scrobbles", status)

@@ -9,6 +9,7 @@ app's API key; it counts against the same per-key limit as every Last.fm call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 from uuid import UUID
 
@@ -33,27 +34,43 @@ from scrobble_shared.trackers.http import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    retry_after_s,
+)
+from scrobble_shared.trackers.lastfm.errors import (
+    error_code,
+    error_outcome,
+    is_rate_limit,
+    rate_limit_wait_s,
 )
 from scrobble_shared.trackers.lastfm.limits import write_keys
 from scrobble_shared.trackers.pace import PaceFor, PaceKey
 
 PAGE_LIMIT: Final = 200
-RATE_LIMIT_BACKOFF_S: Final = 10.0
-_TRANSIENT: Final = frozenset({8, 11, 16, 29})
-_RECONNECT: Final = frozenset({9, 14})
 
 
 class LastfmReader:
-    service = "lastfm"
+    """History of a tracker that speaks the Last.fm 2.0 protocol (Last.fm, or Libre.fm
+    named by ``service`` and ``label``)."""
 
-    def __init__(self, api_url: str, app: AppCredentials) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        app: AppCredentials,
+        *,
+        service: str = "lastfm",
+        label: str = "Last.fm",
+        write_keys: Callable[[PaceFor], list[PaceKey]] = write_keys,
+    ) -> None:
         self._api_url = api_url
         self._app = app
+        self.service = service
+        self._label = label
+        self._write_keys = write_keys
 
     def start(self, ctx: JobContext) -> Cursor:
         if not ctx.user_name:
-            raise ImportRefused("the Last.fm user name of this connection is unknown; reconnect")
+            raise ImportRefused(
+                f"the {self._label} user name of this connection is unknown; reconnect"
+            )
         return {"page": 1}
 
     def request(self, cursor: Cursor, ctx: JobContext) -> HttpRequest:
@@ -74,7 +91,7 @@ class LastfmReader:
         body = response.json()
         recent = body.get("recenttracks") if isinstance(body, dict) else None
         if not isinstance(recent, dict):
-            raise UnexpectedAnswer("Last.fm answered without recenttracks")
+            raise UnexpectedAnswer(f"{self._label} answered without recenttracks")
         tracks = recent.get("track") or []
         if isinstance(tracks, dict):  # one track comes as an object, not a list
             tracks = [tracks]
@@ -86,26 +103,19 @@ class LastfmReader:
 
     def judge(self, response: HttpResponse) -> Outcome | None:
         body = response.json()
-        code = body.get("error") if isinstance(body, dict) else None
-        if isinstance(code, int) and not isinstance(code, bool):
-            reason = f"Last.fm error {code}: {body.get('message') or 'no message'}"
-            if code == 29:
-                wait = retry_after_s(response) or RATE_LIMIT_BACKOFF_S
-                return Outcome.retry(reason, response.status, wait)
-            if code in _TRANSIENT:
-                return Outcome.retry(reason, response.status)
-            if code in _RECONNECT:
-                return Outcome.reconnect(reason, response.status)
-            return Outcome.permanent(reason, response.status)
-        return judge_status("Last.fm", response)
+        code = error_code(body)
+        if code is not None:
+            return error_outcome(code, self._label, body, response)
+        return judge_status(self._label, response)
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
-        # Last.fm's limit is per API key for every call: the same key as the writes.
-        return write_keys(PaceFor(connection_id, app_key))
+        # The limit is per API key for every call: the same key as the writes.
+        return self._write_keys(PaceFor(connection_id, app_key))
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
-        if response.status == 429:
-            return retry_after_s(response) or RATE_LIMIT_BACKOFF_S
+        code = error_code(response.json())
+        if response.status == 429 or (code is not None and is_rate_limit(code)):
+            return rate_limit_wait_s(response)
         return None
 
 

@@ -17,7 +17,13 @@ def limited_account(token: str | None, account_name: str | None) -> str | None:
     return None  # per API key only
 
 
-def write_keys(who: PaceFor) -> list[PaceKey]:
-    key = app_pacing_key("lastfm", who.app_key)
+def app_window_keys(service: str, who: PaceFor) -> list[PaceKey]:
+    """The app's key at ``service``, 5 calls in any second, in fair turns per user: the
+    limit of the Last.fm protocol's API keys (Libre.fm's too)."""
+    key = app_pacing_key(service, who.app_key)
     lanes = LASTFM_CALLS_PER_WINDOW
     return [PaceKey(key, LASTFM_WINDOW, after_answer=True, lanes=lanes, share=who.share)]
+
+
+def write_keys(who: PaceFor) -> list[PaceKey]:
+    return app_window_keys("lastfm", who)
