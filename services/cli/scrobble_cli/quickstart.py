@@ -45,7 +45,8 @@ from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
 from scrobble_shared.db.login_links import create_login_link
-from scrobble_shared.trackers.registry import SERVICES, TRACKERS
+from scrobble_shared.trackers.connect import UserToken
+from scrobble_shared.trackers.registry import SERVICES, TRACKERS, tracker
 
 DEMO_USER: Final = uuid.UUID("d3e0c0de-0000-4000-8000-000000000001")
 # The iss and aud of the quick start's tokens (the gateway accepts only those).
@@ -364,8 +365,19 @@ def demo_events(now: datetime) -> list[dict[str, Any]]:
     return events
 
 
-async def connect_demo_user(database_url: str, token_keys: str, sandbox_token: str) -> int:
-    """One connection per service for the demo user; returns how many were new."""
+def own_server_url(service: str, env: Mapping[str, str]) -> str | None:
+    """For a tracker each user runs themselves, the demo user's server: its fake's
+    address in the sandbox (its ``<PREFIX>_API_URL``); None for the others."""
+    flow = tracker(service).connect
+    if not isinstance(flow, UserToken) or not flow.user_api_url:
+        return None
+    return env.get(f"{tracker(service).settings.prefix}_API_URL")
+
+
+async def connect_demo_user(
+    database_url: str, token_keys: str, sandbox_token: str, env: Mapping[str, str]
+) -> int:
+    """One connection per tracker for the demo user; returns how many were new."""
     cipher = TokenCipher(token_keys)
     conn = await connect(database_url)
     made = 0
@@ -377,6 +389,7 @@ async def connect_demo_user(database_url: str, token_keys: str, sandbox_token: s
                 access_token=sandbox_token,
                 sync_ratings=True,
                 sync_watch_status=True,
+                api_url=own_server_url(service, env),
             )
             try:
                 await create_connection(conn, cipher, new)
@@ -530,7 +543,7 @@ def bring_up(
         since = datetime.now(UTC) - timedelta(seconds=5)
         asyncio.run(
             connect_demo_user(
-                base["DATABASE_URL"], made["TOKEN_ENCRYPTION_KEY"], base["SANDBOX_TOKEN"]
+                base["DATABASE_URL"], made["TOKEN_ENCRYPTION_KEY"], base["SANDBOX_TOKEN"], base
             )
         )
         webhooks = asyncio.run(
