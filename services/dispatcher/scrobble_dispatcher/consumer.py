@@ -4,8 +4,11 @@ Failure policy of the subscribers: each message names a queued row; the row is c
 Postgres (so a redelivered message, or the poller, cannot send it twice at once), delivered
 and its outcome recorded (``delivery.py``), and only then is the batch committed. Work a
 connection sends keeps its order: one connection's messages share a key and a partition
-and are handled one after another. Postgres or Kafka unavailable: the batch is rewound
-and the consumer backs off, like ingest. A backlog of one connection's scrobbles goes in
+and are handled one after another. Postgres or Kafka unavailable (``errors.TRANSIENT``):
+the batch is rewound and the consumer backs off, like ingest. Anything else a delivery
+raises ends that work dead with the error and the batch goes on (``Deliverer.deliver``),
+so one bad item cannot rewind its partition forever; only the batch's own statements
+(claims, turns) can still rewind it. A backlog of one connection's scrobbles goes in
 batched calls where the service takes them (Last.fm 50 per call, ListenBrainz imports).
 Retries never wait in the consumer: they are rows
 with ``next_attempt_at`` that the poller claims when due, so a partition is never blocked
@@ -42,6 +45,7 @@ from faststream.kafka import KafkaMessage
 
 from scrobble_dispatcher import repository
 from scrobble_dispatcher.delivery import Deliverer
+from scrobble_dispatcher.errors import TRANSIENT
 from scrobble_shared.work import WorkKind
 
 log = logging.getLogger(__name__)
@@ -53,9 +57,6 @@ POLL_INTERVAL_S = 1.0
 POLL_CONNECTIONS = 100
 SUPERSEDED = "now playing skipped: later work of this connection was already waiting"
 PUT_BACK = "paced: goes after this connection's earlier work, in turn with other users"
-# Failures of one delivery the dispatcher outlives: the row stays claimed until its lease
-# runs out, and is taken again then.
-TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True)

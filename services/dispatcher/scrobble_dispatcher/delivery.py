@@ -1,26 +1,13 @@
-"""Delivering one claimed piece of work: pace, send, classify, record. The failure policy
-of the dispatcher lives here.
+"""Delivering one claimed piece of work: pace, send, classify, then record what
+``decide.py`` makes of the answer (``record.py``). What becomes of work after each kind of
+answer (sent, retried, rate-limited, held for reconnect, failed, dead) is stated there;
+what happens before and around the calls is stated here.
 
-- DONE / ALREADY_DONE: sent.
-- Now playing that is not done: failed, never retried, never dead (best effort).
-- RETRY (and transport failures): again after max(growing backoff, the service's wait), up
-  to ``max_retries`` attempts; then dead.
-- Rate-limited (a RETRY the service asked for: 429, Last.fm error 29): pacing, not failure.
-  The work waits what the service said (``RATE_LIMIT_WAIT`` when it said nothing) plus a
-  jitter of up to a tenth of that (at least ``RATE_LIMIT_JITTER``), fixed per connection so
-  a connection's work comes back together; no attempt is spent and it is counted apart
-  (``scrobble_rate_limited_total``). The bound: work still rate-limited
-  ``DeliveryPolicy.rate_limited_for`` (24 h) after it was queued is dead, so a service
-  that only ever answers 429 ends the work after that long.
 - REFRESH (services with a refresh config, Trakt): the tokens are refreshed once, the new
-  pair persisted before it is used (tokens.py: in-flight mark, compare-and-set), and the
-  work is sent again once with it. Tokens whose ``token_expires_at`` has passed are
-  refreshed before the call. A refresh in flight elsewhere makes the work wait shortly; an
-  interrupted one is tried once more and, when the service had spent it, ends as below with
-  "a token refresh was interrupted; reconnect Trakt".
-- RECONNECT, a refused refresh, or REFRESH without a way to refresh: the connection is
-  marked as needing reconnect (visible in the API, with the reason) and the work waits,
-  rescheduled an hour ahead, instead of dying (now playing: failed, as always).
+  pair persisted before it is used (``token_refresh.py``), and the work is sent again once
+  with it. Tokens whose ``token_expires_at`` has passed are refreshed before the call. A
+  refresh in flight elsewhere makes the work wait shortly; a refused refresh or none to
+  make holds the work for reconnect.
 - Tokens no configured key opens (the access token, or the refresh token when it is about
   to be spent): the same, with ``UNREADABLE_TOKENS_REASON``; nothing is called. Only that
   connection's work waits: the other deliveries of a batch go on. A connection marked so
@@ -51,20 +38,28 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 
-from scrobble_dispatcher import metrics, pacing, repository
-from scrobble_dispatcher.paced_call import call_on_slot
-from scrobble_dispatcher.resolve.resolver import (
-    UNRESOLVED,
-    IdResolver,
-    ItemUnresolved,
-    LookupInProgress,
+from scrobble_dispatcher import pacing, repository
+from scrobble_dispatcher.decide import (
+    RECONNECT_WAIT,
+    Dead,
+    Decision,
+    DeliveryPolicy,
+    Failed,
+    Hold,
+    WorkFacts,
+    best_effort,
+    decide,
+    unexpected_error,
 )
+from scrobble_dispatcher.errors import is_transient
+from scrobble_dispatcher.paced_call import call_on_slot
+from scrobble_dispatcher.record import Recorder
+from scrobble_dispatcher.resolve.resolver import IdResolver, ItemUnresolved, LookupInProgress
 from scrobble_dispatcher.token_refresh import TokenRefresher
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared import logs
@@ -98,55 +93,7 @@ log = logging.getLogger(__name__)
 # Longer than the spacing of a multi-step delivery (AniList: lookup, read, save at 2 s
 # apart per token), or such work would be put back before its last step, forever.
 MAX_INLINE_WAIT: Final = timedelta(seconds=5)
-RECONNECT_WAIT: Final = timedelta(hours=1)
 LOOKUP_BUSY_WAIT: Final = timedelta(seconds=2)
-
-
-# How long rate-limited work may go on waiting, counted from when it was queued.
-RATE_LIMITED_FOR: Final = timedelta(hours=24)
-# The wait after a rate-limit answer that says nothing of how long (Last.fm's default too).
-RATE_LIMIT_WAIT: Final = timedelta(seconds=10)
-# The least spread of the jitter added to a rate-limit wait.
-RATE_LIMIT_JITTER: Final = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    max_retries: int
-    retry_backoff: timedelta
-    dead_letter_prefix: str  # '<prefix><service>.dlq'
-    app_keys: dict[str, str]  # service -> app id used in pacing keys
-    rate_limited_for: timedelta = RATE_LIMITED_FOR
-
-
-def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
-    """Growing with each attempt: backoff, 2x, 4x ..."""
-    return policy.retry_backoff * (1 << max(attempts - 1, 0))
-
-
-def after_rate_limit(
-    policy: DeliveryPolicy,
-    outcome: Outcome,
-    queued_at: datetime,
-    now: datetime,
-    jitter: float,
-) -> datetime | None:
-    """When rate-limited work goes again: after what the service said to wait (or
-    ``RATE_LIMIT_WAIT``), plus ``jitter`` (0 to 1) of a tenth of that wait (at least of
-    ``RATE_LIMIT_JITTER``). None once the work was queued ``policy.rate_limited_for`` ago
-    or more: it has waited long enough, and is dead."""
-    if now - queued_at >= policy.rate_limited_for:
-        return None
-    said = outcome.retry_after_s
-    wait = RATE_LIMIT_WAIT if said is None else timedelta(seconds=said)
-    return now + wait + max(wait / 10, RATE_LIMIT_JITTER) * jitter
-
-
-def connection_jitter(connection_id: uuid.UUID) -> float:
-    """A fraction (0 to 1) fixed per connection: its rate-limited work comes back together
-    (and can go in one call again), different connections' at different moments."""
-    # The low bits of a (random) connection id: spread, not secrecy.
-    return connection_id.int % 1000 / 1000
 
 
 class Deliverer:
@@ -171,19 +118,46 @@ class Deliverer:
         self._cipher = cipher
         self._clients = clients
         self._http = http
-        self._relay = relay
         self._policy = policy
+        self._recorder = Recorder(pool, self._db, relay, policy.dead_letter_prefix)
 
     async def claim(self, scrobble_id: uuid.UUID) -> repository.Claimed | None:
         """Take a row for sending (``repository.claim``, coalesced with other deliveries)."""
         return await self._db.claim(scrobble_id)
 
     async def deliver(self, claimed: repository.Claimed) -> str:
-        """Send one claimed row and record what became of it; returns the outcome label."""
+        """Send one claimed row and record what became of it; returns the outcome label.
+        Raises only what is transient (``errors.py``): anything else ends the row dead."""
         with logs.bound(
             scrobble_id=claimed.id, connection_id=claimed.connection_id, service=claimed.service
         ):
-            return await self._deliver(claimed)
+            try:
+                return await self._deliver(claimed)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                return await self._broken([claimed], exc)
+
+    async def _broken(self, rows: Sequence[repository.Claimed], exc: Exception) -> str:
+        """Handling ``rows`` raised what no rule expects: those of them nothing recorded
+        yet are dead with the error's kind (the traceback goes to the log)."""
+        log.exception("delivery raised; its work that is still being sent is dead")
+        decision = unexpected_error(exc)
+        labels = [
+            await self._recorder.apply(
+                claimed, best_effort(_kind_of(claimed), decision), only_if_sending=True
+            )
+            for claimed in rows
+        ]
+        return labels[0] if len(set(labels)) == 1 else "dead"
+
+    async def _record(
+        self, claimed: repository.Claimed, work: ScrobbleWork, decision: Decision
+    ) -> str:
+        """Record ``decision`` (now playing's rule applied) for work read from its row."""
+        return await self._recorder.apply(
+            claimed, best_effort(work.kind, decision), work.occurred_at
+        )
 
     async def _deliver(self, claimed: repository.Claimed) -> str:
         work = ScrobbleWork.from_message(claimed.request)
@@ -192,10 +166,11 @@ class Deliverer:
             return await self._unreadable(claimed, work)
         if state is None or not state.enabled or state.token is None:
             why = "connection disabled" if state and not state.enabled else "no token stored"
-            return await self._dead(claimed, work, f"{work.service}: {why}", None)
+            return await self._record(claimed, work, Dead(f"{work.service}: {why}"))
         if state.status == "needs_reconnect":
             if state.status_reason != UNREADABLE_TOKENS_REASON:
-                return await self._wait_for_reconnect(claimed, "connection needs reconnecting")
+                at = datetime.now(UTC) + RECONNECT_WAIT
+                return await self._record(claimed, work, Hold(at, "connection needs reconnecting"))
             # Marked because of the keys: if they open its tokens now, it is usable again.
             if not await stored_tokens_open(self._pool, self._cipher, claimed.connection_id):
                 return await self._unreadable(claimed, work)
@@ -224,9 +199,10 @@ class Deliverer:
         except _Rescheduled:
             return "paced"
         except ItemUnresolved as exc:
-            return await self._unresolved(claimed, work, str(exc))
+            return await self._record(claimed, work, Failed(str(exc), unresolved=True))
         except LookupInProgress as exc:
-            return await self._hold(claimed, work, datetime.now(UTC) + LOOKUP_BUSY_WAIT, str(exc))
+            at = datetime.now(UTC) + LOOKUP_BUSY_WAIT
+            return await self._record(claimed, work, Hold(at, str(exc)))
         return await self._apply(claimed, work, outcome)
 
     async def _usable_token(
@@ -248,7 +224,7 @@ class Deliverer:
         if ready.unreadable:
             return await self._unreadable(claimed, work)
         at = ready.retry_at or datetime.now(UTC) + RECONNECT_WAIT
-        return await self._hold(claimed, work, at, ready.reason)
+        return await self._record(claimed, work, Hold(at, ready.reason))
 
     async def _unreadable(self, claimed: repository.Claimed, work: ScrobbleWork) -> str:
         """No configured key opens the connection's tokens: it needs reconnecting (said in
@@ -263,19 +239,7 @@ class Deliverer:
                 UNREADABLE_TOKENS_REASON,
             )
         at = datetime.now(UTC) + RECONNECT_WAIT
-        return await self._hold(claimed, work, at, UNREADABLE_TOKENS_REASON)
-
-    async def _hold(
-        self, claimed: repository.Claimed, work: ScrobbleWork, at: datetime, reason: str
-    ) -> str:
-        """Put the work back until ``at`` without counting an attempt; now playing, being
-        best effort and never retried, fails instead."""
-        if work.kind is WorkKind.NOW_PLAYING:
-            await self._db.failed((claimed.id, reason, None))
-            metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
-            return "failed"
-        await self._reschedule(claimed, at, reason)
-        return "waiting"
+        return await self._record(claimed, work, Hold(at, UNREADABLE_TOKENS_REASON))
 
     async def _send(
         self, work: ScrobbleWork, claimed: repository.Claimed, user: UserCredentials
@@ -364,8 +328,7 @@ class Deliverer:
             if work.kind is WorkKind.NOW_PLAYING:
                 # Later it would say "playing" about something long over: drop it.
                 reason = "now playing skipped: the service's rate limit left no room"
-                await self._db.failed((head.id, reason, None))
-                metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
+                await self._recorder.apply(head, Failed(reason))
                 raise _Rescheduled
             reason = "paced under the service's rate limit"
             if slot.turn:
@@ -399,9 +362,7 @@ class Deliverer:
 
     async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
         """Drop claimed now-playing work unsent (best effort: failed, never retried)."""
-        await self._db.failed((claimed.id, reason, None))
-        metrics.NOW_PLAYING_FAILED.labels(claimed.service).inc()
-        return "failed"
+        return await self._recorder.apply(claimed, Failed(reason))
 
     # --- backlogs: several scrobbles of one connection in one call ------------------------
 
@@ -433,7 +394,13 @@ class Deliverer:
             connection_id=head.connection_id,
             service=head.service,
         ):
-            return await self._deliver_many(batch)
+            try:
+                return await self._deliver_many(batch)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                label = await self._broken(batch, exc)
+                return [label] * len(batch)
 
     async def _deliver_many(self, batch: Sequence[repository.Claimed]) -> list[str]:
         head = batch[0]
@@ -446,11 +413,17 @@ class Deliverer:
         rows: list[repository.Claimed] = []
         works: list[ScrobbleWork] = []
         for claimed in batch:
-            work = ScrobbleWork.from_message(claimed.request)
+            try:
+                work = ScrobbleWork.from_message(claimed.request)
+            except Exception as exc:  # one unreadable row: dead on its own, the rest go
+                if is_transient(exc):
+                    raise
+                labels[claimed.id] = await self._broken([claimed], exc)
+                continue
             try:
                 client.build(work, user)
             except Unsendable as exc:
-                labels[claimed.id] = await self._dead(claimed, work, str(exc), None)
+                labels[claimed.id] = await self._record(claimed, work, Dead(str(exc)))
                 continue
             rows.append(claimed)
             works.append(work)
@@ -497,92 +470,19 @@ class Deliverer:
     async def _apply(
         self, claimed: repository.Claimed, work: ScrobbleWork, outcome: Outcome
     ) -> str:
-        service, kind = work.service, outcome.kind
-        if kind in (OutcomeKind.DONE, OutcomeKind.ALREADY_DONE):
-            await self._db.sent((claimed.id, outcome.http_status))
-            metrics.SENT.labels(service, kind.value).inc()
-            metrics.DELAY.labels(service).observe(
-                (datetime.now(UTC) - work.occurred_at).total_seconds()
-            )
-            return kind.value
-        if work.kind is WorkKind.NOW_PLAYING:
-            await self._db.failed((claimed.id, outcome.reason, outcome.http_status))
-            metrics.NOW_PLAYING_FAILED.labels(service).inc()
-            return "failed"
-        if kind in (OutcomeKind.REFRESH, OutcomeKind.RECONNECT):
-            async with self._pool.acquire() as conn:
-                await repository.mark_needs_reconnect(conn, claimed.connection_id, outcome.reason)
-            return await self._wait_for_reconnect(claimed, outcome.reason)
-        if kind is OutcomeKind.RETRY and outcome.rate_limited:
-            return await self._rate_limited(claimed, work, outcome)
-        if kind is OutcomeKind.RETRY and claimed.attempts <= self._policy.max_retries:
-            delay = backoff(self._policy, claimed.attempts)
-            if outcome.retry_after_s is not None:
-                delay = max(delay, timedelta(seconds=outcome.retry_after_s))
-            async with self._pool.acquire() as conn:
-                await repository.record_retry(
-                    conn,
-                    claimed.id,
-                    datetime.now(UTC) + delay,
-                    outcome.reason,
-                    outcome.http_status,
-                )
-            metrics.RETRIED.labels(service).inc()
-            return "retry"
-        reason = outcome.reason
-        if kind is OutcomeKind.RETRY:
-            reason = f"gave up after {claimed.attempts} attempts: {reason}"
-        return await self._dead(claimed, work, reason, outcome.http_status)
+        """Record what ``decide`` makes of the call's outcome."""
+        facts = WorkFacts(work.kind, claimed.attempts, claimed.queued_at, claimed.connection_id)
+        return await self._record(
+            claimed, work, decide(outcome, facts, self._policy, datetime.now(UTC))
+        )
 
-    async def _rate_limited(
-        self, claimed: repository.Claimed, work: ScrobbleWork, outcome: Outcome
-    ) -> str:
-        """The service said to slow down: wait what it said, spending no attempt; dead only
-        past the policy's bound (:func:`after_rate_limit`)."""
-        metrics.RATE_LIMITED.labels(work.service).inc()
-        now = datetime.now(UTC)
-        jitter = connection_jitter(claimed.connection_id)
-        at = after_rate_limit(self._policy, outcome, claimed.queued_at, now, jitter)
-        if at is None:
-            waited = self._policy.rate_limited_for
-            reason = f"still rate-limited {waited} after it was queued: {outcome.reason}"
-            return await self._dead(claimed, work, reason, outcome.http_status)
-        async with self._pool.acquire() as conn:
-            await repository.record_retry(
-                conn, claimed.id, at, outcome.reason, outcome.http_status, count_attempt=False
-            )
-        return "rate_limited"
 
-    async def _dead(
-        self, claimed: repository.Claimed, work: ScrobbleWork, reason: str, status: int | None
-    ) -> str:
-        topic = f"{self._policy.dead_letter_prefix}{work.service}.dlq"
-        if work.kind is WorkKind.NOW_PLAYING:
-            await self._db.failed((claimed.id, reason, status))
-            return "failed"
-        async with self._pool.acquire() as conn:
-            ids = await repository.record_dead(conn, claimed, reason, status, topic)
-        await self._relay.publish(ids)
-        metrics.DEAD.labels(work.service).inc()
-        log.info("dead: %s %s (%s)", work.service, claimed.id, reason)
-        return "dead"
-
-    async def _unresolved(
-        self, claimed: repository.Claimed, work: ScrobbleWork, reason: str
-    ) -> str:
-        """The service cannot name the item: failed for good, with the reason in history."""
-        await self._db.failed((claimed.id, reason, None))
-        UNRESOLVED.labels(work.service).inc()
-        log.info("unresolved: %s %s (%s)", work.service, claimed.id, reason)
-        return "unresolved"
-
-    async def _wait_for_reconnect(self, claimed: repository.Claimed, reason: str) -> str:
-        await self._reschedule(claimed, datetime.now(UTC) + RECONNECT_WAIT, reason)
-        return "waiting"
-
-    async def _reschedule(self, claimed: repository.Claimed, at: datetime, reason: str) -> None:
-        async with self._pool.acquire() as conn:
-            await repository.record_retry(conn, claimed.id, at, reason, None, count_attempt=False)
+def _kind_of(claimed: repository.Claimed) -> WorkKind:
+    """The kind of work a row says it is (a scrobble if it says something unknown)."""
+    try:
+        return WorkKind(claimed.kind)
+    except ValueError:
+        return WorkKind.SCROBBLE
 
 
 class _Rescheduled(Exception):

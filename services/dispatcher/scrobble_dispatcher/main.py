@@ -16,7 +16,8 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
-from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.decide import DeliveryPolicy
+from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.gauges import mark_enabled, sample_forever
 from scrobble_dispatcher.imports import wiring as imports
 from scrobble_dispatcher.imports.wiring import app_keys

@@ -469,18 +469,25 @@ async def record_dead(
     reason: str,
     status: int | None,
     dead_letter_topic: str,
+    *,
+    only_if_sending: bool = False,
 ) -> list[int]:
     """Dead in Postgres and, through the outbox, on the dead-letter topic, in one transaction.
-    Returns the outbox ids to publish."""
+    Returns the outbox ids to publish. ``only_if_sending``: only a row still being sent
+    (one whose outcome nothing recorded yet); else nothing is written."""
     reason = readable_reason(reason)
     async with conn.transaction():
-        await conn.execute(
+        updated = await conn.fetchval(
             "UPDATE scrobbles SET status = 'dead', last_error = $2, last_http_status = $3, "
-            "updated_at = now(), next_attempt_at = NULL WHERE id = $1",
+            "updated_at = now(), next_attempt_at = NULL "
+            "WHERE id = $1 AND (NOT $4 OR status = 'sending') RETURNING id",
             claimed.id,
             reason,
             status,
+            only_if_sending,
         )
+        if updated is None:
+            return []
         message = OutboxMessage(
             topic=dead_letter_topic,
             key=str(claimed.connection_id).encode(),

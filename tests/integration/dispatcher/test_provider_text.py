@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
 from scrobble_dispatcher import repository
-from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.decide import DeliveryPolicy
+from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay

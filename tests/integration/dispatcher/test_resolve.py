@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from scrobble_dispatcher import repository
-from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.decide import DeliveryPolicy
+from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.main import build_resolver
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.transport import ClientSet

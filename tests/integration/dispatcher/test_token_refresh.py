@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from scrobble_dispatcher import repository
-from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
+from scrobble_dispatcher.decide import DeliveryPolicy
+from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher

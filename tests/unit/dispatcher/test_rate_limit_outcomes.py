@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scrobble_dispatcher.delivery import (
+from scrobble_dispatcher.decide import (
     RATE_LIMIT_JITTER,
     RATE_LIMIT_WAIT,
     RATE_LIMITED_FOR,
