@@ -352,7 +352,7 @@ class _CoreSettings(BaseSettings):
         prefix = spec.prefix.lower()
         return TrackerConfig(
             name=name,
-            api_url=values[f"{prefix}_api_url"],
+            api_url=spec.full_api_url(values[f"{prefix}_api_url"]),
             auth_url=values.get(f"{prefix}_auth_url"),
             app=app,
             extra={n: v for n in spec.extra if (v := value(n)) is not None},

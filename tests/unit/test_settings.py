@@ -11,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from scrobble_shared.settings import SettingsError, load_settings, parse_duration
+from scrobble_shared.trackers.registry import tracker
 
 YAML = """
 scrobble:
@@ -192,3 +193,21 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://api.listenbrainz.org",
+        "https://api.listenbrainz.org/",
+        "https://api.listenbrainz.org/1",
+        "https://api.listenbrainz.org/1/",
+    ],
+)
+def test_listenbrainz_api_url_may_name_the_server_or_its_api(given: str) -> None:
+    """Issue 17: the root URL used to crash the dispatcher at start; both forms mean the
+    same API, and the client made from it starts."""
+    config = load_settings({"LISTENBRAINZ_API_URL": given}).tracker("listenbrainz")
+    assert config.api_url == "https://api.listenbrainz.org/1"
+    client = tracker("listenbrainz").client(config)
+    assert client.service == "listenbrainz"

@@ -38,6 +38,9 @@ class TrackerSettings:
     prefix: str
     api_url: str
     auth_url: str | None = None
+    # The path of the API on the tracker's server, when it has one (ListenBrainz: ``/1``):
+    # an API URL given as the server alone (``https://api.listenbrainz.org``) gets it.
+    api_path: str = ""
     # The settings holding the app's id and secret at the tracker, in that order (None:
     # it has no app of ours, every user brings their own token).
     app: tuple[str, str] | None = None
@@ -47,6 +50,13 @@ class TrackerSettings:
     # The setting a user's token comes from when the tracker has no connect flow of its own
     # (a deployment-wide default token), if any.
     secret_extra: tuple[str, ...] = ()
+
+    def full_api_url(self, url: str) -> str:
+        """``url`` (an operator's ``<PREFIX>_API_URL``) with the API's path, once."""
+        if not self.api_path:
+            return url
+        base = url.rstrip("/")
+        return base if base.endswith(self.api_path) else base + self.api_path
 
     def names(self) -> tuple[str, ...]:
         """Every variable this tracker reads."""

@@ -22,6 +22,7 @@ TRACKER: Final = Tracker(
     settings=TrackerSettings(
         prefix="LISTENBRAINZ",
         api_url="https://api.listenbrainz.org/1",
+        api_path="/1",
         secret_extra=("LISTENBRAINZ_TOKEN",),
     ),
     connect=connect.FLOW,
