@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from scrobble_sandbox import running_sandbox
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db.connections import (
     UNREADABLE_TOKENS_REASON,
@@ -418,3 +419,54 @@ async def test_keys_commands_rotate_with_progress_and_check_finds_what_no_key_op
     assert "3 under the first key" in out
     for secret in (ACCESS, REFRESH, old, new, lost):
         assert secret not in out + err
+
+
+async def connection_add(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("scrobble")),
+        *("connection", "add", *args),
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_connection_add_learns_the_listenbrainz_user_name(database_url: str) -> None:
+    """Issue 17: a ListenBrainz connection made from the command line asks validate-token
+    whose token it is, as the gateway does, so its history import knows the user name; a
+    token ListenBrainz refuses is not stored."""
+    async with running_sandbox(host="127.0.0.1", port=0) as sb:
+        env = {
+            "DATABASE_URL": database_url,
+            "TOKEN_ENCRYPTION_KEY": key(),
+            "LISTENBRAINZ_API_URL": sb.env["LISTENBRAINZ_API_URL"],
+        }
+        user = str(uuid.uuid4())
+        token = sb.env["SANDBOX_TOKEN"]
+        code, out, err = await connection_add(
+            "--user", user, "--service", "listenbrainz", "--token", token, env=env
+        )
+        assert code == 0, err
+        expected = sb.listenbrainz.state.tokens.user_for(token)
+        assert expected
+        refused = await connection_add(
+            "--user", str(uuid.uuid4()), "--service", "listenbrainz", "--token", "wrong", env=env
+        )
+    assert refused[0] != 0
+    assert "ListenBrainz does not accept this token" in refused[2]
+    assert "wrong" not in refused[1] + refused[2]
+    conn = await asyncpg.connect(database_url)
+    try:
+        name = await conn.fetchval(
+            "SELECT external_user_name FROM connections WHERE id = $1", uuid.UUID(out.strip())
+        )
+        stored = await conn.fetchval(
+            "SELECT count(*) FROM connections WHERE user_id <> $1", uuid.UUID(user)
+        )
+    finally:
+        await conn.close()
+    assert name == expected
+    assert stored == 0

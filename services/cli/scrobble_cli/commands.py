@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from uuid import UUID
 
+import httpx
+
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect, describe_target
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
 from scrobble_shared.db.login_links import LoginLink, create_login_link
 from scrobble_shared.db.migrate import apply_migrations
 from scrobble_shared.settings import Settings, load_settings
+from scrobble_shared.trackers.connect import ExchangeFailed, InvalidUserToken, UserToken
+from scrobble_shared.trackers.registry import tracker
 
 if TYPE_CHECKING:
     from scrobble_cli.quickstart import StateDir
@@ -288,6 +292,29 @@ async def _add_connection(settings: Settings, new: NewConnection) -> UUID:
     return created.id
 
 
+async def _account_name(
+    settings: Settings, service: str, token: str | None, api_url: str | None
+) -> str | None:
+    """The account a user token belongs to, asked of the tracker as the gateway does when
+    a user pastes one (ListenBrainz's history import reads its user name); None for
+    trackers whose tokens come from a sign-in flow. A refused token is an error."""
+    flow = tracker(service).connect
+    if not isinstance(flow, UserToken) or token is None:
+        return None
+    title = tracker(service).title
+    request = flow.validate(api_url or settings.tracker(service).api_url, token)
+    try:
+        async with httpx.AsyncClient(timeout=15) as http:
+            answer = await http.get(request.url, headers=request.headers)
+        body = answer.json() if answer.content else None
+        return flow.parse(answer.status_code, body)
+    except InvalidUserToken:
+        raise CommandError(f"{title} does not accept this token (--token)") from None
+    except (httpx.HTTPError, ValueError, ExchangeFailed) as exc:
+        reason = exc if isinstance(exc, ExchangeFailed) else type(exc).__name__
+        raise CommandError(f"could not check the token with {title}: {reason}") from None
+
+
 def connection_add(args: argparse.Namespace) -> int:
     try:
         user = UUID(args.user)
@@ -295,6 +322,15 @@ def connection_add(args: argparse.Namespace) -> int:
         raise CommandError(f"--user must be a uuid, got {args.user!r}") from None
     if not 1 <= args.threshold <= 100:
         raise CommandError("--threshold must be between 1 and 100")
+    settings = _settings()
+    api_url = args.api_url.rstrip("/") if args.api_url else None
+    flow = tracker(args.service).connect
+    own_server = isinstance(flow, UserToken) and flow.user_api_url
+    if own_server and api_url is None:
+        raise CommandError(f"--api-url is required: each user runs their own {args.service}")
+    if api_url is not None and not own_server:
+        raise CommandError(f"--api-url: {args.service} takes no address of the user's own")
+    account = asyncio.run(_account_name(settings, args.service, args.token, api_url))
     new = NewConnection(
         user_id=user,
         service=args.service,
@@ -303,8 +339,10 @@ def connection_add(args: argparse.Namespace) -> int:
         scrobble_threshold_percent=args.threshold,
         sync_ratings=args.sync_ratings,
         sync_watch_status=args.sync_watch_status,
+        external_user_name=account,
+        api_url=api_url,
     )
-    print(asyncio.run(_add_connection(_settings(), new)))
+    print(asyncio.run(_add_connection(settings, new)))
     return 0
 
 

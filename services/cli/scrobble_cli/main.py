@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--service", required=True, choices=SERVICES)
     add.add_argument("--token", help="access token, session key or user token")
     add.add_argument("--refresh-token", help="refresh token (trackers whose tokens expire)")
+    add.add_argument(
+        "--api-url", help="the address of the user's own server (trackers each user runs)"
+    )
     add.add_argument("--threshold", type=int, default=80, help="watched threshold percent")
     add.add_argument("--sync-ratings", action="store_true")
     add.add_argument("--sync-watch-status", action="store_true")
