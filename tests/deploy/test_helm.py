@@ -29,6 +29,7 @@ SECRET_NAMES = {
     "GATEWAY_JWT_SECRET",
     "TRAKT_CLIENT_SECRET",
     "LASTFM_API_SECRET",
+    "LIBREFM_API_SECRET",
     "SIMKL_CLIENT_SECRET",
     "ANILIST_CLIENT_SECRET",
     "LISTENBRAINZ_TOKEN",
@@ -224,7 +225,12 @@ def test_secrets_only_by_reference() -> None:
                     assert env["valueFrom"]["secretKeyRef"]["name"] == "revenge-scrobble"
     dispatcher = container(by_kind(rendered, "Deployment")["rs-revenge-scrobble-dispatcher"])
     names = {e["name"] for e in dispatcher["env"]}
-    assert {"DATABASE_URL", "TOKEN_ENCRYPTION_KEY", "LASTFM_API_SECRET"} <= names
+    assert {
+        "DATABASE_URL",
+        "TOKEN_ENCRYPTION_KEY",
+        "LASTFM_API_SECRET",
+        "LIBREFM_API_SECRET",
+    } <= names
 
 
 def test_migration_job_is_a_pre_install_and_pre_upgrade_hook() -> None:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from scrobble_shared.trackers.registry import SERVICES
 from tests.deploy.support import REPO, RULES, adapter_exprs, dashboard_exprs, rule_exprs, tool
 from tests.support.ingest import IngestSetup
 from tests.support.kafka import publish
@@ -206,13 +207,8 @@ async def check_everything(
     )
     assert enabled[0]["metric"]["job"] == "scrobble-dispatcher"
     depth = await until(lambda: series("scrobble_queue_depth"), "scrobble_queue_depth")
-    assert {r["metric"]["service"] for r in depth} == {
-        "trakt",
-        "lastfm",
-        "listenbrainz",
-        "simkl",
-        "anilist",
-    }
+    # One series per tracker of the registry, disabled ones included (zero depth).
+    assert {r["metric"]["service"] for r in depth} == set(SERVICES)
     await until(
         lambda: series('scrobble_gateway_requests_total{route!=""}'),
         "scrobble_gateway_requests_total",

@@ -3,7 +3,7 @@ Playwright, against the system ``scrobble up`` starts on free ports, with the sa
 consent pages standing in for the trackers.
 
 The tests run in file order and build on each other, as a person would: one person signs
-in with a link and connects all five trackers (clicking Approve on each fake's consent
+in with a link and connects all six trackers (clicking Approve on each fake's consent
 page, typing Trakt's device code into its activation page, pasting a ListenBrainz token),
 changes a threshold, adds a media server, plays a film and a track through the intake and
 sees them delivered (1); a dead item is retried once (2); an import shows its progress and
@@ -55,6 +55,8 @@ STEP_MS = 30_000
 API = "/api/v1/scrobble"
 # The person's account name at every fake (the quick start's demo user is "sandbox").
 ACCOUNT = "page-person"
+# The trackers the person connects on the page, each by its own flow.
+CONNECTED = ("trakt", "simkl", "anilist", "lastfm", "librefm", "listenbrainz")
 LISTENBRAINZ_TOKEN = str(uuid.UUID("0b0e5e11-5a4d-4b0c-8000-00000000f00d"))
 MOVIE_IMDB, MATRIX_IMDB = "tt1375666", "tt0133093"
 HISTORY_SEEDED = 230
@@ -290,11 +292,16 @@ async def test_a_new_user_connects_everything_and_sees_plays_delivered(
         c for c in await person.context.cookies(stack.gateway) if c["name"] == "scrobble_session"
     ]
     assert (session["httpOnly"], session["sameSite"]) == (True, "Lax")
-    for service in ("trakt", "simkl", "anilist", "lastfm", "listenbrainz"):
+    for service in CONNECTED:
         assert await state_of(page, service) == "not_connected"
 
     # Browser flows: the page's script starts the flow, the fake's page asks, Approve.
-    for service, title in (("simkl", "Simkl"), ("anilist", "AniList"), ("lastfm", "Last.fm")):
+    for service, title in (
+        ("simkl", "Simkl"),
+        ("anilist", "AniList"),
+        ("lastfm", "Last.fm"),
+        ("librefm", "Libre.fm"),
+    ):
         await page.click(f"#connect-{service}")
         await approve(page, title)
         await page.wait_for_url(f"{stack.gateway}/connections?connected={service}")
@@ -330,7 +337,7 @@ async def test_a_new_user_connects_everything_and_sees_plays_delivered(
     await page.fill("#listenbrainz-token", LISTENBRAINZ_TOKEN)
     await page.click("#connect-listenbrainz")
     await flash(page, "ListenBrainz is connected.")
-    for service in ("trakt", "simkl", "anilist", "lastfm", "listenbrainz"):
+    for service in CONNECTED:
         assert await state_of(page, service) == "active", service
 
     # A threshold: Trakt counts a film as watched from 70 % on.
@@ -372,6 +379,7 @@ async def test_a_new_user_connects_everything_and_sees_plays_delivered(
         expected = [
             ("Inception (2010)", "Trakt"),
             ("Aphex Twin - Windowlicker", "Last.fm"),
+            ("Aphex Twin - Windowlicker", "Libre.fm"),
             ("Aphex Twin - Windowlicker", "ListenBrainz"),
         ]
         statuses = [await row_status(page, item, tracker) for item, tracker in expected]
@@ -548,7 +556,7 @@ async def test_a_second_user_sees_nothing_of_the_first(
             ):
                 assert secret not in html, (path, secret)
         await page.goto(f"{stack.gateway}/connections")
-        for service in ("trakt", "simkl", "anilist", "lastfm", "listenbrainz"):
+        for service in CONNECTED:
             assert await state_of(page, service) == "not_connected"
         # Guessing the first person's ids, with the second's own session and CSRF token.
         csrf = await page.get_attribute('meta[name="csrf-token"]', "content")

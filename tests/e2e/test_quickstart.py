@@ -142,6 +142,8 @@ def test_up_delivers_the_demo_to_every_fake(stack: Stack) -> None:
     assert fake_requests(stack, "trakt", "/scrobble/stop")
     assert fake_requests(stack, "simkl", "/scrobble/stop")
     assert fake_requests(stack, "lastfm")
+    librefm = fake_requests(stack, "librefm")
+    assert [(c["body"]["method"], c["status"]) for c in librefm] == [("track.scrobble", 200)]
     assert fake_requests(stack, "listenbrainz", "/submit-listens")
     assert fake_requests(stack, "anilist")
     print(f"scrobble up reached 'delivered' in {stack.up_seconds:.1f} s")

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     intake.set_defaults(handler=commands.intake)
 
-    sandbox = sub.add_parser("sandbox", help="run fakes of the five services on loopback")
+    sandbox = sub.add_parser("sandbox", help="run fakes of the trackers on loopback")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sandbox.add_argument("--port", type=int, default=8900, help="port to listen on (0: any)")
     sandbox.set_defaults(handler=commands.sandbox)

@@ -319,7 +319,7 @@ def _event(action: str, at: datetime, content: dict[str, Any], **extra: Any) -> 
 
 def demo_events(now: datetime) -> list[dict[str, Any]]:
     """A film watched to the end, an episode, an anime episode and a track listened to:
-    something for each of the five services."""
+    something for each tracker."""
     movie: dict[str, Any] = {
         "type": "movie",
         "id": str(uuid.uuid5(DEMO_USER, "movie")),

@@ -1,4 +1,4 @@
-"""Fakes of the five external services (Trakt, Last.fm, ListenBrainz, Simkl, AniList), served
+"""Fakes of the trackers (Trakt, Last.fm, Libre.fm, ListenBrainz, Simkl, AniList), served
 from one process on loopback, for tests and the quick start.
 
     async with running_sandbox() as sb:

@@ -1,4 +1,4 @@
-"""`scrobble sandbox`: serve the five fakes until SIGTERM or SIGINT, after printing exports.
+"""`scrobble sandbox`: serve the trackers' fakes until SIGTERM or SIGINT, after printing exports.
 
 Failure policy: a port that cannot be bound raises (the CLI reports it, exit non-zero); a
 signal stops the server gracefully and `run` returns 0.

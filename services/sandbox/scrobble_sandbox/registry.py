@@ -9,6 +9,7 @@ from typing import Final
 from scrobble_sandbox.anilist.fake import AniListFake
 from scrobble_sandbox.core.fake import Fake
 from scrobble_sandbox.lastfm.fake import LastfmFake
+from scrobble_sandbox.librefm.fake import LibrefmFake
 from scrobble_sandbox.listenbrainz.fake import ListenBrainzFake
 from scrobble_sandbox.simkl.fake import SimklFake
 from scrobble_sandbox.trakt.fake import TraktFake
@@ -19,4 +20,5 @@ FAKES: Final[tuple[type[Fake], ...]] = (
     ListenBrainzFake,
     SimklFake,
     AniListFake,
+    LibrefmFake,
 )

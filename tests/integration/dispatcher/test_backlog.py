@@ -1,6 +1,7 @@
 """Backlogs: a connection's waiting scrobbles go in batched calls where the service takes
-them (Last.fm 50 per track.scrobble, ListenBrainz imports), now playing of plays that are
-already over is skipped, and now playing with nothing after it still goes out."""
+them (Last.fm and Libre.fm 50 per track.scrobble, ListenBrainz imports), now playing of
+plays that are already over is skipped, and now playing with nothing after it still goes
+out."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from scrobble_sandbox import Sandbox
 from tests.integration.dispatcher.test_delivery import (
     connect_with_token,
     dispatcher,
+    librefm_fake,
     sandbox,
     wait_until_settled,
 )
@@ -55,8 +57,8 @@ def track_plays(n: int) -> list[dict[str, object]]:
 async def test_a_backlog_goes_in_batches(ingest_setup: IngestSetup, sandbox: Sandbox) -> None:
     setup, sb = ingest_setup, sandbox
     token = sb.env["SANDBOX_TOKEN"]
-    await connect_with_token(setup, "lastfm", token)
-    await connect_with_token(setup, "listenbrainz", token)
+    for service in ("lastfm", "librefm", "listenbrainz"):
+        await connect_with_token(setup, service, token)
     await publish(
         setup.infra.kafka_bootstrap, setup.playback, [event_record(e) for e in track_plays(TRACKS)]
     )
@@ -65,26 +67,27 @@ async def test_a_backlog_goes_in_batches(ingest_setup: IngestSetup, sandbox: San
     await ingest.start()
     dispatch = dispatcher(setup, sb)
     try:
-        await wait_for_queued(setup.database_url, "scrobble", 2 * TRACKS)
+        await wait_for_queued(setup.database_url, "scrobble", 3 * TRACKS)
         await dispatch.start()
         found = await wait_until_settled(setup.database_url, deadline_s=120)
     finally:
         assert await dispatch.stop() == 0
         assert await ingest.stop() == 0
-    assert found[("lastfm", "scrobble")] == ["sent"] * TRACKS, dispatch.log_tail()
-    assert found[("listenbrainz", "scrobble")] == ["sent"] * TRACKS
-    assert set(found[("lastfm", "now_playing")]) == {"failed"}  # over already: skipped
+    for service, fake in (("lastfm", sb.lastfm), ("librefm", librefm_fake(sb))):
+        assert found[(service, "scrobble")] == ["sent"] * TRACKS, dispatch.log_tail()
+        assert set(found[(service, "now_playing")]) == {"failed"}  # over already: skipped
 
-    calls = [r for r in sb.lastfm.requests("/") if r.body.get("method") == "track.scrobble"]
-    sizes = [sum(1 for key in r.body if key.startswith("artist[")) for r in calls]
-    # 120 scrobbles in calls of at most 50: three or a few more (Kafka may split the
-    # backlog into several polls), never one call per scrobble.
-    assert sum(sizes) == TRACKS
-    assert max(sizes) == 50
-    assert len(calls) <= TRACKS // 10, sizes
-    assert all(r.status == 200 for r in calls)
-    methods = {r.body.get("method") for r in sb.lastfm.requests("/")}
-    assert "track.updateNowPlaying" not in methods
+        calls = [r for r in fake.requests("/") if r.body.get("method") == "track.scrobble"]
+        sizes = [sum(1 for key in r.body if key.startswith("artist[")) for r in calls]
+        # 120 scrobbles in calls of at most 50: three or a few more (Kafka may split the
+        # backlog into several polls), never one call per scrobble.
+        assert sum(sizes) == TRACKS, service
+        assert max(sizes) == 50, service
+        assert len(calls) <= TRACKS // 10, (service, sizes)
+        assert all(r.status == 200 for r in calls)
+        methods = {r.body.get("method") for r in fake.requests("/")}
+        assert "track.updateNowPlaying" not in methods
+    assert found[("listenbrainz", "scrobble")] == ["sent"] * TRACKS
 
     imports = sb.listenbrainz.requests("/submit-listens")
     assert {r.body["listen_type"] for r in imports} == {"import"}
@@ -99,8 +102,8 @@ async def test_now_playing_with_nothing_after_it_goes_out(
 ) -> None:
     setup, sb = ingest_setup, sandbox
     token = sb.env["SANDBOX_TOKEN"]
-    await connect_with_token(setup, "lastfm", token)
-    await connect_with_token(setup, "listenbrainz", token)
+    for service in ("lastfm", "librefm", "listenbrainz"):
+        await connect_with_token(setup, service, token)
     ingest, dispatch = setup.process(), dispatcher(setup, sb)
     await ingest.start()
     await dispatch.start()
@@ -111,8 +114,13 @@ async def test_now_playing_with_nothing_after_it_goes_out(
     finally:
         assert await dispatch.stop() == 0
         assert await ingest.stop() == 0
-    assert found == {("lastfm", "now_playing"): ["sent"], ("listenbrainz", "now_playing"): ["sent"]}
-    methods = [r.body.get("method") for r in sb.lastfm.requests("/")]
-    assert methods == ["track.updateNowPlaying"]
+    assert found == {
+        ("lastfm", "now_playing"): ["sent"],
+        ("librefm", "now_playing"): ["sent"],
+        ("listenbrainz", "now_playing"): ["sent"],
+    }
+    for fake in (sb.lastfm, librefm_fake(sb)):
+        assert [r.body.get("method") for r in fake.requests("/")] == ["track.updateNowPlaying"]
+    assert librefm_fake(sb).state.now_playing["sandbox"]["track"] == "Windowlicker"
     listen_types = [r.body.get("listen_type") for r in sb.listenbrainz.requests("/submit-listens")]
     assert listen_types == ["playing_now"]

@@ -17,6 +17,7 @@ import pytest_asyncio
 from cryptography.fernet import Fernet
 
 from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox.librefm.fake import LibrefmFake
 from scrobble_shared.crypto import TokenCipher
 from tests.support.events import USER, event
 from tests.support.ingest import IngestSetup
@@ -26,6 +27,11 @@ from tests.support.services import ServiceProcess
 pytestmark = pytest.mark.integration
 KEY = Fernet.generate_key().decode()
 MAL_ID, ANILIST_ID = 52991, 154587
+ALL = ("trakt", "simkl", "anilist", "lastfm", "librefm", "listenbrainz")
+
+
+def librefm_fake(sb: Sandbox) -> LibrefmFake:
+    return sb.fake("librefm", LibrefmFake)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -99,7 +105,7 @@ async def wait_until_settled(dsn: str, deadline_s: float = 60) -> dict[tuple[str
 async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: Sandbox) -> None:
     setup, sb = ingest_setup, sandbox
     token = sb.env["SANDBOX_TOKEN"]
-    for service in ("trakt", "simkl", "anilist", "lastfm", "listenbrainz"):
+    for service in ALL:
         await connect_with_token(setup, service, token)
     events = [
         event("start", 0, at_s=0),
@@ -134,6 +140,9 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
         ("lastfm", "now_playing"): ["failed"],
         ("lastfm", "scrobble"): ["sent"],
         ("lastfm", "rating"): ["sent"],
+        ("librefm", "now_playing"): ["failed"],
+        ("librefm", "scrobble"): ["sent"],
+        ("librefm", "rating"): ["sent"],
         ("listenbrainz", "now_playing"): ["failed"],
         ("listenbrainz", "scrobble"): ["sent"],
         ("listenbrainz", "rating"): ["sent"],
@@ -141,7 +150,7 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
     # Each connection's card can say when its deliveries last worked (issue 20, point 5).
     synced = await sync_status(setup.database_url)
     assert {service: status for service, (status, _) in synced.items()} == {
-        service: "ok" for service in ("trakt", "simkl", "anilist", "lastfm", "listenbrainz")
+        service: "ok" for service in ALL
     }
     assert all(at is not None for _, at in synced.values())
     assert [r.status for r in sb.trakt.requests("/scrobble/")] == [201, 201]
@@ -153,6 +162,10 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
     assert str(ANILIST_ID) in str(entries)
     methods = [r.body.get("method") for r in sb.lastfm.requests("/")]
     assert methods == ["track.scrobble", "track.love"]
+    # Libre.fm's own fake, signed with its own key: the love found the track just scrobbled.
+    librefm = [(r.body.get("method"), r.status) for r in librefm_fake(sb).requests("/")]
+    assert librefm == [("track.scrobble", 200), ("track.love", 200)]
+    assert librefm_fake(sb).snapshot()["loves"][0]["track"] == "Windowlicker"
     listen_types = [r.body.get("listen_type") for r in sb.listenbrainz.requests("/submit-listens")]
     assert listen_types == ["single"]
     assert len(sb.listenbrainz.requests("/feedback/recording-feedback")) == 1

@@ -14,10 +14,11 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from scrobble_shared.trackers.registry import TRACKERS
 from tests.integration.gateway.test_connect_support import API, ConnectGateway, auth
 
 CHROMIUM = "/usr/bin/chromium"
-TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
+TITLES = {t.name: t.title for t in TRACKERS}
 # Generous for a loaded machine; a step that passes never waits for it.
 STEP_TIMEOUT_MS = 20_000
 

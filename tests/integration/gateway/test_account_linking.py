@@ -63,7 +63,7 @@ async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[Conn
         yield gateway
 
 
-@pytest.mark.parametrize("service", ["trakt", "simkl", "anilist", "lastfm"])
+@pytest.mark.parametrize("service", ["trakt", "simkl", "anilist", "lastfm", "librefm"])
 async def test_user_b_cannot_finish_a_flow_user_a_started(
     browser: Browser, gw: ConnectGateway, sb: Sandbox, service: str
 ) -> None:

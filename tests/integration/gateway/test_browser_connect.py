@@ -1,9 +1,9 @@
-"""Acceptance: a real headless Chromium connects Trakt, Simkl, AniList and Last.fm through the
-gateway against the sandbox, with auto-approve off: the page's script starts the flow (the
-answer's cookie binds it to this browser), the browser opens the authorization URL, presses
-Approve on the fake's consent page, lands on the gateway's success page, and the connection
-is then stored with its tokens encrypted. A screenshot of each success page is kept under
-``.local/artifacts/``.
+"""Acceptance: a real headless Chromium connects Trakt, Simkl, AniList, Last.fm and Libre.fm
+through the gateway against the sandbox, with auto-approve off: the page's script starts the
+flow (the answer's cookie binds it to this browser), the browser opens the authorization URL,
+presses Approve on the fake's consent page, lands on the gateway's success page, and the
+connection is then stored with its tokens encrypted. A screenshot of each success page is kept
+under ``.local/artifacts/``.
 
 One browser serves the whole module; each test gets a fresh browser context (no cookies
 carried from one service's flow into the next).
@@ -66,7 +66,7 @@ async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[Conn
         yield gateway
 
 
-@pytest.mark.parametrize("service", ["trakt", "simkl", "anilist", "lastfm"])
+@pytest.mark.parametrize("service", ["trakt", "simkl", "anilist", "lastfm", "librefm"])
 async def test_browser_connects(
     browser: Browser, gw: ConnectGateway, sb: Sandbox, service: str
 ) -> None:

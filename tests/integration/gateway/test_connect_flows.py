@@ -21,6 +21,7 @@ import pytest_asyncio
 from scrobble_gateway.connect.revoke import revoke_at_service
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
+from scrobble_shared.trackers.registry import TRACKERS, tracker
 from tests.integration.gateway.test_connect_support import (
     API,
     HTML,
@@ -29,6 +30,7 @@ from tests.integration.gateway.test_connect_support import (
     auth,
     callback_url,
     decide,
+    exchanges,
     follow,
     serve_gateway,
     set_cookies,
@@ -39,7 +41,9 @@ from tests.support.infra import Infra
 pytestmark = pytest.mark.integration
 
 OAUTH = ("trakt", "simkl", "anilist")
-TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
+TITLES = {t.name: t.title for t in TRACKERS}
+# The Last.fm 2.0 protocol's web auth: Last.fm and Libre.fm.
+WEB_AUTH = ("lastfm", "librefm")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -163,30 +167,32 @@ async def test_code_exchange_without_the_right_verifier_fails(
     assert await gw.connections() == []
 
 
-async def test_lastfm_connects_with_a_signed_get_session(
-    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+@pytest.mark.parametrize("service", WEB_AUTH)
+async def test_web_auth_connects_with_a_signed_get_session(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
 ) -> None:
     sb.auto_approve = True
     user = uuid.uuid4()
-    url = await gw.authorization_url(client, user, "lastfm")
+    url = await gw.authorization_url(client, user, service)
     query = parse_qs(urlsplit(url).query)
-    assert query["api_key"] == [sb.env["LASTFM_API_KEY"]]
-    assert query["cb"][0].startswith(f"{gw.url}{API}/lastfm/callback?state=")
+    prefix = tracker(service).settings.prefix
+    assert url.startswith(sb.env[f"{prefix}_AUTH_URL"] + "?")
+    assert query["api_key"] == [sb.env[f"{prefix}_API_KEY"]]
+    assert query["cb"][0].startswith(f"{gw.url}{API}/{service}/callback?state=")
 
     page = await follow(client, url, headers=HTML)
 
     assert page.status_code == 200
-    assert "Last.fm connected" in page.text
-    calls = sb.lastfm.requests("/", method="POST")
-    [call] = [
-        r for r in calls if isinstance(r.body, dict) and r.body.get("method") == "auth.getSession"
-    ]
+    assert f"{TITLES[service]} connected" in page.text
+    [call] = exchanges(sb, service)
     assert (call.method, call.status, call.body["api_sig"]) == ("POST", 200, "[REDACTED]")
     [row] = await gw.connections(user)
-    assert row["external_user_name"] == "sandbox"
+    assert (row["service"], row["external_user_name"]) == (service, "sandbox")
     session_key = gw.access_token(row)
-    assert token_owner(sb, "lastfm", session_key) == "sandbox"
+    assert token_owner(sb, service, session_key) == "sandbox"
     assert session_key.encode() not in bytes(row["access_token_enc"])
+    other = next(s for s in WEB_AUTH if s != service)
+    assert exchanges(sb, other) == []  # its own fake, not the other protocol tracker's
 
 
 async def test_listenbrainz_token_is_checked_then_stored(
@@ -322,18 +328,19 @@ async def test_racing_callbacks_with_one_state_connect_once(
     assert len(await gw.connections(user)) == 1
 
 
-async def test_lastfm_token_that_gives_no_session_creates_nothing(
-    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+@pytest.mark.parametrize("service", WEB_AUTH)
+async def test_web_auth_token_that_gives_no_session_creates_nothing(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
 ) -> None:
     sb.auto_approve = True
     user = uuid.uuid4()
-    back = await callback_url(client, await gw.authorization_url(client, user, "lastfm"))
+    back = await callback_url(client, await gw.authorization_url(client, user, service))
     token = parse_qs(urlsplit(back).query)["token"][0]
 
     page = await client.get(back.replace(token, "lt-not-a-token"), headers=HTML)
 
     assert page.status_code == 502
-    assert "Last.fm did not complete the sign-in" in page.text
+    assert f"{TITLES[service]} did not complete the sign-in" in page.text
     assert await gw.connections() == []
 
 

@@ -29,6 +29,7 @@ from cryptography.fernet import Fernet
 from scrobble_gateway.app import create_app
 from scrobble_gateway.main import PathOnlyAccessLogger
 from scrobble_sandbox import Sandbox
+from scrobble_sandbox.librefm.fake import LibrefmFake
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.settings import Settings, load_settings
 from tests.support.infra import Infra
@@ -148,17 +149,19 @@ def token_owner(sandbox: Sandbox, service: str, token: str) -> str | None:
         "simkl": sandbox.simkl.state.tokens,
         "anilist": sandbox.anilist.state.tokens,
         "lastfm": sandbox.lastfm.state.sessions,
+        "librefm": sandbox.fake("librefm", LibrefmFake).state.sessions,
         "listenbrainz": sandbox.listenbrainz.state.tokens,
     }
     return stores[service].user_for(token)
 
 
 def exchanges(sandbox: Sandbox, service: str) -> list[Any]:
-    """The token exchanges (Last.fm: auth.getSession calls) the service's fake received."""
-    if service == "lastfm":
+    """The token exchanges (Last.fm, Libre.fm: auth.getSession calls) the service's fake
+    received."""
+    if service in ("lastfm", "librefm"):
         return [
             r
-            for r in sandbox.lastfm.requests("/", method="POST")
+            for r in sandbox.fakes[service].requests("/", method="POST")
             if isinstance(r.body, dict) and r.body.get("method") == "auth.getSession"
         ]
     fakes: dict[str, Any] = {

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_shared.trackers.registry import TRACKERS
 from tests.integration.gateway.openapi_check import check_answer
 from tests.integration.gateway.test_connect_support import (
     API,
@@ -33,8 +34,8 @@ from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
-BROWSER_SERVICES = ("trakt", "simkl", "anilist", "lastfm")
-TITLES = {"trakt": "Trakt", "simkl": "Simkl", "anilist": "AniList", "lastfm": "Last.fm"}
+BROWSER_SERVICES = ("trakt", "simkl", "anilist", "lastfm", "librefm")
+TITLES = {t.name: t.title for t in TRACKERS}
 WRONG_BROWSER = "open this link in the browser that started it"
 
 

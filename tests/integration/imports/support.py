@@ -63,7 +63,7 @@ class ImportSetup:
         return ImportWorkerProcess(self.env, self.tmp / f"{name}.log", read_pacing=read_pacing)
 
     async def connect(self, service: str, **settings: Any) -> uuid.UUID:
-        names = {"lastfm": "sandbox", "listenbrainz": "sandbox"}
+        names = {"lastfm": "sandbox", "librefm": "sandbox", "listenbrainz": "sandbox"}
         return await self.gateway.connect(
             USER,
             service,

@@ -1,5 +1,6 @@
 """The Last.fm protocol's one error table: each code's outcome, the same for a delivery and
-for a history import (they used to differ on 8 and 14)."""
+for a history import (they used to differ on 8 and 14), and the same whichever of the two
+JSON shapes the error comes in (Last.fm's, or GNU FM's nested one from Libre.fm)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,14 @@ TABLE = [
 ]
 
 
-def answer(code: int, status: int = 200) -> HttpResponse:
-    body = {"error": code, "message": f"message {code}"}
+SHAPES = ("flat", "nested")
+
+
+def answer(code: int, status: int = 200, shape: str = "flat") -> HttpResponse:
+    body: dict[str, object] = {"error": code, "message": f"message {code}"}
+    if shape == "nested":
+        # GNU FM's XML error element through its JSON encoder: the code an attribute (text).
+        body = {"error": {"#text": f"message {code}", "code": str(code)}}
     return HttpResponse(status, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
@@ -57,11 +64,14 @@ def scrobble() -> ScrobbleWork:
 
 @pytest.mark.parametrize(("code", "kind"), TABLE)
 @pytest.mark.parametrize("status", [200, 400, 503])
+@pytest.mark.parametrize("shape", SHAPES)
 def test_each_code_means_one_thing_for_delivery_and_import(
-    code: int, kind: OutcomeKind, status: int
+    code: int, kind: OutcomeKind, status: int, shape: str
 ) -> None:
-    delivered = LastfmClient("https://last.fm/2.0/", APP).classify(scrobble(), answer(code, status))
-    imported = LastfmReader("https://last.fm/2.0/", APP).judge(answer(code, status))
+    delivered = LastfmClient("https://last.fm/2.0/", APP).classify(
+        scrobble(), answer(code, status, shape)
+    )
+    imported = LastfmReader("https://last.fm/2.0/", APP).judge(answer(code, status, shape))
     assert imported is not None
     assert delivered.kind is kind
     assert imported.kind is kind

@@ -17,8 +17,8 @@ from scrobble_gateway.connect.states import PendingConnect
 from scrobble_shared.settings import Settings, SettingsError, load_settings
 from scrobble_shared.trackers import connect as flows
 from scrobble_shared.trackers.connect import DevicePoll, ExchangeFailed, InvalidUserToken
-from scrobble_shared.trackers.lastfm import connect as lastfm_connect
 from scrobble_shared.trackers.listenbrainz import connect as listenbrainz_connect
+from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.trackers.trakt import connect as trakt_connect
 
 NOW = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
@@ -32,6 +32,8 @@ ENV = {
     "ANILIST_CLIENT_SECRET": "anilist-secret",
     "LASTFM_API_KEY": "lfm-key",
     "LASTFM_API_SECRET": "lfm-secret",
+    "LIBREFM_API_KEY": "libre-key",
+    "LIBREFM_API_SECRET": "libre-secret",
 }
 
 
@@ -216,32 +218,54 @@ def test_device_code_answer() -> None:
         flows.parse_device_code(200, {"user_code": "X"})
 
 
-# --- Last.fm ------------------------------------------------------------------------------
+# --- Last.fm 2.0 protocol web auth (Last.fm, Libre.fm) ---------------------------------------
+
+WEB_AUTH = [
+    (
+        "lastfm",
+        "https://www.last.fm/api/auth/",
+        "https://ws.audioscrobbler.com/2.0/",
+        ("lfm-key", "lfm-secret"),
+    ),
+    (
+        "librefm",
+        "https://libre.fm/api/auth/",
+        "https://libre.fm/2.0/",
+        ("libre-key", "libre-secret"),
+    ),
+]
 
 
-def test_lastfm_authorization_url_carries_our_state_in_cb() -> None:
+@pytest.mark.parametrize(("service", "page", "api", "app"), WEB_AUTH, ids=[w[0] for w in WEB_AUTH])
+def test_web_auth_url_carries_our_state_in_cb(
+    service: str, page: str, api: str, app: tuple[str, str]
+) -> None:
     here = settings()
-    callback = providers.callback_url(here, "lastfm")
-    url = flows.web_auth_page(here.tracker("lastfm"), callback, "st")
-    assert url.startswith("https://www.last.fm/api/auth/?")
+    callback = providers.callback_url(here, service)
+    url = flows.web_auth_page(here.tracker(service), callback, "st")
+    assert url.startswith(f"{page}?")
     q = query(url)
-    assert q["api_key"] == ["lfm-key"]
-    assert q["cb"] == ["https://scrobble.example/api/v1/scrobble/lastfm/callback?state=st"]
+    assert q["api_key"] == [app[0]]
+    assert q["cb"] == [f"https://scrobble.example/api/v1/scrobble/{service}/callback?state=st"]
 
 
-def test_lastfm_get_session_is_signed_as_documented() -> None:
-    lastfm = settings().tracker("lastfm")
-    request = flows.web_auth_session_request(lastfm_connect.FLOW, lastfm, "TOKEN")
-    expected = "api_key" + "lfm-key" + "method" + "auth.getSession" + "token" + "TOKEN"
-    signature = hashlib.md5((expected + "lfm-secret").encode(), usedforsecurity=False)
+@pytest.mark.parametrize(("service", "page", "api", "app"), WEB_AUTH, ids=[w[0] for w in WEB_AUTH])
+def test_get_session_is_signed_as_documented(
+    service: str, page: str, api: str, app: tuple[str, str]
+) -> None:
+    flow = tracker(service).connect
+    assert isinstance(flow, flows.WebAuth)
+    request = flows.web_auth_session_request(flow, settings().tracker(service), "TOKEN")
+    expected = "api_key" + app[0] + "method" + "auth.getSession" + "token" + "TOKEN"
+    signature = hashlib.md5((expected + app[1]).encode(), usedforsecurity=False)
     assert request.form == {
         "method": "auth.getSession",
-        "api_key": "lfm-key",
+        "api_key": app[0],
         "token": "TOKEN",
         "api_sig": signature.hexdigest(),
         "format": "json",
     }
-    assert request.url == "https://ws.audioscrobbler.com/2.0/"
+    assert request.url == api
     assert "TOKEN" not in repr(request)
 
 

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from scrobble_sandbox.lastfm.signature import sign
+from scrobble_shared.trackers.registry import TRACKERS
 
 
 async def test_requests_are_recorded_with_secrets_redacted(sb, client, token):
@@ -122,26 +123,14 @@ def test_env_shapes(sb):
     env = sb.env
     assert env["LASTFM_API_URL"].endswith("/2.0/")
     assert env["LISTENBRAINZ_API_URL"].endswith("/1")
-    names = {
-        "TRAKT_API_URL",
-        "TRAKT_AUTH_URL",
-        "LASTFM_API_URL",
-        "LASTFM_AUTH_URL",
-        "LISTENBRAINZ_API_URL",
-        "SIMKL_API_URL",
-        "SIMKL_AUTH_URL",
-        "ANILIST_API_URL",
-        "ANILIST_AUTH_URL",
-        "TRAKT_CLIENT_ID",
-        "TRAKT_CLIENT_SECRET",
-        "LASTFM_API_KEY",
-        "LASTFM_API_SECRET",
-        "SIMKL_CLIENT_ID",
-        "SIMKL_CLIENT_SECRET",
-        "ANILIST_CLIENT_ID",
-        "ANILIST_CLIENT_SECRET",
-        "SANDBOX_TOKEN",
-    }
+    # What each tracker of the registry reads to reach its fake: its URLs and its app's
+    # credentials; and the token every fake takes.
+    names = {"SANDBOX_TOKEN"}
+    for spec in (t.settings for t in TRACKERS):
+        names.add(f"{spec.prefix}_API_URL")
+        if spec.auth_url is not None:
+            names.add(f"{spec.prefix}_AUTH_URL")
+        names.update(spec.app or ())
     assert set(env) == names
     assert all(env[n].startswith("http://127.0.0.1:") for n in names if n.endswith("_URL"))
 

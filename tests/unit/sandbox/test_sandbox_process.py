@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from scrobble_sandbox.env import sandbox_env
+
 # A deadline for a hung process, not a speed requirement.
 STARTUP_DEADLINE = 30.0
-EXPECTED_LINES = 18
+# One line a variable: every fake's URLs and credentials, and the sandbox token.
+EXPECTED_LINES = len(sandbox_env("http://127.0.0.1:1"))
 # The console script pip installed next to this interpreter (.venv/bin/scrobble).
 SCROBBLE_SCRIPT = Path(sys.executable).with_name("scrobble")
 COMMANDS = {

@@ -50,7 +50,7 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
       key: DATABASE_URL
 {{- if has .component (list "dispatcher" "gateway") }}
 {{ include "revenge-scrobble.secretEnv" (dict "root" $root "key" "TOKEN_ENCRYPTION_KEY" "optional" false) }}
-{{- range list "TRAKT_CLIENT_ID" "TRAKT_CLIENT_SECRET" "LASTFM_API_KEY" "LASTFM_API_SECRET" "LISTENBRAINZ_TOKEN" "SIMKL_CLIENT_ID" "SIMKL_CLIENT_SECRET" "ANILIST_CLIENT_ID" "ANILIST_CLIENT_SECRET" }}
+{{- range list "TRAKT_CLIENT_ID" "TRAKT_CLIENT_SECRET" "LASTFM_API_KEY" "LASTFM_API_SECRET" "LIBREFM_API_KEY" "LIBREFM_API_SECRET" "LISTENBRAINZ_TOKEN" "SIMKL_CLIENT_ID" "SIMKL_CLIENT_SECRET" "ANILIST_CLIENT_ID" "ANILIST_CLIENT_SECRET" }}
 {{ include "revenge-scrobble.secretEnv" (dict "root" $root "key" . "optional" true) }}
 {{- end }}
 {{- end }}

@@ -1,11 +1,16 @@
-"""Last.fm API methods: auth, now playing, scrobble batches, love, recent tracks."""
+"""Last.fm API methods: auth, now playing, scrobble batches, love, recent tracks.
+
+Another tracker speaking the protocol (Libre.fm) is this API with its own credentials
+(``api_key``, ``api_secret``) and its own rules where it answers otherwise (the methods a
+subclass overrides: ``failure``, ``ignored``, ``scrobble_code``, ``within``).
+"""
 
 import math
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
@@ -74,6 +79,18 @@ def corrected(value: str) -> dict[str, str]:
 
 
 class LastfmApi(ServicePart[LastfmState]):
+    # The app credentials calls must carry and sign with.
+    api_key: ClassVar[str] = LASTFM_API_KEY
+    api_secret: ClassVar[str] = LASTFM_API_SECRET
+    # What each ignoredMessage code says.
+    ignored_text: ClassVar[dict[int, str]] = {
+        1: "Artist was ignored",
+        2: "Track was ignored",
+        3: "Timestamp was too old",
+        4: "Timestamp was too new",
+        5: "Daily scrobble limit exceeded",
+    }
+
     def __init__(self, fake: ServiceFake[LastfmState, Any]) -> None:
         super().__init__(fake)
         self.methods: dict[str, MethodSpec] = {
@@ -100,18 +117,22 @@ class LastfmApi(ServicePart[LastfmState]):
         try:
             return render.ok(await self.dispatch(request, params), fmt)
         except LastfmError as err:
-            return render.failure(err, fmt)
+            return self.failure(err, fmt)
+
+    def failure(self, err: LastfmError, fmt: str) -> web.Response:
+        """An error's answer, in the format asked for."""
+        return render.failure(err, fmt)
 
     async def dispatch(self, request: web.Request, params: Params) -> dict[str, Any]:
         """Check in the order Last.fm does: method, key, HTTP verb, signature, session."""
         spec = self.methods.get(params.get("method", "").lower())
         if spec is None:
             raise LastfmError(3)
-        if params.get("api_key") != LASTFM_API_KEY:
+        if params.get("api_key") != self.api_key:
             raise LastfmError(10)
         if spec.post_only and request.method != "POST":
             raise LastfmError(3, "Invalid Method - This method must be called with POST")
-        if spec.signed and not signature.verify(params, LASTFM_API_SECRET):
+        if spec.signed and not signature.verify(params, self.api_secret):
             raise LastfmError(13)
         user: str | None = None
         if spec.session:
@@ -155,7 +176,7 @@ class LastfmApi(ServicePart[LastfmState]):
         artist, track = params.get("artist"), params.get("track")
         if artist is None or track is None:
             raise LastfmError(6, "Invalid parameters - artist and track are required")
-        code = self._ignored(artist, track)
+        code = self.ignored(artist, track)
         if code == 0:
             self.state.now_playing[user] = {
                 "artist": artist,
@@ -170,11 +191,12 @@ class LastfmApi(ServicePart[LastfmState]):
                 "track": corrected(track),
                 "album": corrected(params.get("album", "")),
                 "albumArtist": corrected(params.get("albumArtist", "")),
-                "ignoredMessage": {"code": str(code), "#text": _IGNORED_TEXT.get(code, "")},
+                "ignoredMessage": {"code": str(code), "#text": self.ignored_text.get(code, "")},
             }
         }
 
-    def _ignored(self, artist: str, track: str) -> int:
+    def ignored(self, artist: str, track: str) -> int:
+        """The ignoredMessage code for this artist and title (0: taken)."""
         if not artist.strip() or artist.strip().lower() in self.state.filtered_artists:
             return 1
         if not track.strip() or track.strip().lower() in self.state.filtered_tracks:
@@ -205,8 +227,9 @@ class LastfmApi(ServicePart[LastfmState]):
             batch.append(item)
         return batch
 
-    def _scrobble_code(self, user: str, item: dict[str, str], accepted_today: int) -> int:
-        code = self._ignored(item["artist"], item["track"])
+    def scrobble_code(self, user: str, item: dict[str, str], accepted_today: int) -> int:
+        """The ignoredMessage code for one scrobble of a batch (0: taken)."""
+        code = self.ignored(item["artist"], item["track"])
         if code:
             return code
         ts, at = int(item["timestamp"]), now()
@@ -229,7 +252,7 @@ class LastfmApi(ServicePart[LastfmState]):
         )
         results, accepted = [], 0
         for item in batch:
-            code = self._scrobble_code(user, item, today + accepted)
+            code = self.scrobble_code(user, item, today + accepted)
             if code == 0:
                 accepted += 1
                 self.state.scrobbles.append(
@@ -253,7 +276,7 @@ class LastfmApi(ServicePart[LastfmState]):
                     "track": corrected(item["track"]),
                     "albumArtist": corrected(item.get("albumArtist", "")),
                     "timestamp": item["timestamp"],
-                    "ignoredMessage": {"code": str(code), "#text": _IGNORED_TEXT.get(code, "")},
+                    "ignoredMessage": {"code": str(code), "#text": self.ignored_text.get(code, "")},
                 }
             )
         # As the real service does: one scrobble is an object, several are a list.
@@ -303,9 +326,7 @@ class LastfmApi(ServicePart[LastfmState]):
             raise LastfmError(6, f"Invalid parameters - {exc}") from exc
         extended = params.get("extended") == "1"
         items = [
-            s
-            for s in self.state.user_scrobbles(owner)
-            if (start is None or s.timestamp >= start) and (end is None or s.timestamp <= end)
+            s for s in self.state.user_scrobbles(owner) if self.within(s.timestamp, start, end)
         ]
         total = len(items)
         tracks = [
@@ -322,6 +343,11 @@ class LastfmApi(ServicePart[LastfmState]):
             "total": str(total),
         }
         return {"recenttracks": {"track": tracks, "@attr": attr}}
+
+    @staticmethod
+    def within(timestamp: int, start: int | None, end: int | None) -> bool:
+        """Whether a scrobble falls in ``from``..``to`` (both ends included, as Last.fm)."""
+        return (start is None or timestamp >= start) and (end is None or timestamp <= end)
 
     def _artist_json(self, name: str, extended: bool) -> dict[str, Any]:
         if extended:
@@ -377,15 +403,6 @@ class LastfmApi(ServicePart[LastfmState]):
                 "type": "user",
             }
         }
-
-
-_IGNORED_TEXT = {
-    1: "Artist was ignored",
-    2: "Track was ignored",
-    3: "Timestamp was too old",
-    4: "Timestamp was too new",
-    5: "Daily scrobble limit exceeded",
-}
 
 
 def _music_url(artist: str, track: str | None = None) -> str:

@@ -1,4 +1,7 @@
-"""Last.fm web auth: the page a browser visits, which returns to `cb` with `?token=`."""
+"""Last.fm web auth: the page a browser visits, which returns to `cb` with `?token=`.
+Another tracker speaking the protocol (Libre.fm) shows it under its own name and key."""
+
+from typing import ClassVar
 
 from aiohttp import web
 
@@ -14,6 +17,8 @@ class LastfmWebAuth(ConsentFlow[LastfmState]):
     service = "Last.fm"
     prompt = "The sandbox app wants to scrobble to your Last.fm profile."
     decision_path = "/api/auth/decision"
+    # The API key the page must be opened with.
+    api_key: ClassVar[str] = LASTFM_API_KEY
 
     def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
         router.add_get(f"{prefix}/api/auth/", self.page)
@@ -22,7 +27,7 @@ class LastfmWebAuth(ConsentFlow[LastfmState]):
 
     async def page(self, request: web.Request) -> web.Response:
         q = request.query
-        if q.get("api_key") != LASTFM_API_KEY:
+        if q.get("api_key") != self.api_key:
             return message_page("Invalid API key", "This application is not known", status=400)
         return self.consent(q, {"cb": q.get("cb", ""), "token": q.get("token", "")})
 

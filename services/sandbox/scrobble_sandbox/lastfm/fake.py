@@ -38,11 +38,14 @@ class LastfmFake(ServiceFake[LastfmState, LastfmRateLimits]):
     }
     state_type = LastfmState
     limits_type = LastfmRateLimits
+    # The API and the web-auth page (another tracker speaking the protocol: its own).
+    api_type: ClassVar[type[LastfmApi]] = LastfmApi
+    web_auth_type: ClassVar[type[LastfmWebAuth]] = LastfmWebAuth
 
     def __init__(self) -> None:
         super().__init__()
-        self.api = LastfmApi(self)
-        self.web_auth = LastfmWebAuth(self)
+        self.api = self.api_type(self)
+        self.web_auth = self.web_auth_type(self)
 
     def surfaces(self) -> dict[str, str]:
         return {"api": "/lastfm-api", "auth": "/lastfm-www"}

@@ -11,11 +11,14 @@ Pure (see :mod:`scrobble_shared.trackers.http`): no network, no clock, no databa
   its rate limit, 9 is a revoked session, the rest will not get better by sending again.
 - A scrobble can be *ignored* (filtered, too old, in the future, over the daily limit); the
   answer says so per item, and an ignored item is a permanent outcome with a readable reason.
+  What the codes mean is the tracker's (:class:`IgnoredCodes`): Libre.fm numbers them
+  otherwise and has one for an item it already holds, which is done, not lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -46,16 +49,36 @@ from scrobble_shared.work_message import ScrobbleWork
 MAX_BATCH: Final = 50
 """Most scrobbles Last.fm takes in one ``track.scrobble`` call."""
 
-_IGNORED: Final[dict[int, str]] = {
-    1: "artist filtered",
-    2: "track filtered",
-    3: "timestamp too old",
-    4: "timestamp in the future",
-    # The daily limit clears tomorrow, but EXTERNAL_APIS says an ignored item is permanent
-    # and reported, not retried: by then most of the backlog is too old (code 3) anyway,
-    # and history shows the reason so a person can replay it.
-    5: "daily scrobble limit reached",
-}
+
+@dataclass(frozen=True)
+class IgnoredCodes:
+    """What a tracker's ``ignoredMessage`` codes mean: a readable reason for each, and the
+    codes that say the tracker already holds the item (a scrobble sent again after an
+    answer that never came), which is done rather than lost."""
+
+    reasons: Mapping[int, str]
+    already_held: frozenset[int] = field(default_factory=frozenset)
+
+    def outcome(self, code: int, text: str, label: str, status: int) -> Outcome:
+        """The outcome of an item ignored with ``code`` (and the tracker's ``text``)."""
+        meaning = self.reasons.get(code) or text or "no reason given"
+        if code in self.already_held:
+            return Outcome.already_done(f"already on {label} (code {code}): {meaning}", status)
+        return Outcome.permanent(f"ignored by {label} (code {code}): {meaning}", status)
+
+
+LASTFM_IGNORED: Final = IgnoredCodes(
+    {
+        1: "artist filtered",
+        2: "track filtered",
+        3: "timestamp too old",
+        4: "timestamp in the future",
+        # The daily limit clears tomorrow, but EXTERNAL_APIS says an ignored item is
+        # permanent and reported, not retried: by then most of the backlog is too old
+        # (code 3) anyway, and history shows the reason so a person can replay it.
+        5: "daily scrobble limit reached",
+    }
+)
 
 
 class UnsendableInBatch(Unsendable):
@@ -70,7 +93,7 @@ class UnsendableInBatch(Unsendable):
 class LastfmClient:
     """Requests for the Last.fm 2.0 protocol's write methods and the outcomes of their
     answers: Last.fm's, or another tracker's that speaks the same protocol (Libre.fm),
-    named by ``service`` and ``label``."""
+    named by ``service`` and ``label``, whose ignored codes are ``ignored``."""
 
     def __init__(
         self,
@@ -79,11 +102,13 @@ class LastfmClient:
         *,
         service: ServiceName = "lastfm",
         label: str = "Last.fm",
+        ignored: IgnoredCodes = LASTFM_IGNORED,
     ) -> None:
         self.api_url = api_url
         self.app = app
         self.service = service
         self.label = label
+        self.ignored = ignored
 
     # --- requests ---------------------------------------------------------------------------
     def build(self, work: ScrobbleWork, user: UserCredentials) -> HttpRequest:
@@ -132,7 +157,7 @@ class LastfmClient:
         if failure is not None:
             return failure
         if work.kind is WorkKind.NOW_PLAYING:
-            return _now_playing_outcome(response, self.label)
+            return _now_playing_outcome(response, self.label, self.ignored)
         return Outcome.done("loved", response.status)
 
     def classify_batch(
@@ -149,7 +174,8 @@ class LastfmClient:
             got, sent = len(items), len(works)
             mismatch = _count_mismatch(scrobbles, got, sent, response.status, self.label)
             return [mismatch] * len(works)
-        return [_item_outcome(item, response.status, self.label) for item in items]
+        status = response.status
+        return [_item_outcome(item, status, self.label, self.ignored) for item in items]
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
         """A pause after the rate limit (error 29); else None. Last.fm sends no limit
@@ -253,15 +279,10 @@ def _ignored_code(item: Any) -> tuple[int, str]:
     return as_int(message.get("code")) or 0, str(message.get("#text") or "")
 
 
-def _ignored_reason(code: int, text: str, label: str) -> str:
-    meaning = _IGNORED.get(code) or text or "no reason given"
-    return f"ignored by {label} (code {code}): {meaning}"
-
-
-def _now_playing_outcome(response: HttpResponse, label: str) -> Outcome:
+def _now_playing_outcome(response: HttpResponse, label: str, ignored: IgnoredCodes) -> Outcome:
     code, text = _ignored_code(response.json().get("nowplaying"))
     if code:
-        return Outcome.permanent(_ignored_reason(code, text, label), response.status)
+        return ignored.outcome(code, text, label, response.status)
     return Outcome.done("now playing updated", response.status)
 
 
@@ -273,10 +294,10 @@ def _scrobble_items(scrobbles: Any) -> list[Any]:
     return item if isinstance(item, list) else [item]
 
 
-def _item_outcome(item: Any, status: int, label: str) -> Outcome:
+def _item_outcome(item: Any, status: int, label: str, ignored: IgnoredCodes) -> Outcome:
     code, text = _ignored_code(item)
     if code:
-        return Outcome.permanent(_ignored_reason(code, text, label), status)
+        return ignored.outcome(code, text, label, status)
     return Outcome.done("scrobbled", status)
 
 

@@ -15,6 +15,12 @@ What each code means for a piece of work (Last.fm's API error page, EXTERNAL_API
 
 Before this table, delivery retried 8 only with a 5xx status and took 14 for permanent,
 while imports always retried 8 and reconnected on 14.
+
+An error comes in one of two JSON shapes: ``{"error": 9, "message": "..."}`` (Last.fm, and
+GNU FM's ``report_failure``), or ``{"error": {"code": "16", "#text": "..."}}`` where GNU FM
+(Libre.fm) turns its XML error element into JSON (``JSONEncoder::encodeXML``: an answer its
+method built, such as error 16 when its database failed or 7 for an unknown track). Both
+are read here, so no error of either goes for a success.
 """
 
 from __future__ import annotations
@@ -64,8 +70,21 @@ def as_int(value: object) -> int | None:
 
 
 def error_code(body: Any) -> int | None:
-    """The ``error`` of an answer's body, when it carries one."""
-    return as_int(body.get("error")) if isinstance(body, dict) else None
+    """The ``error`` of an answer's body, when it carries one (either shape: module
+    docstring)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return as_int(error.get("code"))
+    return as_int(error)
+
+
+def error_message(body: Any) -> str | None:
+    """The words that came with the error, in either shape."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    message = error.get("#text") if isinstance(error, dict) else body.get("message")
+    return message if isinstance(message, str) and message else None
 
 
 def rate_limit_wait_s(response: HttpResponse) -> float:
@@ -77,8 +96,7 @@ def rate_limit_wait_s(response: HttpResponse) -> float:
 def error_outcome(code: int, label: str, body: Any, response: HttpResponse) -> Outcome:
     """The outcome of an answer carrying error ``code`` (``label``: the tracker as people
     write it, for the reason)."""
-    message = body.get("message") if isinstance(body, dict) else None
-    reason = f"{label} error {code}: {message or 'no message'}"
+    reason = f"{label} error {code}: {error_message(body) or 'no message'}"
     status = response.status
     found = meaning(code)
     if found is Meaning.RETRY:

@@ -5,6 +5,14 @@ put while the user keeps listening), ``from`` the last finished import's end.
 
 A read needs no session (the user's name is enough), so the request is unsigned, with the
 app's API key; it counts against the same per-key limit as every Last.fm call.
+
+Libre.fm (GNU FM) reads the same call with two differences, which its reader is told of:
+``from`` and ``to`` are strict (``time > from``), so ``from`` reaches back a second lest a
+scrobble in the very second the last import ended be missed by both imports (the overlap is
+imported once: items are idempotent); and a page with no scrobbles is not an empty list but
+an error (``no_scrobbles_error``: its 7, "Invalid resource specified"), which then ends the
+import. GNU FM counts ``totalPages`` over the whole history whatever the range, so a range
+always ends on that answer.
 """
 
 from __future__ import annotations
@@ -59,12 +67,18 @@ class LastfmReader:
         service: str = "lastfm",
         label: str = "Last.fm",
         write_keys: Callable[[PaceFor], list[PaceKey]] = write_keys,
+        strict_range: bool = False,
+        no_scrobbles_error: int | None = None,
     ) -> None:
         self._api_url = api_url
         self._app = app
         self.service = service
         self._label = label
         self._write_keys = write_keys
+        # ``from`` and ``to`` exclude their own second (module docstring).
+        self._strict_range = strict_range
+        # The error code that means "no scrobbles on this page" (module docstring).
+        self._no_scrobbles_error = no_scrobbles_error
 
     def start(self, ctx: JobContext) -> Cursor:
         if not ctx.user_name:
@@ -84,11 +98,13 @@ class LastfmReader:
             "format": "json",
         }
         if ctx.since is not None:
-            params["from"] = str(unix_s(ctx.since))
+            params["from"] = str(unix_s(ctx.since) - (1 if self._strict_range else 0))
         return HttpRequest("GET", self._api_url, {"User-Agent": USER_AGENT}, params=params)
 
     def read(self, cursor: Cursor, response: HttpResponse, ctx: JobContext) -> Page:
         body = response.json()
+        if self._no_scrobbles(body):
+            return Page([], None)
         recent = body.get("recenttracks") if isinstance(body, dict) else None
         if not isinstance(recent, dict):
             raise UnexpectedAnswer(f"{self._label} answered without recenttracks")
@@ -104,9 +120,13 @@ class LastfmReader:
     def judge(self, response: HttpResponse) -> Outcome | None:
         body = response.json()
         code = error_code(body)
-        if code is not None:
+        if code is not None and not self._no_scrobbles(body):
             return error_outcome(code, self._label, body, response)
         return judge_status(self._label, response)
+
+    def _no_scrobbles(self, body: Any) -> bool:
+        code = error_code(body)
+        return code is not None and code == self._no_scrobbles_error
 
     def pacing_keys(self, connection_id: UUID, app_key: str) -> list[PaceKey]:
         # The limit is per API key for every call: the same key as the writes.
