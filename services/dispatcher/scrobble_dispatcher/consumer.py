@@ -133,17 +133,34 @@ async def deliver_in_batches(
 
 
 async def poll_due_work(pool: asyncpg.Pool, deliverer: Deliverer, services: list[str]) -> None:
-    """Until cancelled: claim retries whose time has come (and rows whose sender died)."""
+    """Until cancelled: deliver retries whose time has come (and rows whose sender died),
+    each service in a loop of its own, so a service paced far apart (Simkl: one write a
+    second for the whole app) never holds up another's retries."""
+    await asyncio.gather(*(_poll_service(pool, deliverer, service) for service in services))
+
+
+async def _poll_service(pool: asyncpg.Pool, deliverer: Deliverer, service: str) -> None:
     while True:
         try:
-            for service in services:
-                async with pool.acquire() as conn:
-                    due = await repository.claim_due(conn, service, POLL_BATCH)
-                by_connection: dict[uuid.UUID, list[repository.Claimed]] = defaultdict(list)
-                for claimed in due:
-                    by_connection[claimed.connection_id].append(claimed)
-                for rows in by_connection.values():
-                    await deliver_in_batches(deliverer, rows)
+            async with pool.acquire() as conn:
+                due = await repository.due_work(conn, service, POLL_BATCH)
+            by_connection: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+            for scrobble_id, connection_id in due:
+                by_connection[connection_id].append(scrobble_id)
+            for ids in by_connection.values():
+                await deliver_in_batches(deliverer, _claimed_in_turn(deliverer, ids))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("retry poller: %s; trying again shortly", exc)
+            log.warning("retry poller (%s): %s; trying again shortly", service, exc)
         await asyncio.sleep(POLL_INTERVAL_S)
+
+
+async def _claimed_in_turn(
+    deliverer: Deliverer, ids: list[uuid.UUID]
+) -> AsyncIterator[repository.Claimed]:
+    """Each row claimed only when its turn comes: claimed all at once, the last ones would
+    wait for the pacing slots of those before them past the claim's lease, and another
+    replica would claim and send them too. Rows someone else claimed meanwhile are skipped."""
+    for scrobble_id in ids:
+        claimed = await deliverer.claim(scrobble_id)
+        if claimed is not None:
+            yield claimed

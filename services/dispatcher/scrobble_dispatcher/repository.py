@@ -95,25 +95,22 @@ async def claim(conn: Conn, scrobble_id: uuid.UUID) -> Claimed | None:
     return claimed
 
 
-async def claim_due(conn: Conn, service: str, limit: int) -> list[Claimed]:
-    """Take rows whose retry time has come (or whose sender died), oldest first."""
+async def due_work(conn: Conn, service: str, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(id, connection id) of rows whose retry time has come (or whose sender died), oldest
+    first, without claiming them: the poller claims each one just before it sends it."""
     rows = await conn.fetch(
-        f"""
-        UPDATE scrobbles SET status = 'sending', attempts = attempts + 1, updated_at = now()
-        WHERE id IN (
-            SELECT id FROM scrobbles
-            WHERE service = $1 AND (
-                (status = 'retrying' AND next_attempt_at <= now())
-                OR (status = 'sending' AND updated_at < now() - $2::interval))
-            ORDER BY next_attempt_at NULLS FIRST LIMIT $3
-            FOR UPDATE SKIP LOCKED)
-        RETURNING {_CLAIMED_COLUMNS}
-        """,  # noqa: S608 - constant column list
+        """
+        SELECT id, connection_id FROM scrobbles
+        WHERE service = $1 AND (
+            (status = 'retrying' AND next_attempt_at <= now())
+            OR (status = 'sending' AND updated_at < now() - $2::interval))
+        ORDER BY next_attempt_at NULLS FIRST LIMIT $3
+        """,
         service,
         SENDING_LEASE,
         limit,
     )
-    return [_claimed(r) for r in rows]
+    return [(row["id"], row["connection_id"]) for row in rows]
 
 
 async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Claimed | None]:
