@@ -439,6 +439,18 @@ pg_our_pid() { # pid of our postmaster, if running
 	echo "$pid"
 }
 
+# A postmaster killed with SIGKILL stays a zombie until its parent (often pid 1) reaps it,
+# which some inits do only every second or so. Its socket lock file names its pid, and a
+# new postmaster refuses to start while that pid exists ("lock file ... already exists"),
+# so wait for it to be gone (a pid taken over by another process: give up after 30 s).
+pg_wait_reaped() { # pid from a stale postmaster.pid
+	local deadline=$((SECONDS + 30))
+	[[ "${1:-}" =~ ^[0-9]+$ ]] || return 0
+	while [[ -e "/proc/$1" ]] && ((SECONDS < deadline)); do
+		sleep 0.2
+	done
+}
+
 pg_init() {
 	local logfile
 	logfile="$(pg_log_file)"
@@ -523,6 +535,7 @@ pg_up() {
 	sockdir="$(pg_init)"
 	logfile="$(pg_log_file)"
 	if [[ -z "${pid:-}" && -f "$PGDATA/postmaster.pid" ]]; then
+		pg_wait_reaped "$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null || true)"
 		log "postgres: removing stale $PGDATA/postmaster.pid"
 		rm -f "$PGDATA/postmaster.pid"
 	fi
