@@ -27,6 +27,12 @@ of the dispatcher lives here.
   together, up to 50 in one Last.fm ``track.scrobble`` and 100 in one ListenBrainz
   ``import``: one pacing slot per call. Last.fm answers item by item; an import's answer
   applies to each of its works; a work that cannot be sent is dead on its own.
+- Sent again (an attempt before this one whose outcome nobody saw: the sender died, the
+  answer was cut off or too late): the calls a service does not deduplicate itself (Trakt
+  and Simkl history adds, Last.fm scrobbles) are preceded by a question to the service
+  (``recheck.py``, paced on its read limits); what it holds already is sent (ALREADY_DONE),
+  an answer that says nothing is retried like a failed write. A backlog that holds such
+  work goes one by one.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
   ``MAX_INLINE_WAIT`` away reschedules the work for then rather than holding the consumer.
 - Ids (``resolve/``, when a resolver is given): before the first call the item is resolved
@@ -67,11 +73,13 @@ from scrobble_dispatcher.clients.base import (
     ServiceClient,
     Unsendable,
     UserCredentials,
+    retry_after_s,
 )
 from scrobble_dispatcher.clients.lastfm import MAX_BATCH as LASTFM_MAX_BATCH
 from scrobble_dispatcher.clients.lastfm import LastfmClient
 from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
 from scrobble_dispatcher.paced_call import call_on_slot
+from scrobble_dispatcher.recheck import NoAnswer, Recheck
 from scrobble_dispatcher.resolve.resolver import (
     UNRESOLVED,
     IdResolver,
@@ -128,8 +136,10 @@ class Deliverer:
         refresh: dict[str, tokens.RefreshConfig] | None = None,
         refresh_lease: timedelta = tokens.REFRESH_LEASE,
         resolver: IdResolver | None = None,
+        rechecks: Mapping[str, Recheck] | None = None,
     ) -> None:
         self._resolver = resolver
+        self._rechecks = dict(rechecks or {})
         self._refresh = refresh or {}
         self._tokens = TokenRefresher(pool, cipher, http, refresh_lease)
         self._pool = pool
@@ -258,9 +268,58 @@ class Deliverer:
             if isinstance(resolved, Outcome):
                 return resolved
             work = resolved
+        if claimed.attempts > 1:
+            seen = await self._recheck(work, claimed, user)
+            if seen is not None:
+                return seen
         if isinstance(client, AniListClient):
             return await self._send_anilist(client, work, claimed, user)
         return await self._call(client, work, claimed, client.build(work, user))
+
+    def _may_repeat(self, claimed: repository.Claimed) -> bool:
+        """Tried before, and a repeat the service would keep twice."""
+        check = self._rechecks.get(claimed.service)
+        if check is None or claimed.attempts <= 1:
+            return False
+        return check.applies(ScrobbleWork.from_message(claimed.request))
+
+    async def _recheck(
+        self, work: ScrobbleWork, claimed: repository.Claimed, user: UserCredentials
+    ) -> Outcome | None:
+        """For work an earlier attempt may have delivered: ALREADY_DONE when the service
+        holds it, an outcome to retry by when it could not tell, None to send it."""
+        check = self._rechecks.get(work.service)
+        if check is None or not check.applies(work):
+            return None
+        name = None
+        if work.service == "lastfm":
+            async with self._pool.acquire() as conn:
+                name = await conn.fetchval(
+                    "SELECT external_user_name FROM connections WHERE id = $1",
+                    claimed.connection_id,
+                )
+        request = check.build(work, user, name)
+        if request is None:
+            return None
+        client = self._clients[work.service]
+        app_key = self._policy.app_keys.get(work.service, "")
+        keys = check.pacing_keys(claimed.connection_id, app_key)
+        sent = await self._paced_send(client, work, [claimed], request, keys, "recheck")
+        if isinstance(sent, Outcome):
+            return sent
+        if sent.status == 401:
+            return client.classify(work, sent).scrubbed(request.secrets())
+        try:
+            held = check.holds(work, sent)
+        except NoAnswer as exc:
+            reason = f"could not tell whether {work.service} has it already ({exc})"
+            return Outcome.retry(reason, sent.status, retry_after_s(sent))
+        if not held:
+            return None
+        log.info("%s had %s already: an earlier attempt got through", work.service, claimed.id)
+        return Outcome.already_done(
+            f"{work.service} had it already (an earlier attempt got through)", sent.status
+        )
 
     async def _call(
         self,
@@ -357,7 +416,7 @@ class Deliverer:
         answer applies to each of its works. A connection that is not plainly usable
         (disabled, no token, needs reconnect) goes the one-by-one way, which knows what to
         do with each case."""
-        if len(batch) <= 1:
+        if len(batch) <= 1 or any(self._may_repeat(claimed) for claimed in batch):
             return [await self.deliver(claimed) for claimed in batch]
         head = batch[0]
         with logs.bound(

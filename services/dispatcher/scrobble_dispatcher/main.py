@@ -26,6 +26,7 @@ from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.gauges import mark_enabled, sample_forever
 from scrobble_dispatcher.imports import wiring as imports
+from scrobble_dispatcher.recheck import LastfmRecheck, Recheck, SimklRecheck, TraktRecheck
 from scrobble_dispatcher.resolve import build as build_resolvers
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.token_refresh import refresh_configs
@@ -55,6 +56,20 @@ def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, 
         "listenbrainz": lambda: ListenBrainzClient(settings.listenbrainz_api_url),
     }
     return {service: makers[service]() for service in services}
+
+
+def build_rechecks(settings: Settings, clients: dict[str, ServiceClient]) -> dict[str, Recheck]:
+    """The "is it there already?" questions of the services that keep repeats twice."""
+    app = partial(AppCredentials.from_settings, settings)
+    found: dict[str, Recheck] = {}
+    trakt = clients.get("trakt")
+    if isinstance(trakt, TraktClient):
+        found["trakt"] = TraktRecheck(trakt)
+    if "simkl" in clients:
+        found["simkl"] = SimklRecheck(settings.simkl_api_url, app("simkl"))
+    if "lastfm" in clients:
+        found["lastfm"] = LastfmRecheck(settings.lastfm_api_url, app("lastfm"))
+    return found
 
 
 def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
@@ -118,15 +133,17 @@ def build_app(settings: Settings) -> FastStream:
                 app_keys={s: settings.service(s).client_id or s for s in services},
             )
             cipher = TokenCipher(token_keys)
+            clients = build_clients(settings, services)
             deliverer = Deliverer(
                 pool,
                 cipher,
-                build_clients(settings, services),
+                clients,
                 http,
                 relay,
                 policy,
                 refresh=refresh_configs(settings, list(services)),
                 resolver=build_resolver(settings, list(services), pool),
+                rechecks=build_rechecks(settings, clients),
             )
             state["subscriber"] = WorkSubscriber(deliverer)
 
