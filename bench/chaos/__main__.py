@@ -18,7 +18,7 @@ from bench.chaos.stack import KILLABLE
 # cuts, latency, loss, partitions, slow fakes, dropped answers, clock skews).
 MODES = {
     "calm": (0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-    "short": (2, 1, 1, 3, 1, 1, 1, 1, 1, 2),
+    "short": (1, 1, 1, 3, 1, 1, 1, 1, 1, 1),
     "long": (50, 10, 10, 9, 3, 3, 3, 8, 8, 4),
 }
 FIRST = ("kill -9 dispatcher-a", "kill -9 dispatcher-b", "kill -9 importer")
@@ -49,8 +49,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, help="default: enough for the rate")
     parser.add_argument("--minutes", type=float, default=30.0, help="soak length")
     parser.add_argument("--window", type=float, help="seconds of latency, loss and skew")
-    parser.add_argument("--partition", type=float, default=30.0, help="seconds of a partition")
-    parser.add_argument("--steady", type=float, default=20.0, help="seconds without faults")
+    parser.add_argument("--partition", type=float, help="seconds of a partition (30)")
+    parser.add_argument("--steady", type=float, help="seconds without faults first (20)")
     parser.add_argument("--keep-infra", action="store_true", help="leave Kafka and Postgres up")
     parser.add_argument("--keep-data", action="store_true", help="keep the run's database")
     return parser.parse_args(argv)
@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     soak = args.mode == "soak"
     rate = args.rate or (200.0 if soak else 15.0)
     users = args.users or max(60, math.ceil(rate * 4))
-    window = args.window or (30.0 if args.mode == "long" else 8.0)
+    quick = args.mode == "short"
+    window = args.window or (30.0 if args.mode == "long" else 6.0 if quick else 8.0)
+    partition = args.partition or (10.0 if quick else 30.0)
+    steady = args.steady or (10.0 if quick else 20.0)
     options = Options(
         state_dir=args.state_dir,
         seed=args.seed,
@@ -69,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         users=users,
         keep_infra=args.keep_infra,
         keep_data=args.keep_data,
+        quick=quick,
+        warmup_s=10.0 if quick else 20.0,
     )
     rng = random.Random(args.seed)
-    scenarios = catalogue(window, args.partition)
+    scenarios = catalogue(window, partition)
     if soak:
         # Faults at a low rate: a trial of any scenario about every two minutes.
         options.soak_s = args.minutes * 60
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_for(MODES[args.mode], scenarios, rng)
     what = f"{args.minutes:.0f} min soak" if soak else f"{len(plan)} trials"
     print(f"chaos {args.mode}: {what} at {rate:.0f} events/s", flush=True)
-    outcome = asyncio.run(execute(options, plan, args.steady, scenarios))
+    outcome = asyncio.run(execute(options, plan, steady, scenarios))
     print("\n".join(outcome.lines))
     print(outcome.result, flush=True)
     return 0 if outcome.lost == 0 and outcome.doubled == 0 and outcome.at_rest else 1

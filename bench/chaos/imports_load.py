@@ -34,6 +34,7 @@ IMPORTED: Final = ("trakt", "lastfm", "listenbrainz")
 # are small. Every Trakt play becomes a Simkl write (two-way sync), and Simkl takes one
 # write a second per app, playback included.
 FIRST_ROUND: Final = {"trakt": 120, "lastfm": 450, "listenbrainz": 2100}
+QUICK_FIRST_ROUND: Final = {"trakt": 30, "lastfm": 250, "listenbrainz": 1100}
 LATER_ROUNDS: Final = {"trakt": 2, "lastfm": 10, "listenbrainz": 20}
 ROUND_GAP_S: Final = 20.0
 FIRST_NUMBER: Final = 2_000_000  # items of their own, apart from the load's and the gateway's
@@ -71,8 +72,10 @@ class ImportDriver:
         users: Sequence[User],
         tag: str,
         dsn: str,
+        first_round: dict[str, int] = FIRST_ROUND,
     ) -> None:
         self.dsn = dsn
+        self.first_round = first_round
         self.gateway_url = gateway_url
         self.jwt_secret = jwt_secret
         self.sandbox = sandbox
@@ -163,7 +166,7 @@ class ImportDriver:
 
     async def _round(self, user: User, first: bool) -> None:
         try:
-            await self._seed(user, FIRST_ROUND if first else LATER_ROUNDS)
+            await self._seed(user, self.first_round if first else LATER_ROUNDS)
             await asyncio.sleep(1.5)  # newer than the last job's end, for an incremental one
             await asyncio.gather(*(self._import(user, service) for service in IMPORTED))
         except Exception:  # a bug of the harness's own: say so, keep loading

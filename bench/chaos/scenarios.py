@@ -56,13 +56,13 @@ def kill_process(name: str) -> Inject:
         if name == "gateway" and run.browser is not None:
             # During an OAuth callback or a POST /queue, alternately.
             event = run.browser.in_flight.callback if trial % 2 else run.browser.in_flight.queue
-            seen = await wait_for(event, 20)
+            seen = await wait_for(event, 10 if run.options.quick else 20)
             await asyncio.sleep(rng.uniform(0, 0.05))
             moment = (" during a callback" if trial % 2 else " during POST /queue") + (
                 "" if seen else " (none seen in 20 s)"
             )
         elif name == "importer":
-            seen = await _import_running(run, 20)
+            seen = await _import_running(run, 5 if run.options.quick else 20)
             moment = " while an import job ran" if seen else " (no import job running)"
         else:
             await asyncio.sleep(rng.uniform(0, 3))
@@ -95,7 +95,7 @@ async def _import_running(run: Run, timeout_s: float) -> bool:
 async def kill_kafka(run: Run, rng: random.Random, trial: int) -> str:
     await asyncio.sleep(rng.uniform(0, 3))
     killed = run.infra.kill_kafka()
-    down = rng.uniform(2, 8)
+    down = 2.0 if run.options.quick else rng.uniform(2, 8)
     await asyncio.sleep(down)
     took = await run.infra.up()
     return f"kill -9 broker {killed}, {down:.0f} s down, back in {took:.0f} s"
@@ -160,13 +160,14 @@ def fake_fault(kind: str) -> Inject:
     async def inject(run: Run, rng: random.Random, trial: int) -> str:
         assert run.sandbox is not None
         fake, path = FAKE_WRITES[trial % len(FAKE_WRITES)]
-        spec: dict[str, object] = {"kind": kind, "count": 3, "path_prefix": path,
+        hits = 2 if run.options.quick else 3
+        spec: dict[str, object] = {"kind": kind, "count": hits, "path_prefix": path,
                                    "method": "POST"}  # fmt: skip
         if kind == "slow":
             spec["delay_ms"] = int((CLIENT_TIMEOUT_S + 5) * 1000)
         await run.sandbox.fault(fake, **spec)
-        # Until the three were hit (or a minute passed), then the last one's time.
-        until = time.monotonic() + 60
+        # Until each was hit (or a while passed), then the last one's time.
+        until = time.monotonic() + (20 if run.options.quick else 60)
         while time.monotonic() < until:
             if not await run.sandbox.faults(fake):
                 break
@@ -174,7 +175,7 @@ def fake_fault(kind: str) -> Inject:
         await asyncio.sleep(CLIENT_TIMEOUT_S + 6 if kind == "slow" else 1)
         await run.sandbox.clear_faults(fake)
         what = "answered after 15 s" if kind == "slow" else "dropped mid-answer"
-        return f"{fake} {path}: the next 3 writes {what}"
+        return f"{fake} {path}: the next {hits} writes {what}"
 
     return inject
 
