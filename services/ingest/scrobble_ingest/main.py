@@ -84,7 +84,15 @@ def build_app(settings: Settings) -> FastStream:
             tasks = [
                 asyncio.create_task(cache.listen(settings.database_url), name="listen"),
                 asyncio.create_task(
-                    run_sweeper(pool, cache, relay, topics, silence, sweep_interval_s(silence)),
+                    run_sweeper(
+                        pool,
+                        cache,
+                        relay,
+                        topics,
+                        silence,
+                        sweep_interval_s(silence),
+                        settings.ingest_processed_events_retention,
+                    ),
                     name="sweeper",
                 ),
                 asyncio.create_task(recover_forever(relay), name="outbox-recovery"),
