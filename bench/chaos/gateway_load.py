@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -243,10 +242,6 @@ def browser_users(count: int, tag: str, first_index: int) -> list[User]:
         )
         for n in range(count)
     ]
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc
 
 
 async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:

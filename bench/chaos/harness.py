@@ -64,6 +64,7 @@ class Options:
     quick: bool = False  # the CI run: shorter waits inside trials, a smaller first import
     soak_s: float = 0.0  # a soak: this long, a random trial about every soak_every_s
     soak_every_s: float = 120.0
+    settings: dict[str, str] = field(default_factory=dict)  # more for every service
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Run:
     sampler: Sampler | None = None
     figures: dict[str, Figures] = field(default_factory=dict)
     names: dict[uuid.UUID, str] = field(default_factory=dict)  # user id -> name at the fakes
+    mismatches: int = 0  # items Postgres and the fakes disagree on
     started: float = field(default_factory=time.monotonic)
     notes: list[str] = field(default_factory=list)
 
@@ -143,6 +145,7 @@ class Run:
                 "GATEWAY_QUOTA_READS_PER_MINUTE": "1000000",
                 "GATEWAY_QUOTA_WRITES_PER_MINUTE": "1000000",
                 "GATEWAY_MAX_IMPORT_JOBS_PER_DAY": "10000",
+                **o.settings,
             },
         )
         self.stack.build()
@@ -319,6 +322,7 @@ class Run:
             imported = await observe.imported_counts(self.stack.direct_dsn)
             rows.append(judge_imports(self.imports.seeded, imported, self.imports.failures))
         problems = db_disagreements(plays, found, db)
+        self.mismatches = len(problems)
         if problems:
             self.notes.append(f"Postgres and the fakes disagree on {len(problems)} item(s):")
             self.notes += [f"  {p}" for p in problems[:10]]
@@ -394,7 +398,8 @@ class Outcome:
     rows: list[Figures]
     result: str
     lines: list[str]
-    at_rest: bool
+    # Came to rest, and Postgres agrees with the fakes.
+    sound: bool
 
     @property
     def lost(self) -> int:
@@ -452,8 +457,18 @@ async def execute(
         for row in rows:
             lines += [f"  {row.scenario}: {example}" for example in row.examples]
         lines += run.sampler.report()
-        result = result_line(rows, run.sampler.rss_slope_mb_per_h())
-        return Outcome(rows, result, lines + run.notes, reached)
+        poison = sum(r.poison for r in rows)
+        dead = sum(r.dead_lettered for r in rows)
+        result = result_line(
+            rows,
+            run.sampler.rss_slope_mb_per_h(),
+            dead_lettered=f"{dead}/{poison}",
+            db_mismatch=run.mismatches,
+        )
+        lines += run.notes
+        # The table outlives the terminal: a long run's output is often not watched.
+        (run_dir / "report.txt").write_text("\n".join([*lines, result, ""]))
+        return Outcome(rows, result, lines, reached and run.mismatches == 0)
     finally:
         stop.set()
         for task in tasks:

@@ -225,15 +225,14 @@ def poison_movie(tag: str, number: int) -> dict[str, Any]:
 
 
 def marks(content: dict[str, Any], service: str) -> str:
-    """The key ``observe.py`` reads from the fake's records for this item."""
+    """The key ``ledger.py`` reads from the fakes' records for this item (the same at
+    every service; ``service`` is kept for a service that would name it differently)."""
     kind = content["type"]
     if kind == "movie":
         return f"imdb:{content['external_ids']['imdb']}"
     if kind == "episode":
         return f"tvdb:{content['show']['external_ids']['tvdb']}:1:{content['number']}"
     if kind == "anime_episode":
-        if service == "anilist":
-            return f"mal:{content['show']['external_ids']['mal']}:{content['number']}"
         return f"mal:{content['show']['external_ids']['mal']}:{content['number']}"
     return f"track:{content['title']}"
 

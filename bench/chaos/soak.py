@@ -14,7 +14,14 @@ import asyncpg
 
 from bench.chaos.stack import KILLABLE, Stack
 
-TABLES: Final = ("outbox", "processed_events", "pacing_slots", "play_sessions", "scrobbles")
+TABLES: Final = (
+    "outbox",
+    "processed_events",
+    "pacing_slots",
+    "oauth_states",
+    "play_sessions",
+    "scrobbles",
+)
 # A slope from a shorter stretch says more about start-up than about leaks.
 MIN_SPAN_S: Final = 600.0
 
@@ -131,9 +138,11 @@ class Sampler:
                 f"  postgres connections: min {min(conns)}, max {max(conns)}, last {conns[-1]}"
             )
         for table in TABLES:
-            if table in first.rows and table in last.rows:
+            rows = [s.rows[table] for s in self.samples if table in s.rows]
+            sizes = [s.bytes[table] for s in self.samples if table in s.bytes]
+            if rows:
                 lines.append(
-                    f"  {table}: {first.rows[table]} -> {last.rows[table]} rows, "
-                    f"{first.bytes[table] / 1e6:.1f} -> {last.bytes[table] / 1e6:.1f} MB"
+                    f"  {table}: rows {rows[0]} -> max {max(rows)} -> last {rows[-1]}, "
+                    f"{sizes[0] / 1e6:.1f} -> {sizes[-1] / 1e6:.1f} MB"
                 )
         return lines
