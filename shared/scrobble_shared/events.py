@@ -32,6 +32,7 @@ for ``rate``) are not validation here, so the model never rejects what the schem
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -52,6 +53,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from scrobble_shared.json_limits import nesting_exceeds, too_deep_message
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 """Largest accepted Kafka value, in bytes of UTF-8 (CONTRACTS section 1)."""
@@ -409,8 +412,16 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e999 reads as infinity, which no writer downstream (orjson, Postgres jsonb) takes.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is beyond a double")
+    return value
+
+
 # One decoder for every event: json.loads with options builds a new one on each call.
-_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def parse_playback_event(raw: bytes) -> PlaybackEvent:
@@ -435,6 +446,9 @@ def parse_playback_event(raw: bytes) -> PlaybackEvent:
         raise InvalidEvent(
             "not_json", [f"not JSON: {str(error)[:200] or 'nested too deeply'}"]
         ) from None
+    if nesting_exceeds(document):
+        # Deep nesting is refused by every reader of ours (json_limits), never passed on.
+        raise InvalidEvent("not_json", [f"not JSON we take: {too_deep_message()}"])
     if not isinstance(document, dict):
         raise InvalidEvent("not_object", [f"not a JSON object but {_json_type(document)}"])
     try:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import yaml
@@ -40,10 +40,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-log = logging.getLogger(__name__)
+from scrobble_shared.service_names import SERVICES, ServiceName
 
-ServiceName = Literal["trakt", "lastfm", "listenbrainz", "simkl", "anilist"]
-SERVICES: Final[tuple[ServiceName, ...]] = ("trakt", "lastfm", "listenbrainz", "simkl", "anilist")
+log = logging.getLogger(__name__)
 
 # Which app credentials each service needs before it can do anything. ListenBrainz has
 # none: every user brings their own token.
@@ -238,6 +237,10 @@ class Settings(BaseSettings):
     # fetches an unknown kid may cause.
     gateway_jwks_cache_ttl: Duration = timedelta(minutes=5)
     gateway_jwks_refetch_interval: Duration = timedelta(seconds=30)
+    # Sessions of the page for people: ended after this long without a request, and this
+    # long after sign-in whatever happens.
+    gateway_session_idle_timeout: Duration = timedelta(hours=1)
+    gateway_session_max_age: Duration = timedelta(hours=12)
     # Per-user limits of the API (requests a minute) and of what a user may have open.
     gateway_quota_reads_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     gateway_quota_writes_per_minute: int = Field(default=60, ge=1, le=1_000_000)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from scrobble_shared.events import Action, Content, ContentType, PlaybackEvent
 from scrobble_shared.plays import Play, Step
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 
 # Trakt and Simkl mark a stopped play watched only from 80 % (EXTERNAL_APIS).
 SERVICE_WATCHED_AT_STOP: Final = 80.0

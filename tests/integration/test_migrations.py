@@ -35,8 +35,11 @@ EXPECTED_TABLES = {
     "imported_items",
     "oauth_states",
     "pacing_slots",
+    "pacing_turns",
     "sources",
     "source_users",
+    "login_links",
+    "page_sessions",
     "schema_migrations",
 }
 

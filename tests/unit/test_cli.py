@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "publish",
     "connection",
     "dlq",
+    "login-link",
     "up",
     "down",
 ]
@@ -140,6 +141,13 @@ def test_bad_setting_stops_with_the_setting_named() -> None:
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_login_link_needs_a_user_id() -> None:
+    result = run("login-link", "--user", "alice")
+    assert result.returncode == 1
+    assert "--user must be a uuid, got 'alice'" in result.stderr
+    assert result.stdout == ""
 
 
 def test_connection_add_needs_an_encryption_key() -> None:

@@ -9,10 +9,10 @@ from typing import Any, cast
 
 import pytest
 
-from scrobble_ingest.batch import Topics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay
+from scrobble_shared.work_message import WorkTopics
 
 
 def message(n: int) -> OutboxMessage:
@@ -42,7 +42,7 @@ class FakeRelay:
 
 
 def ingestor(relay: FakeRelay) -> Ingestor:
-    topics = Topics("playback.events.dlq", "scrobble.")
+    topics = WorkTopics("playback.events.dlq", "scrobble.")
     return Ingestor(
         cast(Any, None), ConnectionCache(), cast(OutboxRelay, relay), topics, timedelta(hours=1)
     )

@@ -9,7 +9,7 @@ import pytest
 
 from scrobble_shared.events import PlaybackEvent
 from scrobble_shared.plays import Play, Step, advance
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import (
     ConnectionRules,
     Work,

@@ -15,6 +15,7 @@ from uuid import UUID
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect, describe_target
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
+from scrobble_shared.db.login_links import LoginLink, create_login_link
 from scrobble_shared.db.migrate import apply_migrations
 from scrobble_shared.settings import Settings, load_settings
 
@@ -304,6 +305,34 @@ def connection_add(args: argparse.Namespace) -> int:
         sync_watch_status=args.sync_watch_status,
     )
     print(asyncio.run(_add_connection(_settings(), new)))
+    return 0
+
+
+# --- login-link ----------------------------------------------------------------------
+
+
+async def _login_link(settings: Settings, user: UUID, admin: bool) -> LoginLink:
+    conn = await connect(settings.database_url)
+    try:
+        return await create_login_link(
+            conn, user, admin=admin, public_url=settings.gateway_public_url
+        )
+    finally:
+        await conn.close()
+
+
+def login_link(args: argparse.Namespace) -> int:
+    try:
+        user = UUID(args.user)
+    except ValueError:
+        raise CommandError(f"--user must be a uuid, got {args.user!r}") from None
+    link = asyncio.run(_login_link(_settings(), user, args.admin))
+    print(link.url)
+    role = " as an admin" if args.admin else ""
+    print(
+        f"signs in user {user}{role} once, until {link.expires_at:%Y-%m-%d %H:%M:%S %Z}",
+        file=sys.stderr,
+    )
     return 0
 
 

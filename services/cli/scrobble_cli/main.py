@@ -17,7 +17,8 @@ from scrobble_shared import logs
 from scrobble_shared.crypto import TokenKeyError
 from scrobble_shared.db.connect import DatabaseUnavailable
 from scrobble_shared.db.migrate import MigrationError
-from scrobble_shared.settings import SERVICES, SettingsError
+from scrobble_shared.service_names import SERVICES
+from scrobble_shared.settings import SettingsError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -79,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--sync-ratings", action="store_true")
     add.add_argument("--sync-watch-status", action="store_true")
     add.set_defaults(handler=commands.connection_add)
+
+    login_link = sub.add_parser(
+        "login-link",
+        help="print a one-time sign-in link to the gateway's page (one use, 15 minutes)",
+        description="Prints a link to GATEWAY_PUBLIC_URL/sign-in that signs the user in once, "
+        "within 15 minutes. Anyone holding it can use it: hand it over privately.",
+    )
+    login_link.add_argument("--user", required=True, help="user id (uuid)")
+    login_link.add_argument("--admin", action="store_true", help="sign in with the admin role")
+    login_link.set_defaults(handler=commands.login_link)
 
     sources.add_parser(sub)
     keys.add_parser(sub)

@@ -44,6 +44,7 @@ from scrobble_cli.demo_sources import (
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import connect
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
+from scrobble_shared.db.login_links import create_login_link
 
 DEMO_USER: Final = uuid.UUID("d3e0c0de-0000-4000-8000-000000000001")
 # The iss and aud of the quick start's tokens (the gateway accepts only those).
@@ -425,6 +426,16 @@ def demo_jwt(secret: str, issuer: str, audience: str, hours: int = 24) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+async def demo_sign_in_link(database_url: str, public_url: str) -> str:
+    """A one-time link that signs the demo user (admin) in to the gateway's page."""
+    conn = await connect(database_url)
+    try:
+        link = await create_login_link(conn, DEMO_USER, admin=True, public_url=public_url)
+    finally:
+        await conn.close()
+    return link.url
+
+
 def sandbox_calls(sandbox_url: str) -> dict[str, int]:
     """Calls each fake received, from its request log."""
     counts: dict[str, int] = {}
@@ -460,6 +471,8 @@ class UpReport:
     real_services: bool
     # kind -> webhook URL of the demo user's sources (none with real services)
     webhooks: dict[str, str]
+    # Signs the demo user in to the page, once, within 15 minutes.
+    sign_in_link: str = ""
 
 
 def bring_up(
@@ -506,6 +519,9 @@ def bring_up(
     )
     state.demo_token.write_text(demo_token + "\n")
     state.demo_token.chmod(0o600)
+    sign_in_link = asyncio.run(
+        demo_sign_in_link(base["DATABASE_URL"], envs["gateway"]["GATEWAY_PUBLIC_URL"])
+    )
 
     outcome: dict[tuple[str, str], int] = {}
     calls: dict[str, int] = {}
@@ -539,7 +555,7 @@ def bring_up(
             "delivery of the demo events", delivered, deliver_timeout_s, state.log("dispatcher")
         )
         calls = sandbox_calls(sandbox_url)
-    return UpReport(time.monotonic() - started, outcome, calls, real, webhooks)
+    return UpReport(time.monotonic() - started, outcome, calls, real, webhooks, sign_in_link)
 
 
 def describe(report: UpReport, state: StateDir, ports: Ports) -> list[str]:
@@ -556,6 +572,10 @@ def describe(report: UpReport, state: StateDir, ports: Ports) -> list[str]:
             )
     lines += [
         "",
+        f"page:       {report.sign_in_link}",
+        "            signs the demo user (admin) in to the page, once, within 15 minutes; for "
+        "another link:",
+        f"            GATEWAY_PUBLIC_URL={gateway} scrobble login-link --user {DEMO_USER} --admin",
         f"gateway:    {gateway}/api/v1/scrobble   (OpenAPI: {gateway}/api/v1/openapi.json)",
         f"            a bearer token for the demo user (admin) is in {state.demo_token}:",
         f'            curl -H "Authorization: Bearer $(cat {state.demo_token})" '

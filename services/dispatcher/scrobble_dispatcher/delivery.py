@@ -5,6 +5,13 @@ of the dispatcher lives here.
 - Now playing that is not done: failed, never retried, never dead (best effort).
 - RETRY (and transport failures): again after max(growing backoff, the service's wait), up
   to ``max_retries`` attempts; then dead.
+- Rate-limited (a RETRY the service asked for: 429, Last.fm error 29): pacing, not failure.
+  The work waits what the service said (``RATE_LIMIT_WAIT`` when it said nothing) plus a
+  jitter of up to a tenth of that (at least ``RATE_LIMIT_JITTER``), fixed per connection so
+  a connection's work comes back together; no attempt is spent and it is counted apart
+  (``scrobble_rate_limited_total``). The bound: work still rate-limited
+  ``DeliveryPolicy.rate_limited_for`` (24 h) after it was queued is dead, so a service
+  that only ever answers 429 ends the work after that long.
 - REFRESH (services with a refresh config, Trakt): the tokens are refreshed once, the new
   pair persisted before it is used (tokens.py: in-flight mark, compare-and-set), and the
   work is sent again once with it. Tokens whose ``token_expires_at`` has passed are
@@ -35,6 +42,8 @@ of the dispatcher lives here.
   work goes one by one.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
   ``MAX_INLINE_WAIT`` away reschedules the work for then rather than holding the consumer.
+  An app's key shared by all users (Last.fm, Simkl) is taken in fair turns per user
+  (``pacing.py``): work whose turn is further away waits for it the same way.
 - Ids (``resolve/``, when a resolver is given): before the first call the item is resolved
   to the ids its service needs, through the shared lookup cache; lookups are paced like
   writes. An item the service cannot name is ``failed`` with the reason (not retried, not
@@ -69,7 +78,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -98,6 +106,7 @@ from scrobble_shared.db.connections import (
 )
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +120,51 @@ LOOKUP_BUSY_WAIT: Final = timedelta(seconds=2)
 LISTENBRAINZ_BATCH: Final = 100
 
 
+# How long rate-limited work may go on waiting, counted from when it was queued.
+RATE_LIMITED_FOR: Final = timedelta(hours=24)
+# The wait after a rate-limit answer that says nothing of how long (Last.fm's default too).
+RATE_LIMIT_WAIT: Final = timedelta(seconds=10)
+# The least spread of the jitter added to a rate-limit wait.
+RATE_LIMIT_JITTER: Final = timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class DeliveryPolicy:
     max_retries: int
     retry_backoff: timedelta
     dead_letter_prefix: str  # '<prefix><service>.dlq'
     app_keys: dict[str, str]  # service -> app id used in pacing keys
+    rate_limited_for: timedelta = RATE_LIMITED_FOR
 
 
 def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
     """Growing with each attempt: backoff, 2x, 4x ..."""
     return policy.retry_backoff * (1 << max(attempts - 1, 0))
+
+
+def after_rate_limit(
+    policy: DeliveryPolicy,
+    outcome: Outcome,
+    queued_at: datetime,
+    now: datetime,
+    jitter: float,
+) -> datetime | None:
+    """When rate-limited work goes again: after what the service said to wait (or
+    ``RATE_LIMIT_WAIT``), plus ``jitter`` (0 to 1) of a tenth of that wait (at least of
+    ``RATE_LIMIT_JITTER``). None once the work was queued ``policy.rate_limited_for`` ago
+    or more: it has waited long enough, and is dead."""
+    if now - queued_at >= policy.rate_limited_for:
+        return None
+    said = outcome.retry_after_s
+    wait = RATE_LIMIT_WAIT if said is None else timedelta(seconds=said)
+    return now + wait + max(wait / 10, RATE_LIMIT_JITTER) * jitter
+
+
+def connection_jitter(connection_id: uuid.UUID) -> float:
+    """A fraction (0 to 1) fixed per connection: its rate-limited work comes back together
+    (and can go in one call again), different connections' at different moments."""
+    # The low bits of a (random) connection id: spread, not secrecy.
+    return connection_id.int % 1000 / 1000
 
 
 class Deliverer:
@@ -186,14 +229,16 @@ class Deliverer:
             state = ready
         try:
             assert state.token is not None
-            outcome = await self._send(work, claimed, UserCredentials(state.token))
+            user = UserCredentials(state.token, state.account_name)
+            outcome = await self._send(work, claimed, user)
             if outcome.kind is OutcomeKind.REFRESH and config is not None:
                 ready = await self._usable_token(claimed, work, state, config, state.tokens.version)
                 if isinstance(ready, str):
                     return ready
                 assert ready.token is not None
                 # Once: a second refusal is handled by _apply (needs reconnect).
-                outcome = await self._send(work, claimed, UserCredentials(ready.token))
+                user = UserCredentials(ready.token, ready.account_name)
+                outcome = await self._send(work, claimed, user)
         except Unsendable as exc:
             outcome = Outcome.permanent(str(exc))
         except _Rescheduled:
@@ -274,7 +319,7 @@ class Deliverer:
                 return seen
         if isinstance(client, AniListClient):
             return await self._send_anilist(client, work, claimed, user)
-        return await self._call(client, work, claimed, client.build(work, user))
+        return await self._call(client, work, claimed, client.build(work, user), user)
 
     def _may_repeat(self, claimed: repository.Claimed) -> bool:
         """Tried before, and a repeat the service would keep twice."""
@@ -327,8 +372,9 @@ class Deliverer:
         work: ScrobbleWork,
         claimed: repository.Claimed,
         request: HttpRequest,
+        user: UserCredentials | None = None,
     ) -> Outcome:
-        return (await self._exchange(client, work, claimed, request))[0]
+        return (await self._exchange(client, work, claimed, request, user=user))[0]
 
     async def _exchange(
         self,
@@ -339,10 +385,11 @@ class Deliverer:
         *,
         keys: list[pacing.PaceKey] | None = None,
         endpoint: str | None = None,
+        user: UserCredentials | None = None,
     ) -> tuple[Outcome, HttpResponse | None]:
-        """Pace (on the write keys unless ``keys`` are given), send, classify; the response
-        too, for steps that read it."""
-        sent = await self._paced_send(client, work, [claimed], request, keys, endpoint)
+        """Pace (on the write keys of ``user`` unless ``keys`` are given), send, classify;
+        the response too, for steps that read it."""
+        sent = await self._paced_send(client, work, [claimed], request, keys, endpoint, user)
         if isinstance(sent, Outcome):
             return sent, None
         return client.classify(work, sent).scrubbed(request.secrets()), sent
@@ -355,14 +402,23 @@ class Deliverer:
         request: HttpRequest,
         keys: list[pacing.PaceKey] | None = None,
         endpoint: str | None = None,
+        user: UserCredentials | None = None,
     ) -> HttpResponse | Outcome:
         """Wait for the pacing slot (or put ``rows`` back for it), then send: the response,
         or the retry outcome of a call that got none. One call, one slot, however many
-        works it carries."""
+        works it carries. The write keys count what the service limits: the user's
+        account or token (``pacing.limited_account``), else the connection."""
         head = rows[0]
         if keys is None:
+            account = None
+            if user is not None:
+                account = pacing.limited_account(work.service, user.token, user.account)
             keys = pacing.pacing_keys(
-                work.service, head.connection_id, self._policy.app_keys.get(work.service, "")
+                work.service,
+                head.connection_id,
+                self._policy.app_keys.get(work.service, ""),
+                share=str(work.user_id),
+                account=account,
             )
         slot = await self._pacer.reserve(keys, MAX_INLINE_WAIT)
         if not slot.taken:
@@ -373,8 +429,11 @@ class Deliverer:
                 await self._db.failed((head.id, reason, None))
                 metrics.NOW_PLAYING_FAILED.labels(work.service).inc()
                 raise _Rescheduled
-            for row in rows:
-                await self._reschedule(row, slot.at, "paced under the service's rate limit")
+            reason = "paced under the service's rate limit"
+            if slot.turn:
+                reason = "paced: waiting for its turn at the service's limit shared by all users"
+            async with self._pool.acquire() as conn:
+                await repository.put_off(conn, [row.id for row in rows], slot.at, reason)
             raise _Rescheduled
         return await call_on_slot(
             self._pool,
@@ -387,6 +446,19 @@ class Deliverer:
             wait_before_next_s=client.wait_before_next_s,
         )
 
+    async def waiting_connections(
+        self, service: str, connection_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """The connections with work waiting its turn (``repository.waiting_connections``)."""
+        async with self._pool.acquire() as conn:
+            return await repository.waiting_connections(conn, service, connection_ids)
+
+    async def put_back(self, scrobble_ids: Sequence[uuid.UUID], reason: str) -> None:
+        """Leave queued rows to the due-work poller, behind their connection's work waiting
+        its turn (``repository.put_back``)."""
+        async with self._pool.acquire() as conn:
+            await repository.put_back(conn, scrobble_ids, reason)
+
     async def skip_now_playing(self, claimed: repository.Claimed, reason: str) -> str:
         """Drop claimed now-playing work unsent (best effort: failed, never retried)."""
         await self._db.failed((claimed.id, reason, None))
@@ -398,9 +470,13 @@ class Deliverer:
     def batch_limit(self, claimed: repository.Claimed) -> int:
         """How many works like this one may share a call: Last.fm takes 50 scrobbles in one
         ``track.scrobble``, ListenBrainz a backlog as one ``import``; everything else 1."""
-        if claimed.kind != WorkKind.SCROBBLE.value:
+        return self.call_size(claimed.service, claimed.kind)
+
+    def call_size(self, service: str, kind: str) -> int:
+        """:meth:`batch_limit` of work of this service and kind."""
+        if kind != WorkKind.SCROBBLE.value:
             return 1
-        client = self._clients.get(claimed.service)
+        client = self._clients.get(service)
         if isinstance(client, LastfmClient):
             return LASTFM_MAX_BATCH
         if isinstance(client, ListenBrainzClient):
@@ -432,7 +508,7 @@ class Deliverer:
         state = await self._db.state(head.connection_id)
         if state is None or not state.enabled or state.status != "active" or state.token is None:
             return [await self.deliver(claimed) for claimed in batch]
-        user = UserCredentials(state.token)
+        user = UserCredentials(state.token, state.account_name)
         labels: dict[uuid.UUID, str] = {}
         rows: list[repository.Claimed] = []
         works: list[ScrobbleWork] = []
@@ -481,7 +557,7 @@ class Deliverer:
             request, endpoint = client.build_import(works, user), "import"
         else:
             raise ValueError(f"{client.service} takes no batches")
-        sent = await self._paced_send(client, works[0], rows, request, endpoint=endpoint)
+        sent = await self._paced_send(client, works[0], rows, request, endpoint=endpoint, user=user)
         if isinstance(sent, Outcome):
             return [sent] * len(works)
         if isinstance(client, LastfmClient):
@@ -561,6 +637,8 @@ class Deliverer:
             async with self._pool.acquire() as conn:
                 await repository.mark_needs_reconnect(conn, claimed.connection_id, outcome.reason)
             return await self._wait_for_reconnect(claimed, outcome.reason)
+        if kind is OutcomeKind.RETRY and outcome.rate_limited:
+            return await self._rate_limited(claimed, work, outcome)
         if kind is OutcomeKind.RETRY and claimed.attempts <= self._policy.max_retries:
             delay = backoff(self._policy, claimed.attempts)
             if outcome.retry_after_s is not None:
@@ -579,6 +657,25 @@ class Deliverer:
         if kind is OutcomeKind.RETRY:
             reason = f"gave up after {claimed.attempts} attempts: {reason}"
         return await self._dead(claimed, work, reason, outcome.http_status)
+
+    async def _rate_limited(
+        self, claimed: repository.Claimed, work: ScrobbleWork, outcome: Outcome
+    ) -> str:
+        """The service said to slow down: wait what it said, spending no attempt; dead only
+        past the policy's bound (:func:`after_rate_limit`)."""
+        metrics.RATE_LIMITED.labels(work.service).inc()
+        now = datetime.now(UTC)
+        jitter = connection_jitter(claimed.connection_id)
+        at = after_rate_limit(self._policy, outcome, claimed.queued_at, now, jitter)
+        if at is None:
+            waited = self._policy.rate_limited_for
+            reason = f"still rate-limited {waited} after it was queued: {outcome.reason}"
+            return await self._dead(claimed, work, reason, outcome.http_status)
+        async with self._pool.acquire() as conn:
+            await repository.record_retry(
+                conn, claimed.id, at, outcome.reason, outcome.http_status, count_attempt=False
+            )
+        return "rate_limited"
 
     async def _dead(
         self, claimed: repository.Claimed, work: ScrobbleWork, reason: str, status: int | None

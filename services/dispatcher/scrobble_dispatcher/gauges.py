@@ -16,7 +16,7 @@ from typing import Final
 import asyncpg
 from prometheus_client import Gauge
 
-from scrobble_shared.settings import SERVICES
+from scrobble_shared.service_names import SERVICES
 
 log = logging.getLogger(__name__)
 

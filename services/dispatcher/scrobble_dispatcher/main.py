@@ -41,7 +41,8 @@ from scrobble_shared.runtime import (
     serve_health,
     tune_gc,
 )
-from scrobble_shared.settings import ServiceName, Settings
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.settings import Settings
 
 log = logging.getLogger("scrobble_dispatcher")
 

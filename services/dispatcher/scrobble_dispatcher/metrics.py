@@ -10,6 +10,11 @@ SENT = Counter(
     ["service", "outcome"],
 )
 RETRIED = Counter("scrobble_scrobbles_retried_total", "Work scheduled for another try", ["service"])
+RATE_LIMITED = Counter(
+    "scrobble_rate_limited_total",
+    "Answers that said to slow down (429, Last.fm error 29): the work waited, no attempt spent",
+    ["service"],
+)
 DEAD = Counter("scrobble_scrobbles_dead_total", "Work that failed for good", ["service"])
 NOW_PLAYING_FAILED = Counter(
     "scrobble_now_playing_failed_total", "Now-playing calls that did not go through", ["service"]

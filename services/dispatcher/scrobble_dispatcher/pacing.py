@@ -4,16 +4,24 @@ Postgres slots (table ``pacing_slots``) that space calls out across all processe
 Rules (pure): :func:`pacing_keys` names the keys a *write* to a service counts against and
 the least interval between two calls on each key, after EXTERNAL_APIS.md:
 
-- Trakt: writes 1/s per user -> ``trakt:user:<connection>`` 1 s.
-- Simkl: 1 POST/s per token *and* per client id -> ``simkl:user:<connection>`` 1 s and
+- Trakt: writes 1/s per user -> ``trakt:user:<account>`` 1 s.
+- Simkl: 1 POST/s per token *and* per client id -> ``simkl:user:<account>`` 1 s and
   ``simkl:app[:<app>]`` (1 s by default, ``simkl_app_interval``). Consequence: the per-client-id
   limit caps the whole installation at one Simkl write a second (3,600 an hour) whatever the
   number of users or replicas; a backlog then drains at that pace, later work is rescheduled.
 - Last.fm: under 5 calls/s per API key across all processes -> ``lastfm:app[:<app>]``, a
   windowed key of 5 lanes, 1 s each (below).
-- ListenBrainz: no fixed figure; ``listenbrainz:user:<connection>`` with interval 0 exists so
+- ListenBrainz: no fixed figure; ``listenbrainz:user:<account>`` with interval 0 exists so
   that X-RateLimit-Remaining 0 / Reset-In can be honoured by every replica through :func:`hold`.
 - AniList: 30/min per token in practice -> ``anilist:user:<connection>`` 2 s.
+
+``<account>`` is what the service's per-user limit counts (:func:`limited_account`, issue
+20): ListenBrainz limits per token, so two connections holding one token share one key;
+Trakt and Simkl per user account, so the same account connected twice (by two of our users)
+shares one: the account's name when the connection knows it, else its token. It is a
+digest, never the token itself. A caller that names none gets the connection
+(``<connection>``): AniList's writes, lookups and imports all pace on that one key, and the
+history imports and id lookups of the other services on their own read keys.
 
 App keys carry a digest of the app's key (API key, client id), never the key itself; with no
 app key given they are plain ``simkl:app`` / ``lastfm:app``.
@@ -51,6 +59,24 @@ per lane per window (a few percent against a nearby service), where spacing sing
 needed a margin per window (20%). The key's own row then only carries holds
 (Retry-After), which every lane honours.
 
+Fair turns (issue 15): a key many users share (the app's key at Last.fm, its client id at
+Simkl) is handed out in turns, so one user's backlog cannot hold back another user's play
+by more than a few slots. A caller of such a key names its user (``PaceKey.share``); table
+``pacing_turns`` keeps, per key and user, the user's *turn*: the earliest moment it may
+take the key's next slot. Each slot a user takes moves its turn one fair step past the
+slot: the key's interval per lane (1.1 s at Simkl, 0.2 s at Last.fm) times the users
+taking turns (those whose turn lies ahead, itself included). A user alone gets every slot;
+two users with backlogs get every other slot; n users one in n: round-robin across every
+replica, kept in Postgres under the key's own row lock. A caller whose turn has not come
+takes nothing: the slot is left for whoever's turn it is, and it is told to come back at
+its turn (``Slot.turn``); :class:`Pacer` waits for it when it is within reach, else the
+work is put back until then. A user that stops asking drops out of the count once its
+turn has passed, so the others' steps shrink back within a round. What it bounds: a user
+holds at most one slot ahead of the clock, however many of its calls ask at once (the
+consumer's, the poller's, other replicas'), so a new user's first call waits behind at
+most one slot per other user. What it costs: after a user's last call the others' steps
+stay one user wider until its turn has passed (a slot or so per departing user).
+
 Clocks: slots come from the database clock, ``clock_timestamp()`` rather than ``now()``:
 ``now()`` is the start of the transaction, so a reservation made inside a longer
 transaction would get slots in the past and let callers burst. Callers compare slots with
@@ -70,7 +96,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -100,6 +126,9 @@ class PaceKey:
     # Several calls per window (``interval``): that many lanes, each spaced from its own
     # previous call's answer (module docstring). 1: a plain key.
     lanes: int = 1
+    # On a key many users share: the caller's user, whose fair turns it keeps (module
+    # docstring). None: a key of one user, handed out first come, first served.
+    share: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -108,10 +137,17 @@ class PaceKey:
             raise ValueError(f"negative pacing interval for {self.key}: {self.interval}")
         if self.lanes < 1:
             raise ValueError(f"a pacing key needs at least one lane: {self.key}")
+        if self.share == "":
+            raise ValueError(f"a share of a pacing key needs a name: {self.key}")
 
     def lane_keys(self) -> list[str]:
         """The rows of a windowed key's lanes; none for a plain key."""
         return [f"{self.key}#{n}" for n in range(self.lanes)] if self.lanes > 1 else []
+
+    def fair_step(self, users: int) -> timedelta:
+        """How far past a slot the share that took it gets its next turn, with ``users``
+        taking turns: the key's rate divided among them."""
+        return self.interval / self.lanes * max(users, 1)
 
 
 # How long a lane stays taken by a call not yet answered: well past the longest a call may
@@ -133,6 +169,8 @@ class Slot:
     # Not taken because every lane of a windowed key has a call out: ``at`` is then only
     # the earliest a lane can be free (its call's slot plus the window), not a promise.
     busy: bool = False
+    # Not taken because the caller's turn on a shared key has not come: ``at`` is its turn.
+    turn: bool = False
 
 
 def app_pacing_key(service: str, app_key: str) -> str:
@@ -142,6 +180,22 @@ def app_pacing_key(service: str, app_key: str) -> str:
     if not app_key:
         return f"{service}:app"
     return f"{service}:app:{hashlib.sha256(app_key.encode()).hexdigest()[:16]}"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def limited_account(service: str, token: str | None, account_name: str | None) -> str | None:
+    """What ``service``'s per-user limit counts for a connection with this access token
+    and account name (module docstring), as a digest for its pacing key; None when the
+    service limits no user by it (Last.fm: per API key; AniList: by connection, above)."""
+    name = (account_name or "").strip().casefold()
+    if service in ("trakt", "simkl") and name:
+        return f"account-{_digest(service, 'account', name)}"
+    if service in ("trakt", "simkl", "listenbrainz") and token:
+        return f"token-{_digest(service, 'token', token)}"
+    return None
 
 
 # Slots are handed out by the database clock, but a call reaches the service a little after
@@ -169,18 +223,24 @@ def pacing_keys(
     app_key: str,
     *,
     simkl_app_interval: timedelta = SIMKL_APP_INTERVAL,
+    share: str | None = None,
+    account: str | None = None,
 ) -> list[PaceKey]:
     """The keys a write to ``service`` for this connection counts against (module docstring
-    says why each one). ``app_key`` is the app's API key / client id at that service."""
-    user = f"{service}:user:{connection_id}"
+    says why each one). ``app_key`` is the app's API key / client id at that service;
+    ``share`` the user the write is for, whose fair turns the app's key keeps (None: first
+    come, first served); ``account`` what the service's per-user limit counts
+    (:func:`limited_account`; None: the connection)."""
+    user = f"{service}:user:{account or connection_id}"
     if service == "trakt":
         return [_paced(user, TRAKT_USER_INTERVAL)]
     if service == "simkl":
-        app = app_pacing_key("simkl", app_key)
-        return [_paced(user, SIMKL_USER_INTERVAL), _paced(app, simkl_app_interval)]
+        app = replace(_paced(app_pacing_key("simkl", app_key), simkl_app_interval), share=share)
+        return [_paced(user, SIMKL_USER_INTERVAL), app]
     if service == "lastfm":
         key = app_pacing_key("lastfm", app_key)
-        return [PaceKey(key, LASTFM_WINDOW, after_answer=True, lanes=LASTFM_CALLS_PER_WINDOW)]
+        lanes = LASTFM_CALLS_PER_WINDOW
+        return [PaceKey(key, LASTFM_WINDOW, after_answer=True, lanes=lanes, share=share)]
     if service == "listenbrainz":
         return [_paced(user, LISTENBRAINZ_USER_INTERVAL)]
     if service == "anilist":
@@ -243,6 +303,26 @@ UPDATE pacing_slots AS p SET next_at = w.at
 FROM unnest($1::text[], $2::timestamptz[]) AS w(key, at)
 WHERE p.key = w.key
 """
+# A share's turn on a key, and how many other shares' turns lie ahead (those taking turns;
+# counted up to a bound, past which a step is long enough anyway).
+_TURN: Final = """
+SELECT (SELECT turn_at FROM pacing_turns WHERE key = $1 AND share = $2) AS turn_at,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM pacing_turns
+            WHERE key = $1 AND turn_at > clock_timestamp() AND share <> $2 LIMIT $3) AS ahead
+       ) AS others
+"""
+_SET_TURN: Final = """
+INSERT INTO pacing_turns (key, share, turn_at) VALUES ($1, $2, $3)
+ON CONFLICT (key, share) DO UPDATE SET turn_at = EXCLUDED.turn_at
+"""
+# A turn long past says nothing a missing row would not: such rows go, so a key's turns
+# stay as many as the users of the last minutes.
+_FORGET_TURNS: Final = """
+DELETE FROM pacing_turns WHERE key = $1 AND turn_at < clock_timestamp() - $2::interval
+"""
+MAX_SHARES_COUNTED: Final = 1000
+TURNS_KEPT: Final = timedelta(minutes=10)
 # A lane is given back only by the call that parked it (compare-and-set on the parked
 # moment): a lane whose caller died and that another call took since is left alone. Its
 # window runs from now on the database clock: the statement runs after the answer.
@@ -259,6 +339,13 @@ def _merged(keys: Iterable[PaceKey]) -> dict[str, PaceKey]:
         if seen is None or pace.interval > seen.interval:
             merged[pace.key] = pace
     return merged
+
+
+async def _turn(conn: Conn, pace: PaceKey) -> tuple[datetime | None, int]:
+    """The share's turn on the key (None: never taken one), and how many others take turns."""
+    row = await conn.fetchrow(_TURN, pace.key, pace.share, MAX_SHARES_COUNTED)
+    assert row is not None  # a SELECT of two subqueries: always one row
+    return row["turn_at"], row["others"]
 
 
 async def _reserve_locked(
@@ -289,6 +376,12 @@ async def _reserve_locked(
                     busy = True
                     free = max(now, free - IN_FLIGHT + pace.interval)
                 slot = max(slot, free)
+        turns = [(pace, *await _turn(conn, pace)) for pace in keys.values() if pace.share]
+        turn = max((at for _, at, _ in turns if at is not None), default=None)
+        if turn is not None and turn > now:
+            # Not this user's turn yet: the slot stays for whoever's turn it is. (Checked
+            # against now, not the slot: a user holds at most one slot ahead of the clock.)
+            return Slot(turn, taken=False, turn=True)
         if busy or (within is not None and slot - now > within):
             return Slot(slot, taken=False, busy=busy)
         moves = {
@@ -297,6 +390,9 @@ async def _reserve_locked(
             for pace in keys.values()
         }
         await conn.execute(_MOVE, list(moves), list(moves.values()))
+        for pace, _, others in turns:
+            await conn.execute(_SET_TURN, pace.key, pace.share, slot + pace.fair_step(1 + others))
+            await conn.execute(_FORGET_TURNS, pace.key, TURNS_KEPT)
     return Slot(slot, lanes=tuple((lane, moves[lane]) for lane in chosen.values()))
 
 
@@ -327,7 +423,7 @@ async def reserve_within(
         return Slot(now)
     if len(merged) == 1:
         [pace] = merged.values()
-        if pace.lanes == 1 and (not pace.interval or within is None):
+        if pace.lanes == 1 and pace.share is None and (not pace.interval or within is None):
             # One plain key: one statement, instead of a locking transaction. (A key with
             # no spacing, ListenBrainz's, only carries holds: taking its slot moves nothing
             # that matters, so it needs no refusal either.)
@@ -344,14 +440,33 @@ LANE_POLL: Final = timedelta(milliseconds=25)
 class Pacer:
     """Reservations through a pool for one process: :func:`reserve_within`, except that a
     caller finding every lane of a windowed key out waits for one (asking again when the
-    soonest could be free), inside its ``within``. Callers of one process wait for the
-    same lanes in a queue, first come first served, so only the head asks the database."""
+    soonest could be free), and a caller whose turn on a shared key has not come waits for
+    its turn, both inside its ``within``. Callers of one process wait for the same lanes in
+    a queue, first come first served, so only the head asks the database; a caller waiting
+    for its turn waits outside the queue, so the users behind it are not held up."""
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._queues: dict[tuple[str, ...], asyncio.Lock] = {}
 
     async def reserve(self, keys: Sequence[PaceKey], within: timedelta | None) -> Slot:
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within.total_seconds()
+
+        def left() -> timedelta | None:
+            return None if deadline is None else timedelta(seconds=max(deadline - loop.time(), 0))
+
+        while True:
+            slot = await self._reserve_once(keys, left())
+            if not slot.turn:
+                return slot
+            wait = max(slot.at - datetime.now(UTC), LANE_POLL)
+            remaining = left()
+            if remaining is not None and wait > remaining:
+                return slot
+            await asyncio.sleep(wait.total_seconds())
+
+    async def _reserve_once(self, keys: Sequence[PaceKey], within: timedelta | None) -> Slot:
         windowed = tuple(sorted(pace.key for pace in keys if pace.lanes > 1))
         if not windowed:
             async with self._pool.acquire() as conn:

@@ -25,7 +25,6 @@ from scrobble_dispatcher.clients.base import (
     AppCredentials,
     HttpRequest,
     HttpResponse,
-    ScrobbleWork,
     UserCredentials,
 )
 from scrobble_dispatcher.clients.simkl import (
@@ -40,6 +39,7 @@ from scrobble_dispatcher.pacing import PaceKey, app_pacing_key, pacing_keys
 from scrobble_dispatcher.resolve.core import read_pace
 from scrobble_shared.events import ContentType
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 # Services keep times to the second (or less): an entry this close to the work's moment
 # is the same watch.

@@ -44,8 +44,9 @@ from scrobble_shared.outbox import OutboxMessage, insert_outbox
 # How long a claimed row may stay in 'sending' before another process may take it over.
 SENDING_LEASE: Final = timedelta(minutes=2)
 
-_CLAIMED_COLUMNS: Final = "id, connection_id, service, kind, attempts, request"
-_CLAIMED_RETURNING: Final = "s.id, s.connection_id, s.service, s.kind, s.attempts, s.request"
+_CLAIMED_RETURNING: Final = (
+    "s.id, s.connection_id, s.service, s.kind, s.attempts, s.request, s.created_at"
+)
 # Statements on many rows lock them in id order (``ORDER BY id FOR UPDATE`` first): two
 # replicas working on overlapping rows (after a rebalance, a lease taken over) then wait
 # for each other instead of deadlocking.
@@ -75,6 +76,7 @@ class Claimed:
     kind: str
     attempts: int
     request: dict[str, Any]
+    queued_at: datetime  # when the row was written: how long it has waited in all
 
 
 def _claimed(row: Any) -> Claimed:
@@ -86,6 +88,7 @@ def _claimed(row: Any) -> Claimed:
         kind=row["kind"],
         attempts=row["attempts"],
         request=request if isinstance(request, dict) else json.loads(request),
+        queued_at=row["created_at"],
     )
 
 
@@ -95,22 +98,66 @@ async def claim(conn: Conn, scrobble_id: uuid.UUID) -> Claimed | None:
     return claimed
 
 
-async def due_work(conn: Conn, service: str, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(id, connection id) of rows whose retry time has come (or whose sender died), oldest
-    first, without claiming them: the poller claims each one just before it sends it."""
+async def claim_due(
+    conn: Conn, service: str, connections: int, per_connection: int
+) -> list[Claimed]:
+    """Take rows whose retry time has come, fairly: at most ``per_connection`` of each
+    connection (its oldest, in order), for the ``connections`` whose oldest due row waited
+    longest; and rows whose sender died (lease run out), up to ``connections`` of them.
+    Grouped by connection, each in order. One connection's backlog thus takes one call's
+    worth per round, not the whole round. Cost: one index probe per connection with rows
+    waiting (``scrobbles_waiting_idx``), not a read of every due row."""
     rows = await conn.fetch(
-        """
-        SELECT id, connection_id FROM scrobbles
-        WHERE service = $1 AND (
-            (status = 'retrying' AND next_attempt_at <= now())
-            OR (status = 'sending' AND updated_at < now() - $2::interval))
-        ORDER BY next_attempt_at NULLS FIRST LIMIT $3
-        """,
+        f"""
+        WITH RECURSIVE waiting AS (
+            -- Each connection with rows waiting, one probe each (a skip scan).
+            (SELECT connection_id FROM scrobbles
+             WHERE service = $1 AND status = 'retrying' ORDER BY connection_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT s.connection_id FROM scrobbles AS s
+                    WHERE s.service = $1 AND s.status = 'retrying'
+                    AND s.connection_id > w.connection_id ORDER BY s.connection_id LIMIT 1)
+            FROM waiting AS w WHERE w.connection_id IS NOT NULL
+        ), heads AS (
+            SELECT w.connection_id, head.next_attempt_at
+            FROM waiting AS w CROSS JOIN LATERAL (
+                SELECT s.next_attempt_at FROM scrobbles AS s
+                WHERE s.service = $1 AND s.status = 'retrying'
+                AND s.connection_id = w.connection_id
+                ORDER BY s.next_attempt_at LIMIT 1) AS head
+            WHERE head.next_attempt_at <= now()
+            ORDER BY head.next_attempt_at, w.connection_id LIMIT $3
+        ), picked AS (
+            SELECT oldest.id FROM heads CROSS JOIN LATERAL (
+                SELECT s.id FROM scrobbles AS s
+                WHERE s.service = $1 AND s.status = 'retrying'
+                AND s.connection_id = heads.connection_id AND s.next_attempt_at <= now()
+                ORDER BY s.next_attempt_at, s.occurred_at, s.id LIMIT $4) AS oldest
+            UNION ALL
+            (SELECT id FROM scrobbles
+             WHERE service = $1 AND status = 'sending' AND updated_at < now() - $2::interval
+             ORDER BY updated_at LIMIT $3)
+        ), claimed AS (
+            UPDATE scrobbles AS s
+            SET status = 'sending', attempts = attempts + 1, updated_at = now()
+            -- Arrays, so that the rows are found by their ids, however many.
+            WHERE s.id = ANY(ARRAY(
+                SELECT id FROM scrobbles
+                WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND (
+                    (status = 'retrying' AND next_attempt_at <= now())
+                    OR (status = 'sending' AND updated_at < now() - $2::interval))
+                FOR UPDATE SKIP LOCKED))
+            RETURNING {_CLAIMED_RETURNING}, s.next_attempt_at, s.occurred_at
+        )
+        SELECT * FROM claimed
+        ORDER BY connection_id, next_attempt_at NULLS FIRST, occurred_at, id
+        """,  # noqa: S608 - constant column list
         service,
         SENDING_LEASE,
-        limit,
+        connections,
+        per_connection,
     )
-    return [(row["id"], row["connection_id"]) for row in rows]
+    return [_claimed(r) for r in rows]
 
 
 async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Claimed | None]:
@@ -134,6 +181,42 @@ async def claim_many(conn: Conn, scrobble_ids: Sequence[uuid.UUID]) -> list[Clai
     return [found.pop(scrobble_id, None) for scrobble_id in scrobble_ids]
 
 
+# Work due within this long is waiting its turn (put back, paced): a connection's new work
+# goes behind it. Work due later (a failure's backoff, a reconnect) holds nothing back.
+WAITING_HORIZON: Final = timedelta(minutes=1)
+
+
+async def waiting_connections(
+    conn: Conn, service: str, connection_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of ``connection_ids`` with work waiting its turn (due within the horizon)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT connection_id FROM scrobbles WHERE service = $1 AND status = 'retrying' "
+        "AND next_attempt_at <= now() + $2::interval AND connection_id = ANY($3::uuid[])",
+        service,
+        WAITING_HORIZON,
+        list(set(connection_ids)),
+    )
+    return {row["connection_id"] for row in rows}
+
+
+async def put_back(conn: Conn, scrobble_ids: Sequence[uuid.UUID], reason: str) -> None:
+    """Leave queued rows to the due-work poller, unclaimed and without an attempt: due at
+    once, but not before their connection's work already waiting its turn (due within the
+    horizon), so a connection's work keeps its order. Rows no longer queued (taken
+    meanwhile) are left as they are."""
+    await conn.execute(
+        "UPDATE scrobbles AS s SET status = 'retrying', last_error = $2, updated_at = now(), "
+        "next_attempt_at = greatest(now(), (SELECT max(w.next_attempt_at) FROM scrobbles AS w "
+        "WHERE w.service = s.service AND w.status = 'retrying' "
+        "AND w.next_attempt_at <= now() + $3::interval AND w.connection_id = s.connection_id)) "
+        "WHERE s.id = ANY($1::uuid[]) AND s.status = 'queued'",
+        list(scrobble_ids),
+        readable_reason(reason),
+        WAITING_HORIZON,
+    )
+
+
 @dataclass(frozen=True)
 class ConnectionState:
     """A connection as a delivery needs it: the access token decrypted (never in a repr),
@@ -145,6 +228,7 @@ class ConnectionState:
     tokens: TokenState
     unreadable: bool = False
     status_reason: str | None = None
+    account_name: str | None = None  # the account's name at the service, when known
 
 
 async def connection_state(
@@ -158,7 +242,7 @@ async def connection_state(
 
 
 _STATE_COLUMNS: Final = (
-    "enabled, status, status_reason, access_token_enc, "
+    "enabled, status, status_reason, access_token_enc, external_user_name, "
     "refresh_token_enc IS NOT NULL AS has_refresh, "
     "token_expires_at, token_version, refresh_started_at, refresh_from_version"
 )
@@ -178,6 +262,7 @@ def _state(cipher: TokenCipher, row: Any) -> ConnectionState:
         token=token,
         unreadable=unreadable,
         status_reason=row["status_reason"],
+        account_name=row["external_user_name"],
         tokens=TokenState(
             version=row["token_version"],
             expires_at=row["token_expires_at"],
@@ -338,6 +423,20 @@ async def record_retry(
         count_attempt,
         retrying_status(reason),
         SYNC_MARK_EVERY,
+    )
+
+
+async def put_off(conn: Conn, scrobble_ids: Sequence[uuid.UUID], at: datetime, reason: str) -> None:
+    """Claimed rows that were not sent (their pacing slot or turn is further away): back
+    until ``at``, the claim's attempt given back; in one statement (a Last.fm batch is 50
+    rows). The same as :func:`record_retry` with ``count_attempt=False`` for each."""
+    await conn.execute(
+        "UPDATE scrobbles SET status = 'retrying', next_attempt_at = $2, last_error = $3, "
+        "last_http_status = NULL, updated_at = now(), attempts = greatest(attempts - 1, 0) "
+        "WHERE id = ANY($1::uuid[])",
+        list(scrobble_ids),
+        at,
+        readable_reason(reason),
     )
 
 

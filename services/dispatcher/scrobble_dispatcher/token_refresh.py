@@ -26,7 +26,8 @@ from scrobble_dispatcher.clients.base import AppCredentials
 from scrobble_dispatcher.transport import ClientSet, TransportFailure, send
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON
-from scrobble_shared.settings import ServiceName, Settings
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from scrobble_ingest import store
 from scrobble_ingest.plan import (
@@ -30,27 +29,17 @@ from scrobble_ingest.plan import (
     plan_batch,
     play_key,
     unique_by_event_id,
-    work_message,
 )
 from scrobble_shared.db import Conn
+from scrobble_shared.db.scrobbles import queue_scrobbles
 from scrobble_shared.outbox import OutboxMessage, insert_outbox_messages
 from scrobble_shared.plays import DEFAULT_SILENCE
-from scrobble_shared.work import ConnectionRules, Work
+from scrobble_shared.work import ConnectionRules
+from scrobble_shared.work_message import NewScrobble, WorkTopics, new_scrobble
 
 ConnectionLookup = Callable[
     [Conn, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, list[ConnectionRules]]]
 ]
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Where the ingest service writes."""
-
-    dead_letters: str
-    service_prefix: str
-
-    def for_service(self, service: str) -> str:
-        return f"{self.service_prefix}{service}"
 
 
 @dataclass
@@ -72,27 +61,7 @@ def _dead_letter(rejection: Rejection, topic: str) -> OutboxMessage:
     )
 
 
-def new_scrobble(
-    work: Work, user_id: uuid.UUID, content: dict[str, Any], source_event_id: uuid.UUID | None
-) -> store.NewScrobble:
-    scrobble_id = uuid.uuid4()
-    return store.NewScrobble(
-        id=scrobble_id,
-        connection_id=work.connection_id,
-        user_id=user_id,
-        service=work.service,
-        dedupe_key=work.dedupe_key,
-        kind=work.kind.value,
-        play_id=work.play_id,
-        source_event_id=source_event_id,
-        content_type=content["type"],
-        content_id=as_uuid(content["id"]),
-        request=work_message(scrobble_id, work, user_id, content, source_event_id),
-        occurred_at=work.occurred_at,
-    )
-
-
-def _scrobbles(plan: Plan) -> list[store.NewScrobble]:
+def _scrobbles(plan: Plan) -> list[NewScrobble]:
     rows = []
     for work, event in plan.work:
         user_id, event_id = as_uuid(event.user_id), uuid.UUID(event.event_id)
@@ -100,33 +69,11 @@ def _scrobbles(plan: Plan) -> list[store.NewScrobble]:
     return rows
 
 
-async def queue_scrobbles(
-    conn: Conn, scrobbles: Sequence[store.NewScrobble], topics: Topics
-) -> tuple[list[OutboxMessage], dict[str, int]]:
-    """Insert work rows; an outbox message for each row that was really new."""
-    inserted = await store.insert_scrobbles(conn, scrobbles)
-    messages: list[OutboxMessage] = []
-    queued: dict[str, int] = {}
-    for row in scrobbles:
-        if row.id in inserted:
-            messages.append(
-                OutboxMessage(
-                    topic=topics.for_service(row.service),
-                    key=str(row.connection_id).encode(),
-                    value=row.request_json.encode(),
-                    headers={"kind": row.kind},
-                    message_id=str(row.id),
-                )
-            )
-            queued[row.service] = queued.get(row.service, 0) + 1
-    return messages, queued
-
-
 async def process_batch(
     conn: Conn,
     records: Sequence[Record],
     lookup: ConnectionLookup,
-    topics: Topics,
+    topics: WorkTopics,
     silence: timedelta = DEFAULT_SILENCE,
 ) -> BatchResult:
     """Write everything one batch means, in one transaction; returns the outbox ids to

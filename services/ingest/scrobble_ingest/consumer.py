@@ -32,11 +32,12 @@ import asyncpg
 from faststream.kafka import KafkaMessage
 
 from scrobble_ingest import metrics
-from scrobble_ingest.batch import Topics, process_batch
+from scrobble_ingest.batch import process_batch
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.plan import Record
 from scrobble_shared import logs
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay
+from scrobble_shared.work_message import WorkTopics
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Ingestor:
         pool: asyncpg.Pool,
         cache: ConnectionCache,
         relay: OutboxRelay,
-        topics: Topics,
+        topics: WorkTopics,
         silence: timedelta,
     ) -> None:
         self._pool = pool

@@ -16,7 +16,6 @@ from typing import Any
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from scrobble_ingest.batch import Topics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_ingest.sweeper import run_sweeper
@@ -31,6 +30,7 @@ from scrobble_shared.runtime import (
     tune_gc,
 )
 from scrobble_shared.settings import Settings
+from scrobble_shared.work_message import WorkTopics
 
 log = logging.getLogger("scrobble_ingest")
 
@@ -74,7 +74,7 @@ def build_app(settings: Settings) -> FastStream:
             )
             pool, relay = core.pool, core.relay
             cache = ConnectionCache()
-            topics = Topics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
+            topics = WorkTopics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
             silence = settings.scrobble_silence_timeout
             ingestor = state["ingestor"] = Ingestor(pool, cache, relay, topics, silence)
             stack.push_async_callback(ingestor.drain)

@@ -7,7 +7,6 @@ writes back what it returns; every decision of CONTRACTS sections 1 and 2 is mad
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,30 +191,6 @@ def plan_batch(
     return plan
 
 
-def work_message(
-    scrobble_id: uuid.UUID,
-    work: Work,
-    user_id: uuid.UUID,
-    content: Mapping[str, Any],
-    source_event_id: uuid.UUID | None,
-) -> dict[str, Any]:
-    """The message on ``scrobble.<service>`` (and the ``scrobbles.request`` column)."""
-    return {
-        "scrobble_id": str(scrobble_id),
-        "connection_id": str(work.connection_id),
-        "user_id": str(user_id),
-        "service": work.service,
-        "kind": work.kind.value,
-        "dedupe_key": work.dedupe_key,
-        "occurred_at": work.occurred_at.isoformat(),
-        "progress_percent": work.progress_percent,
-        "rating": work.rating,
-        "play_id": None if work.play_id is None else str(work.play_id),
-        "source_event_id": None if source_event_id is None else str(source_event_id),
-        "content": dict(content),
-    }
-
-
 def dead_letter_headers(rejection: Rejection) -> dict[str, str]:
     """The headers CONTRACTS section 1 puts on every dead letter."""
     record = rejection.record
@@ -226,10 +201,6 @@ def dead_letter_headers(rejection: Rejection) -> dict[str, str]:
         "source.partition": str(record.partition),
         "source.offset": str(record.offset),
     }
-
-
-def dumps(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def unique_by_event_id(items: Iterable[Accepted]) -> list[Accepted]:

@@ -7,17 +7,14 @@ go through ``unnest`` of arrays, one statement per table per batch.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
 
-from scrobble_ingest.plan import PlayKey, PlayWrite, Rejection, dumps
+from scrobble_ingest.plan import PlayKey, PlayWrite, Rejection
 from scrobble_shared.db import Conn
 from scrobble_shared.events import Action, PlaybackEvent
 from scrobble_shared.plays import Play
@@ -146,57 +143,6 @@ async def save_plays(conn: Conn, writes: Sequence[PlayWrite]) -> None:
         [p.finished_at for p in plays],
         [json.dumps(w.content) for w in writes],
     )
-
-
-@dataclass(frozen=True)
-class NewScrobble:
-    id: uuid.UUID
-    connection_id: uuid.UUID
-    user_id: uuid.UUID
-    service: str
-    dedupe_key: str
-    kind: str
-    play_id: uuid.UUID | None
-    source_event_id: uuid.UUID | None
-    content_type: str
-    content_id: uuid.UUID
-    request: dict[str, Any]
-    occurred_at: datetime
-
-    @functools.cached_property
-    def request_json(self) -> str:
-        """The request as JSON text, encoded once for the row and its message."""
-        return dumps(self.request).decode("utf-8")
-
-
-async def insert_scrobbles(conn: Conn, scrobbles: Sequence[NewScrobble]) -> set[uuid.UUID]:
-    """Queue work; returns the ids really inserted (the rest already existed for that play)."""
-    if not scrobbles:
-        return set()
-    rows = await conn.fetch(
-        """
-        INSERT INTO scrobbles (id, connection_id, user_id, service, dedupe_key, kind, play_id,
-            source_event_id, content_type, content_id, request, occurred_at)
-        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-            $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::jsonb[],
-            $12::timestamptz[])
-        ON CONFLICT (connection_id, dedupe_key) DO NOTHING
-        RETURNING id
-        """,
-        [s.id for s in scrobbles],
-        [s.connection_id for s in scrobbles],
-        [s.user_id for s in scrobbles],
-        [s.service for s in scrobbles],
-        [s.dedupe_key for s in scrobbles],
-        [s.kind for s in scrobbles],
-        [s.play_id for s in scrobbles],
-        [s.source_event_id for s in scrobbles],
-        [s.content_type for s in scrobbles],
-        [s.content_id for s in scrobbles],
-        [s.request_json for s in scrobbles],
-        [s.occurred_at for s in scrobbles],
-    )
-    return {row["id"] for row in rows}
 
 
 async def record_rejections(conn: Conn, rejections: Sequence[Rejection]) -> list[Rejection]:

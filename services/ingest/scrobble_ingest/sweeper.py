@@ -28,12 +28,13 @@ from typing import Any
 import asyncpg
 
 from scrobble_ingest import metrics, store
-from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_shared.db import Conn
+from scrobble_shared.db.scrobbles import queue_scrobbles
 from scrobble_shared.outbox import OutboxRelay, insert_outbox
 from scrobble_shared.plays import Play
 from scrobble_shared.work import finished_play_work
+from scrobble_shared.work_message import WorkTopics, new_scrobble
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 async def sweep_once(
     conn: Conn,
     cache: ConnectionCache,
-    topics: Topics,
+    topics: WorkTopics,
     silence: timedelta,
     limit: int = 1000,
 ) -> list[int]:
@@ -109,7 +110,7 @@ async def run_sweeper(
     pool: asyncpg.Pool,
     cache: ConnectionCache,
     relay: OutboxRelay,
-    topics: Topics,
+    topics: WorkTopics,
     silence: timedelta,
     interval_s: float = 60.0,
     retention: timedelta | None = None,

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-import orjson
 from aiohttp import BodyPartReader, MultipartReader, web
+
+from scrobble_shared.json_limits import UnreadableJson, load_json
 
 JSON_TYPES: Final = frozenset({"application/json", "text/json"})
 NDJSON_TYPES: Final = frozenset(
@@ -46,15 +47,15 @@ _BOM: Final = b"\xef\xbb\xbf"
 
 
 def parse_json(raw: bytes, what: str = "body") -> Any:
-    """JSON from UTF-8 bytes, or a 400 saying what is wrong with it. orjson refuses what
-    is not JSON (NaN, invalid UTF-8, lone surrogates) and nesting deeper than 1024 levels,
-    each as a JSONDecodeError; integers beyond 64 bits come back as floats, which the
-    event's own checks then refuse where an integer is wanted."""
+    """JSON from UTF-8 bytes, or a 400 saying what is wrong with it: the shared bounded
+    reader (``scrobble_shared.json_limits``) refuses what is not JSON (NaN, infinite
+    numbers, invalid UTF-8, lone surrogates) and nesting deeper than ``MAX_JSON_DEPTH``;
+    integers beyond 64 bits come back as floats, which the event's own checks then refuse
+    where an integer is wanted."""
     try:
-        return orjson.loads(raw[3:] if raw.startswith(_BOM) else raw)
-    except orjson.JSONDecodeError as exc:
-        where = f"{exc.lineno}:{exc.colno}"
-        raise BodyError(400, f"{what} is not JSON: {exc.msg} at {where}") from None
+        return load_json(raw[3:] if raw.startswith(_BOM) else raw)
+    except UnreadableJson as exc:
+        raise BodyError(400, f"{what} is {exc}") from None
 
 
 def json_object(raw: bytes, what: str = "body") -> Mapping[str, Any]:

@@ -22,6 +22,7 @@ import orjson
 
 from scrobble_intake.bodies import NDJSON_TYPES, BodyError, parse_json
 from scrobble_shared.events import InvalidEvent, parse_usable_event
+from scrobble_shared.json_limits import UnreadableJson, load_json
 from scrobble_shared.sources import ServerUser, Source
 
 MAX_EVENTS: Final = 1000
@@ -86,11 +87,17 @@ def judge(values: Sequence[bytes], source: Source) -> Judged:
         except InvalidEvent as exc:
             judged.rejected.append(Refused(index, exc.reason, exc.problems))
             continue
+        try:
+            # What the validator let through, read again by the reader that writes it out:
+            # it refuses a lone surrogate in a field the event does not use.
+            document = load_json(value)
+        except UnreadableJson as exc:
+            judged.rejected.append(Refused(index, "not_json", [str(exc)]))
+            continue
         user = source.user_for(ServerUser(id=event.user_id))
         if user is None:
             judged.skipped.append(Refused(index, "unmapped", [f"user {event.user_id}"]))
             continue
-        document = orjson.loads(value)
         document["user_id"] = str(user)
         judged.accepted.append(Accepted(index, user, event.action.value, _compact(document)))
     return judged

@@ -42,10 +42,10 @@ from scrobble_gateway.views import (
     json_response,
     page,
 )
-from scrobble_ingest.batch import Topics
 from scrobble_shared.db.dead_letters import replay_dead
-from scrobble_shared.settings import SERVICES
+from scrobble_shared.service_names import SERVICES
 from scrobble_shared.work import ConnectionRules
+from scrobble_shared.work_message import WorkTopics
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ async def _owned_connection_filter(request: web.Request) -> uuid.UUID | None:
 async def list_connections(request: web.Request) -> web.Response:
     check_known_params(request.query, set())
     rows = await repo.list_connections(request.app[POOL], caller(request).user_id)
-    return json_response(page([connection_view(r) for r in rows], None))
+    return json_response(page(request, [connection_view(r) for r in rows], None))
 
 
 @routes.put(f"{BASE}/connections/{{id}}")
@@ -160,7 +160,7 @@ async def queue_scrobble(request: web.Request) -> web.Response:
     except QueueRefused as exc:
         raise field_error(exc.field, exc.message) from None
     settings = app[SETTINGS]
-    topics = Topics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
+    topics = WorkTopics(settings.playback_dlq_topic, settings.scrobble_topic_prefix)
     async with app[POOL].acquire() as conn:
         queued = await store_manual_work(conn, topics, user_id, event, work)
     if queued.outbox_ids:
@@ -186,7 +186,7 @@ async def _publish(app: web.Application, outbox_ids: list[int]) -> None:
 async def history(request: web.Request) -> web.Response:
     check_known_params(request.query, {"connection_id", "status", "limit", "cursor"})
     status = _query_choice(request, "status", repo.SCROBBLE_STATUSES)
-    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    limit, after = parse_limit(request.query), parse_cursor(request)
     connection_id = await _owned_connection_filter(request)
     rows = await repo.history_page(
         request.app[POOL],
@@ -197,13 +197,13 @@ async def history(request: web.Request) -> web.Response:
         after=after,
     )
     rows, next_position = repo.page_end(rows, limit, "created_at")
-    return json_response(page([history_view(r) for r in rows], next_position))
+    return json_response(page(request, [history_view(r) for r in rows], next_position))
 
 
 @routes.get(f"{BASE}/imported")
 async def imported(request: web.Request) -> web.Response:
     check_known_params(request.query, {"connection_id", "limit", "cursor"})
-    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    limit, after = parse_limit(request.query), parse_cursor(request)
     connection_id = await _owned_connection_filter(request)
     rows = await repo.imported_page(
         request.app[POOL],
@@ -213,7 +213,7 @@ async def imported(request: web.Request) -> web.Response:
         after=after,
     )
     rows, next_position = repo.page_end(rows, limit, "imported_at")
-    return json_response(page([imported_view(r) for r in rows], next_position))
+    return json_response(page(request, [imported_view(r) for r in rows], next_position))
 
 
 # --- admin (role admin, checked by the auth middleware for everything under /admin/) ----
@@ -223,10 +223,10 @@ async def imported(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     check_known_params(request.query, {"service", "limit", "cursor"})
     service = _query_choice(request, "service", SERVICES)
-    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    limit, after = parse_limit(request.query), parse_cursor(request)
     rows = await repo.dead_page(request.app[POOL], service=service, limit=limit, after=after)
     rows, next_position = repo.page_end(rows, limit, "updated_at")
-    return json_response(page([dead_letter_view(r) for r in rows], next_position))
+    return json_response(page(request, [dead_letter_view(r) for r in rows], next_position))
 
 
 @routes.post(f"{BASE}/admin/dead-letters/replay")

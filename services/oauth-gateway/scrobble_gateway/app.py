@@ -3,7 +3,9 @@ resources (pool, outbox producer and relay, token cipher, HTTP client) in ``clea
 so they are opened at start-up and closed in reverse, and mounts the routes.
 
 Middlewares, outermost first: metrics (sees every final status), problems (errors become
-problem+json), bearer auth (sets the caller; 401/403).
+problem+json), bearer auth (sets the caller; 401/403; the page's session cookie with its
+CSRF token counts too, see ``page/session_auth.py``), quotas (charges the caller; 429). The
+page for people at ``/`` checks its session itself (``page/``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from typing import Final
 import httpx
 from aiohttp import web
 
-from scrobble_gateway import api, connect, health, imports, openapi, sources
+from scrobble_gateway import api, connect, health, imports, openapi, own_dead_letters, page, sources
 from scrobble_gateway.auth import TokenVerifier, auth_middleware
 from scrobble_gateway.errors import problem_middleware
-from scrobble_gateway.keys import CIPHER, HTTP, POOL, PRODUCER, RELAY, SETTINGS
+from scrobble_gateway.keys import CIPHER, CURSORS, HTTP, POOL, PRODUCER, QUOTAS, RELAY, SETTINGS
 from scrobble_gateway.metrics import metrics_middleware
+from scrobble_gateway.pagination import CursorSigner
+from scrobble_gateway.quota_middleware import add_rate_limit_fields, quota_middleware
+from scrobble_gateway.quotas import QuotaBuckets
 from scrobble_gateway.request_ids import request_id_middleware
 from scrobble_gateway.routing import is_admin_route, is_public
 from scrobble_shared.crypto import TokenCipher
@@ -59,11 +64,17 @@ def create_app(settings: Settings) -> web.Application:
             request_id_middleware,
             metrics_middleware,
             problem_middleware,
-            auth_middleware(verifier, is_public, is_admin_route),
+            auth_middleware(
+                verifier, page.also_public(is_public), is_admin_route, session=page.api_caller
+            ),
+            quota_middleware,
         ],
     )
     app[SETTINGS] = settings
     app[CIPHER] = cipher
+    app[CURSORS] = CursorSigner.from_settings(settings)
+    app[QUOTAS] = QuotaBuckets.from_settings(settings)
+    app.on_response_prepare.append(add_rate_limit_fields)
     app.cleanup_ctx.append(_core)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(verifier.resources)  # the JWKS client, when there is one
@@ -73,6 +84,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(imports.routes)
     app.router.add_routes(sources.routes)
     app.router.add_routes(connect.routes)
+    app.router.add_routes(own_dead_letters.routes)
+    page.setup(app, settings)
     return app
 
 

@@ -15,6 +15,10 @@ Anything wrong with the token is a 401 with ``WWW-Authenticate: Bearer``; a non-
 admin route is a 403; keys that cannot be fetched now (see ``jwks.py``) are a 503 with
 ``Retry-After``: we cannot tell whether the token is good. The token itself is never logged.
 
+A request without an ``Authorization`` header may instead bring the page's session cookie
+with the session's CSRF token (``page/session_auth.py``); a cookie without the token is a
+403, never a pass.
+
 What the gateway refuses to start with (SettingsError, before any I/O): neither a secret nor
 a JWKS URL; with a JWKS URL, an issuer or audience that is not set to a non-empty value;
 with HS256 only, an issuer or audience not set at all (set to empty, it is one warning at
@@ -54,6 +58,16 @@ AUDIENCE_SETTING: Final = "GATEWAY_JWT_AUDIENCE"
 
 class Unauthenticated(Exception):
     """The bearer token is missing or not acceptable; the message is safe to show."""
+
+
+class SessionRefused(Exception):
+    """A request came with the page's session cookie but without what must go with it
+    (its CSRF token), or from another site: 403; the message is safe to show."""
+
+
+# Who a request without a bearer token comes from, by the page's session cookie
+# (``page/session_auth.py``); None when it has no live session.
+SessionCaller = Callable[[web.Request], Awaitable[Caller | None]]
 
 
 # --- what a token must carry (pure) ---------------------------------------------------------
@@ -289,20 +303,31 @@ def auth_middleware(
     verifier: TokenVerifier,
     is_public: Callable[[web.Request], bool],
     is_admin_route: Callable[[web.Request], bool],
+    session: SessionCaller | None = None,
 ) -> Middleware:
+    """Bearer tokens on every route but the public ones; without an ``Authorization``
+    header, the page's session (``session``) when one is given."""
+
     @web.middleware
     async def check_bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if is_public(request):
             return await handler(request)
         token = bearer_token(request)
         if token is None:
-            return unauthorized("this route needs a bearer token", missing=True)
-        try:
-            found = await verifier.verify(token)
-        except Unauthenticated as exc:
-            return unauthorized(str(exc), missing=False)
-        except JwksUnavailable as exc:
-            return cannot_check_tokens(exc.retry_after_s)
+            try:
+                by_session = None if session is None else await session(request)
+            except SessionRefused as exc:
+                return problem(403, "Forbidden", str(exc))
+            if by_session is None:
+                return unauthorized("this route needs a bearer token", missing=True)
+            found = by_session
+        else:
+            try:
+                found = await verifier.verify(token)
+            except Unauthenticated as exc:
+                return unauthorized(str(exc), missing=False)
+            except JwksUnavailable as exc:
+                return cannot_check_tokens(exc.retry_after_s)
         if is_admin_route(request) and not found.is_admin:
             return problem(403, "Forbidden", "this route needs the admin role")
         set_caller(request, found)

@@ -9,12 +9,16 @@ by connection id) in one transaction, publishes it, and answers 202 with the job
 one job per connection is queued or running (a unique index): asking again while one is
 answers 200 with that job. A new job reads only what is newer than the last finished one
 (its ``since``), unless the body says ``{"full": true}``.
+
+A user starts at most ``GATEWAY_MAX_IMPORT_JOBS_PER_DAY`` jobs in any 24 hours, counted in
+Postgres under a lock of the user's, so exact across replicas; one more is a 429 naming
+the ``imports`` policy, with ``Retry-After`` until the oldest of them is a day old. Asking
+again while a job runs answers that job and counts nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -26,6 +30,7 @@ from pydantic import StrictBool
 
 from scrobble_gateway.keys import POOL, RELAY, SETTINGS, caller
 from scrobble_gateway.problems import problem
+from scrobble_gateway.quota_middleware import quota_exceeded
 from scrobble_gateway.repository import Db, Row, page_end
 from scrobble_gateway.routing import API_BASE as BASE
 from scrobble_gateway.schemas import _Body
@@ -39,8 +44,9 @@ from scrobble_gateway.validation import (
 from scrobble_gateway.views import json_response, page
 from scrobble_shared.db import Conn
 from scrobble_shared.db.imports import cancel_import
+from scrobble_shared.import_message import IMPORT_KIND, ImportMessage
 from scrobble_shared.outbox import OutboxMessage, insert_outbox
-from scrobble_shared.settings import SERVICES
+from scrobble_shared.service_names import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +56,28 @@ JOB_COLUMNS: Final = (
     "last_error, since, until_at, created_at, started_at, finished_at, updated_at"
 )
 
+DAY_S: Final = 86_400
+
 routes = web.RouteTableDef()
+
+
+class ImportsSpent(Exception):
+    """The user started ``per_day`` imports in the last day; one more in ``retry_after_s``."""
+
+    def __init__(self, per_day: int, retry_after_s: int) -> None:
+        super().__init__(f"{per_day} imports a day")
+        self.per_day = per_day
+        self.retry_after_s = retry_after_s
+
+    def response(self) -> web.Response:
+        answer = quota_exceeded(
+            "imports",
+            f"at most {self.per_day} imports a day; try again in {self.retry_after_s} s",
+            self.retry_after_s,
+        )
+        answer.headers.add("RateLimit-Policy", f'"imports";q={self.per_day};w={DAY_S}')
+        answer.headers.add("RateLimit", f'"imports";r=0;t={self.retry_after_s}')
+        return answer
 
 
 class ImportStart(_Body):
@@ -84,11 +111,49 @@ def _imports_topic(request: web.Request) -> str:
     return f"{request.app[SETTINGS].scrobble_topic_prefix}imports"
 
 
+async def _active_job(conn: Conn, connection_id: uuid.UUID) -> Row | None:
+    row = await conn.fetchrow(
+        f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE connection_id = $1 "  # noqa: S608
+        "AND state IN ('queued', 'running')",
+        connection_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def _wait_for_another_import(conn: Conn, user_id: uuid.UUID, per_day: int) -> int | None:
+    """Seconds until the user may start one more import; None when they may now. One
+    statement on the index of the user's jobs by time (import_jobs_user_idx)."""
+    wait: int | None = await conn.fetchval(
+        """
+        SELECT ceil(extract(epoch FROM min(created_at) + interval '1 day' - now()))::int
+        FROM (SELECT created_at FROM import_jobs
+              WHERE user_id = $1 AND created_at > now() - interval '1 day'
+              ORDER BY created_at DESC LIMIT $2) AS latest
+        HAVING count(*) >= $2
+        """,
+        user_id,
+        per_day,
+    )
+    return None if wait is None else max(1, wait)
+
+
 async def _create(
-    conn: Conn, connection: Row, full: bool, topic: str
+    conn: Conn, connection: Row, full: bool, topic: str, per_day: int
 ) -> tuple[Row, list[int], bool]:
-    """The active job of the connection, or a new one with its outbox message."""
+    """The active job of the connection, or a new one with its outbox message, or
+    :class:`ImportsSpent` when the user started their imports of the day."""
     async with conn.transaction():
+        # One start of the user's at a time, so two at once cannot both take the last one.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"import-starts:{connection['user_id']}",
+        )
+        active = await _active_job(conn, connection["id"])
+        if active is not None:
+            return active, [], False
+        wait = await _wait_for_another_import(conn, connection["user_id"], per_day)
+        if wait is not None:
+            raise ImportsSpent(per_day, wait)
         since = None
         if not full:
             since = await conn.fetchval(
@@ -107,26 +172,22 @@ async def _create(
             connection["service"],
             since,
         )
-        if row is None:
-            active = await conn.fetchrow(
-                f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE connection_id = $1 "  # noqa: S608
-                "AND state IN ('queued', 'running')",
-                connection["id"],
-            )
+        if row is None:  # started without the lock (a gateway of an older version)
+            active = await _active_job(conn, connection["id"])
             assert active is not None
-            return dict(active), [], False
-        value = {
-            "job_id": str(row["id"]),
-            "connection_id": str(row["connection_id"]),
-            "user_id": str(connection["user_id"]),
-            "service": row["service"],
-        }
+            return active, [], False
+        start = ImportMessage(
+            job_id=row["id"],
+            connection_id=row["connection_id"],
+            user_id=connection["user_id"],
+            service=row["service"],
+        )
         message = OutboxMessage(
             topic=topic,
-            key=str(row["connection_id"]).encode(),
-            value=json.dumps(value).encode(),
-            headers={"kind": "import"},
-            message_id=f"import:{row['id']}",
+            key=start.key,
+            value=start.encode(),
+            headers={"kind": IMPORT_KIND},
+            message_id=start.message_id,
         )
         ids = await insert_outbox(conn, [message])
     return dict(row), ids, True
@@ -153,10 +214,16 @@ async def start_import(request: web.Request) -> web.Response:
     try:
         async with app[POOL].acquire() as conn:
             row, outbox_ids, created = await _create(
-                conn, dict(connection), bool(body.full), _imports_topic(request)
+                conn,
+                dict(connection),
+                bool(body.full),
+                _imports_topic(request),
+                app[SETTINGS].gateway_max_import_jobs_per_day,
             )
     except asyncpg.UniqueViolationError:  # a concurrent request made it first
         return problem(409, "Import in progress", "try again to see the running job")
+    except ImportsSpent as exc:
+        return exc.response()
     if outbox_ids:
         try:
             await asyncio.wait_for(app[RELAY].publish(outbox_ids), PUBLISH_TIMEOUT_S)
@@ -196,7 +263,7 @@ async def _jobs_page(
 @routes.get(f"{BASE}/import/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     check_known_params(request.query, {"connection_id", "limit", "cursor"})
-    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    limit, after = parse_limit(request.query), parse_cursor(request)
     connection_id = _query_uuid(request, "connection_id")
     user_id = caller(request).user_id
     if connection_id is not None:
@@ -207,7 +274,7 @@ async def list_jobs(request: web.Request) -> web.Response:
             return problem(404, "Not Found", "no such connection")
     rows = await _jobs_page(request.app[POOL], user_id, connection_id, limit, after)
     rows, next_position = page_end(rows, limit, "created_at")
-    return json_response(page([job_view(r) for r in rows], next_position))
+    return json_response(page(request, [job_view(r) for r in rows], next_position))
 
 
 def _job_id(request: web.Request) -> uuid.UUID | None:

@@ -23,7 +23,6 @@ JWK's ``alg``, else the one its type implies): a token must use exactly that alg
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -33,6 +32,8 @@ from typing import Any, Final
 
 import httpx
 import jwt
+
+from scrobble_shared.json_limits import UnreadableJson, load_json
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,9 @@ def parse_key_set(body: bytes) -> dict[str, jwt.PyJWK]:
     with one ``kid`` wins.
     """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise BadKeySet("the JWKS is not JSON") from None
+        document = load_json(body)
+    except UnreadableJson as exc:
+        raise BadKeySet(f"the JWKS is {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise BadKeySet("the JWKS has no list of keys")
     keys: dict[str, jwt.PyJWK] = {}

@@ -12,6 +12,8 @@ import httpx
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from scrobble_gateway.pagination import CursorSigner
+from scrobble_gateway.quotas import QuotaBuckets
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.settings import Settings
@@ -26,6 +28,10 @@ HTTP: Final = web.AppKey("http", httpx.AsyncClient)
 # hand-queued work after its transaction committed.
 PRODUCER: Final = web.AppKey("producer", AIOKafkaProducer)
 RELAY: Final = web.AppKey("relay", OutboxRelay)
+# Signs the list routes' cursors and opens them again (pagination.py).
+CURSORS: Final = web.AppKey("cursors", CursorSigner)
+# This process's per-user token buckets (quotas.py).
+QUOTAS: Final = web.AppKey("quotas", QuotaBuckets)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ _CALLER: Final = web.RequestKey("caller", Caller)
 
 def set_caller(request: web.Request, caller: Caller) -> None:
     request[_CALLER] = caller
+
+
+def find_caller(request: web.Request) -> Caller | None:
+    """The authenticated caller, or None on the routes that need no token."""
+    return request.get(_CALLER)
 
 
 def caller(request: web.Request) -> Caller:

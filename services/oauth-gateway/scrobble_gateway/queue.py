@@ -23,8 +23,8 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from scrobble_gateway.schemas import ScrobbleRequest
-from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
 from scrobble_shared.db import Conn
+from scrobble_shared.db.scrobbles import queue_scrobbles
 from scrobble_shared.events import Action, PlaybackEvent
 from scrobble_shared.outbox import insert_outbox
 from scrobble_shared.plays import advance, is_play_action
@@ -36,6 +36,7 @@ from scrobble_shared.work import (
     rating_work,
     takes,
 )
+from scrobble_shared.work_message import WorkTopics, new_scrobble
 
 # Event ids of hand-queued scrobbles live in their own namespace.
 MANUAL_NAMESPACE: Final = uuid.UUID("b0d3c2a4-64a5-4c1e-9a8e-5f7e1c2d9a10")
@@ -179,7 +180,7 @@ class Queued:
 
 
 async def store_manual_work(
-    conn: Conn, topics: Topics, user_id: uuid.UUID, event: PlaybackEvent, work: list[Work]
+    conn: Conn, topics: WorkTopics, user_id: uuid.UUID, event: PlaybackEvent, work: list[Work]
 ) -> Queued:
     """In one transaction: the work rows (idempotent) and an outbox row per new one. The
     same request sent twice at once is serialised on its event id."""

@@ -220,20 +220,28 @@ async def imported_page(
 
 
 async def dead_page(
-    db: Db, *, service: str | None, limit: int, after: Position | None
+    db: Db,
+    *,
+    service: str | None,
+    limit: int,
+    after: Position | None,
+    user_id: uuid.UUID | None = None,
 ) -> list[Row]:
-    """Dead work of every user, oldest death first (the order an operator works through)."""
+    """Dead work of every user (or of ``user_id``), oldest death first (the order an
+    operator works through)."""
     clause = ""
     extra: list[Any] = []
     if after is not None:
-        clause = " AND (updated_at, id) > ($3, $4)"
+        clause = " AND (updated_at, id) > ($4, $5)"
         extra = [after.at, after.id]
     records = await db.fetch(
         f"SELECT {DEAD_COLUMNS} FROM scrobbles "  # noqa: S608 - constant columns and clause
-        f"WHERE status = 'dead' AND ($1::text IS NULL OR service = $1){clause} "
+        "WHERE status = 'dead' AND ($1::text IS NULL OR service = $1) "
+        f"AND ($3::uuid IS NULL OR user_id = $3){clause} "
         "ORDER BY updated_at, id LIMIT $2",
         service,
         limit + 1,
+        user_id,
         *extra,
     )
     return [_row(r, ("request",)) for r in records]

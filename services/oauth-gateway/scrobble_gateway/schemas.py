@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from scrobble_shared.events import DateTime, ExternalIds, JsonNumber, UuidText
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 
 Percent = Annotated[StrictInt, Field(ge=1, le=100)]
 

@@ -152,7 +152,7 @@ def _path_id(request: web.Request) -> uuid.UUID | None:
 @routes.get(SOURCES)
 async def list_sources(request: web.Request) -> web.Response:
     check_known_params(request.query, {"limit", "cursor"})
-    limit, after = parse_limit(request.query), parse_cursor(request.query)
+    limit, after = parse_limit(request.query), parse_cursor(request)
     async with request.app[POOL].acquire() as conn:
         found = await db.list_sources(
             conn,
@@ -166,7 +166,7 @@ async def list_sources(request: web.Request) -> web.Response:
         last = found[-1]
         assert last.created_at is not None
         next_position = Position(last.created_at, last.id)
-    return json_response(page([source_view(s) for s in found], next_position))
+    return json_response(page(request, [source_view(s) for s in found], next_position))
 
 
 @routes.post(SOURCES)

@@ -1,9 +1,13 @@
 """Request bodies and query strings checked against pydantic models, with 422 answers
-that name each offending field (``errors: [{"field": ..., "message": ...}]``)."""
+that name each offending field (``errors: [{"field": ..., "message": ...}]``).
+
+Bodies are read by the shared bounded reader (``scrobble_shared.json_limits``): what is not
+JSON, holds NaN or infinite numbers, or nests deeper than ``MAX_JSON_DEPTH`` is a 400
+before any model sees it; the app's ``client_max_size`` bounds the size.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -11,8 +15,10 @@ from aiohttp import web
 from multidict import MultiMapping
 from pydantic import BaseModel, ValidationError
 
-from scrobble_gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, Position, decode_cursor
+from scrobble_gateway.keys import CURSORS
+from scrobble_gateway.pagination import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, Position
 from scrobble_gateway.problems import PROBLEM_JSON
+from scrobble_shared.json_limits import UnreadableJson, load_json
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -65,16 +71,16 @@ def validation_errors(exc: ValidationError, prefix: str = "") -> InvalidRequest:
 
 
 async def read_json(request: web.Request, *, optional: bool = False) -> Any:
-    """The JSON body, or :class:`InvalidRequest` (400) when it is not JSON."""
+    """The JSON body, or :class:`InvalidRequest` (400) when it is not JSON we read."""
     raw = await request.read()
     if not raw.strip():
         if optional:
             return {}
         raise InvalidRequest(400, "the request needs a JSON body")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest(400, "the request body is not valid JSON") from None
+        return load_json(raw)
+    except UnreadableJson as exc:
+        raise InvalidRequest(400, f"the request body is {exc}") from None
 
 
 async def parse_body(request: web.Request, model: type[Model], *, optional: bool = False) -> Model:
@@ -100,12 +106,13 @@ def parse_limit(query: Mapping[str, str]) -> int:
     return int(text)
 
 
-def parse_cursor(query: Mapping[str, str]) -> Position | None:
-    text = query.get("cursor")
+def parse_cursor(request: web.Request) -> Position | None:
+    """The ``cursor`` parameter: a 422 naming it unless it is one we signed."""
+    text = request.query.get("cursor")
     if text is None:
         return None
     try:
-        return decode_cursor(text)
+        return request.app[CURSORS].decode(text)
     except BadCursor as exc:
         raise field_error("cursor", str(exc)) from None
 

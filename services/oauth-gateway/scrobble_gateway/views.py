@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from scrobble_gateway.pagination import Position, encode_cursor
+from scrobble_gateway.keys import CURSORS
+from scrobble_gateway.pagination import Position
 
 
 def _default(value: object) -> object:
@@ -30,8 +31,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, dumps=dumps)
 
 
-def page(items: list[dict[str, Any]], next_position: Position | None) -> dict[str, Any]:
-    cursor = None if next_position is None else encode_cursor(next_position)
+def page(
+    request: web.Request, items: list[dict[str, Any]], next_position: Position | None
+) -> dict[str, Any]:
+    cursor = None if next_position is None else request.app[CURSORS].encode(next_position)
     return {"items": items, "next_cursor": cursor}
 
 

@@ -24,7 +24,7 @@ import asyncpg
 
 from scrobble_shared.crypto import TokenCipher, TokenDecryptError
 from scrobble_shared.db import Conn
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 
 # The reason on a connection whose tokens no configured key opens (CONTRACTS section 4:
 # shown as status_reason; the work waits as for any other reconnect).

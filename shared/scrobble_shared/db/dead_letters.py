@@ -1,8 +1,9 @@
 """Dead scrobbles across users: listing and requeueing them.
 
-Used by the dispatcher's operator commands (``scrobble dlq list|replay``) and by the
-gateway's admin routes. A dead row stays in ``scrobbles`` with its last error; replaying
-makes it due now with its attempts from zero, and the dispatcher's retry poller sends it.
+Used by the dispatcher's operator commands (``scrobble dlq list|replay``), by the
+gateway's admin routes, and by its routes for a user's own dead work. A dead row stays in
+``scrobbles`` with its last error; replaying makes it due now with its attempts from zero,
+and the dispatcher's retry poller sends it.
 """
 
 from __future__ import annotations
@@ -40,14 +41,19 @@ async def list_dead(
 
 
 async def replay_dead(
-    conn: Conn, service: str | None = None, scrobble_id: uuid.UUID | None = None
+    conn: Conn,
+    service: str | None = None,
+    scrobble_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
 ) -> int:
-    """Requeue dead work: due now, attempts from zero; the retry poller sends it."""
+    """Requeue dead work (of one user when ``user_id`` is given): due now, attempts from
+    zero; the retry poller sends it."""
     result = await conn.execute(
         "UPDATE scrobbles SET status = 'retrying', attempts = 0, next_attempt_at = now(), "
         "updated_at = now() WHERE status = 'dead' AND ($1::text IS NULL OR service = $1) "
-        "AND ($2::uuid IS NULL OR id = $2)",
+        "AND ($2::uuid IS NULL OR id = $2) AND ($3::uuid IS NULL OR user_id = $3)",
         service,
         scrobble_id,
+        user_id,
     )
     return int(result.split()[-1])

@@ -20,6 +20,7 @@ from scrobble_dispatcher.clients.listenbrainz import ListenBrainzClient
 from scrobble_dispatcher.delivery import Deliverer, DeliveryPolicy
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import running_sandbox
+from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.outbox import OutboxRelay
@@ -93,8 +94,11 @@ async def test_far_slots_put_work_back_and_drop_stale_now_playing(
 ) -> None:
     pool, deliverer, connection = held
     until = datetime.now(UTC) + timedelta(seconds=60)
+    # The key ListenBrainz work of this connection is paced on: its token's.
+    account = pacing.limited_account("listenbrainz", SANDBOX_TOKEN, None)
+    [key] = pacing.pacing_keys("listenbrainz", connection, "", account=account)
     async with pool.acquire() as conn:
-        await pacing.hold(conn, f"listenbrainz:user:{connection}", until)
+        await pacing.hold(conn, key.key, until)
     outcomes: dict[str, dict[str, Any]] = {}
     for kind in ("now_playing", "scrobble"):
         scrobble_id = await queue(pool, connection, kind)

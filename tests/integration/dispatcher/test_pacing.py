@@ -343,3 +343,64 @@ async def test_a_service_wait_on_a_windowed_key_holds_every_lane(
         before + timedelta(seconds=30) <= s.at <= before + timedelta(seconds=30) + NEAR
         for s in later
     )
+
+
+# --- fair turns on a key many users share (issue 15) ----------------------------------------
+def shared(user: str, key: str = "simkl:app:fair") -> PaceKey:
+    return PaceKey(key, STEP, after_answer=True, share=user)
+
+
+async def test_a_user_holds_at_most_one_slot_ahead_and_the_next_user_takes_the_next(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    first, second = replicas
+    async with first.acquire() as conn:
+        mine = await reserve_within(conn, [shared("a")], timedelta(seconds=5))
+        again = await reserve_within(conn, [shared("a")], timedelta(seconds=5))
+    assert mine.taken
+    # Its next turn is one step on (the key's interval: nobody else takes turns), and it
+    # takes nothing meanwhile, though the key's next slot is within the 5 s it would wait.
+    assert not again.taken
+    assert again.turn
+    assert again.at == mine.at + STEP
+    async with second.acquire() as conn:
+        theirs = await reserve_within(conn, [shared("b")], timedelta(seconds=5))
+        theirs_again = await reserve_within(conn, [shared("b")], timedelta(seconds=5))
+    # Another user takes the key's next slot; "a" still waits for its turn, so "b"'s next
+    # turn is two steps on: two users take turns.
+    assert theirs.taken
+    assert theirs.at == mine.at + STEP
+    assert theirs_again.turn
+    assert theirs_again.at == theirs.at + 2 * STEP
+
+
+async def test_a_shared_key_goes_round_robin_between_users(
+    replicas: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    """ "a" asks from both replicas at once (two callers), "b" and "c" from one each: while
+    all three ask, each gets a third of the slots, not one per caller."""
+    taken: list[tuple[datetime, str]] = []
+
+    async def caller(pool: asyncpg.Pool, user: str, calls: int) -> None:
+        pacer = Pacer(pool)
+        for _ in range(calls):
+            slot = await pacer.reserve([shared(user, "simkl:app:round")], None)
+            assert slot.taken
+            taken.append((slot.at, user))
+
+    await asyncio.wait_for(
+        asyncio.gather(
+            caller(replicas[0], "a", 8),
+            caller(replicas[1], "a", 8),
+            caller(replicas[0], "b", 6),
+            caller(replicas[1], "c", 6),
+        ),
+        timeout=60,
+    )
+    ordered = [user for _, user in sorted(taken)]
+    assert_spaced([at for at, _ in taken], STEP)
+    # Until "b" and "c" are done, "a" gets about a third (one step of slack for the
+    # start, when "a" may ask before the others have taken their first turn).
+    last = max(i for i, user in enumerate(ordered) if user in "bc")
+    window = ordered[: last + 1]
+    assert window.count("a") <= 6 + 1, ordered

@@ -307,7 +307,8 @@ async def test_a_lookup_without_an_answer_is_retried_and_asks_again(rig: Rig) ->
 async def test_music_is_sent_by_name_without_lookups(rig: Rig) -> None:
     # Last.fm and ListenBrainz have no resolver: a track without MBIDs goes as it is.
     resolver = IdResolver(rig.pool, {})
-    from scrobble_dispatcher.clients.base import ScrobbleWork, UserCredentials
+    from scrobble_dispatcher.clients.base import UserCredentials
+    from scrobble_shared.work_message import ScrobbleWork
 
     work = ScrobbleWork.from_message(
         {

@@ -23,7 +23,8 @@ from cryptography.fernet import Fernet
 from scrobble_gateway.app import create_app
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection, create_connection
-from scrobble_shared.settings import SERVICES, Settings, load_settings
+from scrobble_shared.service_names import SERVICES
+from scrobble_shared.settings import Settings, load_settings
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 
@@ -129,12 +130,16 @@ async def open_gateway(
     database_url: str,
     topics: Topics,
     prepare: Callable[[web.Application], None] | None = None,
+    *,
+    environ_extra: dict[str, str] | None = None,
     **server_options: Any,
 ) -> Gateway:
-    """Start a gateway (``prepare`` may add to the app first); close with ``client.close()``."""
+    """Start a gateway (``prepare`` may add to the app first, ``environ_extra`` to its
+    settings); close with ``client.close()``."""
     service_topics: dict[str, str] = {s: await topics.create(f"scrobble.{s}") for s in SERVICES}
     key = Fernet.generate_key().decode()
     environ = gateway_environ(infra, database_url, topics.name("scrobble."), key)
+    environ.update(environ_extra or {})
     settings = load_settings(environ)
     app = create_app(settings)
     if prepare is not None:
@@ -149,6 +154,26 @@ async def open_gateway(
 @pytest.fixture
 async def gateway(infra: Infra, database_url: str, topics: Topics) -> AsyncIterator[Gateway]:
     started = await open_gateway(infra, database_url, topics)
+    try:
+        yield started
+    finally:
+        await started.client.close()
+
+
+# Generated suites send thousands of requests as one user within a minute: quotas that
+# never bite, so every request reaches the handlers (test_quotas.py tests the quotas).
+UNTHROTTLED = {
+    "GATEWAY_QUOTA_READS_PER_MINUTE": "1000000",
+    "GATEWAY_QUOTA_WRITES_PER_MINUTE": "1000000",
+    "GATEWAY_MAX_IMPORT_JOBS_PER_DAY": "10000",
+}
+
+
+@pytest.fixture
+async def unthrottled_gateway(
+    infra: Infra, database_url: str, topics: Topics
+) -> AsyncIterator[Gateway]:
+    started = await open_gateway(infra, database_url, topics, environ_extra=UNTHROTTLED)
     try:
         yield started
     finally:

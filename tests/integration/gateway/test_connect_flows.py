@@ -432,6 +432,8 @@ async def test_allowed_return_url_is_followed(
         "http://app.example.test/settings/../admin",
         "http://user@app.example.test/settings/",
         "javascript:alert(1)",
+        "https://[x",
+        "http://app.example.test\uff0fsettings/",  # a fullwidth solidus in the host
     ],
 )
 async def test_return_url_off_the_allowlist_is_refused_at_start(

@@ -142,3 +142,41 @@ async def test_malformed_bodies_interleaved_with_good_ones(intake_setup: IntakeS
     assert len(values) == len(published_ids)  # each request's event once
     assert statuses[413] >= MALFORMED // 10
     assert statuses[415] >= MALFORMED // 10
+
+
+def unwritable_events() -> list[tuple[str, bytes, str]]:
+    """Bodies whose JSON the events route read but could not write out again: nesting past
+    orjson's 254 levels (as an array element, or in a field the event does not use), a
+    number beyond a double, a lone surrogate. Each used to be a 500."""
+    posted = event("progress", 1_000).to_json_dict()
+    line = json.dumps(posted)[:-1].encode()
+    ndjson = "application/x-ndjson"
+    return [
+        ("array element", b"[" + b"[" * 300 + b"]" * 300 + b"]", "application/json"),
+        ("deep extra field", line + b', "x": ' + b"[" * 300 + b"]" * 300 + b"}", ndjson),
+        ("infinite number", line + b', "x": 1e999}', ndjson),
+        ("lone surrogate", line + b', "x": "\\ud800"}', ndjson),
+        ("deep webhook", b'{"a":' * 40 + b"1" + b"}" * 40, "application/json"),
+    ]
+
+
+async def test_bodies_that_could_not_be_written_out_again_are_400(
+    intake_setup: IntakeSetup,
+) -> None:
+    events_path = (await intake_setup.source("events", owner=ALICE))[1]
+    jellyfin_path = (await intake_setup.source("jellyfin", owner=ALICE))[1]
+    intake = intake_setup.process()
+    await intake.start()
+    try:
+        base_url = f"http://127.0.0.1:{intake.metrics_port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            for name, body, content_type in unwritable_events():
+                path = jellyfin_path if name == "deep webhook" else events_path
+                answer = await http.post(path, content=body, headers={"Content-Type": content_type})
+                assert answer.status_code == 400, (name, answer.status_code, answer.text[:300])
+                assert answer.headers["content-type"] == "application/problem+json", name
+    finally:
+        assert await intake.stop() == 0, intake.log_tail()
+    log = intake.log_path.read_text()
+    assert "Traceback" not in log
+    assert "Error handling request" not in log

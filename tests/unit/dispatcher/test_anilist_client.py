@@ -36,7 +36,6 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -47,6 +46,7 @@ from scrobble_sandbox.anilist.schema import schema_text as sandbox_schema_text
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 # The reference schema (shared/data beside the repository); the sandbox ships a copy, used
 # when the reference is not there (a checkout without it) and checked equal when it is.

@@ -18,7 +18,6 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -34,6 +33,7 @@ from scrobble_dispatcher.transport import send
 from scrobble_sandbox import Limit, Sandbox
 from scrobble_shared.events import Content, ContentType, ExternalIds
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 KEY = "vector-api-key"
 SECRET = "vector-shared-secret"

@@ -17,7 +17,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -30,6 +29,7 @@ from scrobble_dispatcher.transport import send
 from scrobble_sandbox import Limit, Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 API = "https://api.listenbrainz.org/1"
 TOKEN = "5a4db0c5-5a4d-4b0c-8000-0000000000ff"
@@ -387,11 +387,11 @@ def test_import_with_an_unsendable_work(lb: ListenBrainzClient) -> None:
         (response(401), Outcome.reconnect("the ListenBrainz token was refused", 401)),
         (
             response(429, {"code": 429, "error": "slow down"}, Retry_After="7"),
-            Outcome.retry("slow down", 429, 7.0),
+            Outcome.slow_down("slow down", 429, 7.0),
         ),
         (
             response(429, X_RateLimit_Reset_In="4", X_RateLimit_Remaining="0"),
-            Outcome.retry("ListenBrainz answered HTTP 429", 429, 4.0),
+            Outcome.slow_down("ListenBrainz answered HTTP 429", 429, 4.0),
         ),
         (
             response(503, Retry_After="Wed, 21 Oct 2026 07:28:00 GMT"),
@@ -407,7 +407,7 @@ def test_import_with_an_unsendable_work(lb: ListenBrainzClient) -> None:
         ),
         (
             response(429, Retry_After="-1", X_RateLimit_Reset_In="5"),
-            Outcome.retry("ListenBrainz answered HTTP 429", 429, 5.0),
+            Outcome.slow_down("ListenBrainz answered HTTP 429", 429, 5.0),
         ),
         (
             response(503, Retry_After="2", X_RateLimit_Reset_In="9"),

@@ -7,7 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from scrobble_dispatcher.pacing import SEND_MARGIN, PaceKey, app_pacing_key, pacing_keys
+from scrobble_dispatcher.pacing import (
+    SEND_MARGIN,
+    PaceKey,
+    app_pacing_key,
+    limited_account,
+    pacing_keys,
+)
 
 CONNECTION = uuid.UUID("6f1c1a8e-0000-4000-8000-000000000001")
 APP = "client-id-123"
@@ -102,3 +108,56 @@ def test_a_windowed_key_has_a_row_per_lane_and_a_plain_key_none() -> None:
         "lastfm:app#2",
     ]
     assert PaceKey("trakt:user:x", SECOND).lane_keys() == []
+
+
+# --- what the service limits: token or account, not the connection (issue 20) --------------
+TOKEN = "a-listenbrainz-token-0001"
+
+
+def user_key(service: str, connection: uuid.UUID, token: str, name: str | None) -> str:
+    account = limited_account(service, token, name)
+    return pacing_keys(service, connection, APP, account=account)[0].key
+
+
+def test_two_connections_holding_one_listenbrainz_token_share_one_key() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert user_key("listenbrainz", first, TOKEN, None) == user_key(
+        "listenbrainz", second, TOKEN, "someone"
+    )
+    assert user_key("listenbrainz", first, TOKEN, None) != user_key(
+        "listenbrainz", first, "another-token-0002", None
+    )
+
+
+@pytest.mark.parametrize("service", ["trakt", "simkl"])
+def test_one_account_connected_twice_shares_one_key(service: str) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    # Two grants of one account: two tokens, one account name (in any case).
+    assert user_key(service, first, "token-1-xxxxxx", "Alice") == user_key(
+        service, second, "token-2-yyyyyy", "alice "
+    )
+    assert user_key(service, first, "token-1-xxxxxx", "alice") != user_key(
+        service, first, "token-1-xxxxxx", "bob"
+    )
+    # The name unknown: the token is what is known to be one account.
+    assert user_key(service, first, "token-1-xxxxxx", None) == user_key(
+        service, second, "token-1-xxxxxx", ""
+    )
+
+
+def test_keys_and_digests_never_hold_the_token_or_the_name() -> None:
+    for service in ("trakt", "simkl", "listenbrainz"):
+        for name in (None, "alice"):
+            keys = pacing_keys(
+                service, CONNECTION, APP, account=limited_account(service, TOKEN, name)
+            )
+            assert all(TOKEN not in k.key and "alice" not in k.key for k in keys)
+            assert str(CONNECTION) not in keys[0].key
+
+
+def test_services_limited_otherwise_keep_their_keys() -> None:
+    assert limited_account("lastfm", TOKEN, "alice") is None
+    assert limited_account("anilist", TOKEN, "alice") is None
+    assert limited_account("listenbrainz", None, None) is None
+    # No account: the connection, as lookups and imports still pace.
+    assert pacing_keys("trakt", CONNECTION, APP)[0].key == f"trakt:user:{CONNECTION}"

@@ -13,13 +13,13 @@ import pytest
 from scrobble_dispatcher.clients.base import (
     AppCredentials,
     HttpResponse,
-    ScrobbleWork,
     UserCredentials,
 )
 from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.recheck import LastfmRecheck, NoAnswer, SimklRecheck, TraktRecheck
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 AT = datetime(2026, 11, 20, 21, 4, 5, tzinfo=UTC)
 USER = UserCredentials("token")

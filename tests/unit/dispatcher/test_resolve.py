@@ -14,12 +14,7 @@ import pytest
 from graphql import build_schema, parse, validate
 
 from scrobble_dispatcher.clients.anilist import AniListClient
-from scrobble_dispatcher.clients.base import (
-    AppCredentials,
-    HttpResponse,
-    ScrobbleWork,
-    UserCredentials,
-)
+from scrobble_dispatcher.clients.base import AppCredentials, HttpResponse, UserCredentials
 from scrobble_dispatcher.clients.simkl import SimklClient
 from scrobble_dispatcher.clients.trakt import TraktClient
 from scrobble_dispatcher.resolve import build
@@ -39,6 +34,7 @@ from scrobble_dispatcher.resolve.trakt import TraktResolver
 from scrobble_sandbox.anilist.schema import anilist_schema
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 USER = UserCredentials("user-token")
 APP = AppCredentials("client-id", "secret")

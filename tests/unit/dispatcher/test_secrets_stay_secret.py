@@ -21,7 +21,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     UserCredentials,
     readable_reason,
 )
@@ -51,6 +50,7 @@ from scrobble_dispatcher.tokens import (
 )
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 TOKEN = "user-access-token-5e1f0c9a7d"
 REFRESH = "user-refresh-token-8b2d4f6a1c"

@@ -17,7 +17,6 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -27,6 +26,7 @@ from scrobble_dispatcher.transport import send
 from scrobble_sandbox import Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 API = "https://api.simkl.test"
 CLIENT = SimklClient(API, AppCredentials("app-id", "app-secret"))

@@ -16,7 +16,6 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     OutcomeKind,
-    ScrobbleWork,
     ServiceClient,
     Unsendable,
     UserCredentials,
@@ -26,6 +25,7 @@ from scrobble_dispatcher.transport import send
 from scrobble_sandbox import Sandbox
 from scrobble_shared.events import Content
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 API = "https://api.trakt.tv"
 CLIENT_ID = "the-client-id"

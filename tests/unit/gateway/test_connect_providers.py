@@ -8,6 +8,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from scrobble_gateway.connect import providers
@@ -293,10 +294,24 @@ def test_allowed_return_urls(url: str) -> None:
         "javascript:alert(1)",
         "//app.example/",
         "https://app.example/" + "x" * 3000,
+        # Each of these made urlsplit raise: a 500 at the start of a connect flow.
+        "https://[x",
+        "https://[::1",
+        "https://app.example\uff0fevil.test/",  # a fullwidth solidus in the host
+        "https://app.example:99999/",
+        "https://app.example:port/",
+        # Anything but printable ASCII: a look-alike letter, a non-ASCII path.
+        "https://\u0430pp.example/",
+        "https://app.example/caf\u00e9",
     ],
 )
 def test_refused_return_urls(url: str) -> None:
     assert not is_allowed(url, ALLOW)
+
+
+def test_an_allowlist_entry_no_parser_reads_is_skipped_not_fatal() -> None:
+    allow = parse_allowlist("https://[x, https://app.example\uff0fx, https://app.example")
+    assert [entry.origin for entry in allow] == [("https", "app.example", 443)]
 
 
 def test_empty_allowlist_allows_nothing() -> None:
@@ -314,3 +329,19 @@ def test_pending_connect_hides_the_verifier() -> None:
 
     pending = PendingConnect(uuid.uuid4(), "trakt", "the-verifier", None)
     assert "the-verifier" not in repr(pending)
+
+
+# --- what a service answers, read ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000 + b"]" * 5000, b'{"access_token": 1e999}', b"<html>", b""],
+)
+def test_an_answer_no_bounded_reader_takes_is_no_answer_not_a_crash(body: bytes) -> None:
+    """A token endpoint (or a proxy before it) answering JSON nested thousands deep was a
+    RecursionError, a 500 at the callback; now it is an answer we cannot use (502)."""
+    from scrobble_gateway.connect.handlers import _json_or_none
+
+    assert _json_or_none(httpx.Response(200, content=body)) is None
+    assert _json_or_none(httpx.Response(200, json={"access_token": "a"})) == {"access_token": "a"}

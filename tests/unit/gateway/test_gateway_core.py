@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from cryptography.fernet import Fernet
 
 from scrobble_gateway.auth import TokenRules, TokenVerifier, Unauthenticated
-from scrobble_gateway.pagination import BadCursor, Position, decode_cursor, encode_cursor
+from scrobble_gateway.pagination import CURSOR_KEY_PURPOSE, BadCursor, CursorSigner, Position
 from scrobble_gateway.queue import QueueRefused, manual_event, manual_work
 from scrobble_gateway.schemas import ScrobbleRequest
+from scrobble_shared.crypto import derive_keys
 from scrobble_shared.work import ConnectionRules, WorkKind
 
 SECRET = "unit-secret-0123456789abcdef0123456789"
@@ -21,12 +24,60 @@ USER = uuid.UUID("5f1d7c1e-2b44-4e0e-8a3c-7c2f5d0b9e11")
 NOW = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 
 
+OLD_KEY, NEW_KEY = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+POSITION = Position(datetime(2026, 11, 20, 21, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
+
+
+def signer(keys: str) -> CursorSigner:
+    return CursorSigner(derive_keys(keys, CURSOR_KEY_PURPOSE))
+
+
+def unsigned(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def test_a_cursor_round_trips_and_damaged_ones_are_refused() -> None:
-    position = Position(datetime(2026, 11, 20, 21, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
-    assert decode_cursor(encode_cursor(position)) == position
-    for bad in ("", "nope", encode_cursor(position)[:-3], "W10", "WzEsMl0"):
+    cursors = signer(NEW_KEY)
+    cursor = cursors.encode(POSITION)
+    assert cursors.decode(cursor) == POSITION
+    body, tag = cursor.split(".")
+    forged = unsigned(json.dumps(["2999-01-01T00:00:00+00:00", str(uuid.uuid4())]).encode())
+    for bad in (
+        "",
+        "nope",
+        body,  # the position as cursors used to be, unsigned
+        f"{forged}.{tag}",  # another position under this cursor's tag
+        cursor[:-3],
+        cursor + "A",
+        # The tag's last character spelled with other spare bits: the same bytes.
+        cursor[:-1] + {"A": "B", "Q": "R", "g": "h", "w": "x"}[cursor[-1]],
+        f"{body}.{tag}.{tag}",
+        f"{unsigned(b'[' * 3000)}.{tag}",  # too long to look at
+        cursor.replace(".", "\u00b7"),
+        "W10",
+    ):
         with pytest.raises(BadCursor):
-            decode_cursor(bad)
+            cursors.decode(bad)
+
+
+def test_a_cursor_opens_on_every_replica_and_through_a_key_rotation() -> None:
+    before = signer(OLD_KEY).encode(POSITION)
+    # Another process with the same setting: the same keys, nothing shared in memory.
+    assert signer(OLD_KEY).decode(before) == POSITION
+    # The new key first, the old one still listed: old cursors open, new ones are new.
+    rotating = signer(f"{NEW_KEY},{OLD_KEY}")
+    assert rotating.decode(before) == POSITION
+    assert rotating.encode(POSITION) == signer(NEW_KEY).encode(POSITION)
+    with pytest.raises(BadCursor):
+        signer(NEW_KEY).decode(before)
+
+
+def test_cursor_keys_are_not_the_fernet_key_and_differ_by_purpose() -> None:
+    raw = base64.urlsafe_b64decode(NEW_KEY)
+    cursor_key = derive_keys(NEW_KEY, CURSOR_KEY_PURPOSE)[0]
+    assert len(cursor_key) == 32
+    assert cursor_key not in (raw, raw[:16], raw[16:])
+    assert derive_keys(NEW_KEY, b"another purpose")[0] != cursor_key
 
 
 RULES = TokenRules(issuer="https://auth.unit", audience="scrobble-unit", leeway=timedelta(0))

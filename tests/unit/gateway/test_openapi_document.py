@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from scrobble_gateway.app import create_app
 from scrobble_gateway.openapi import load_document
+from scrobble_gateway.page import PAGE_TEMPLATES
 from scrobble_shared.settings import SettingsError, load_settings
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -27,12 +28,15 @@ def settings(**environ: str) -> Any:
 
 
 def registered_routes() -> set[tuple[str, str]]:
+    """The JSON API's routes: every route but the page's own HTML ones."""
     app = create_app(settings())
     return {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
         # aiohttp adds HEAD to every GET by itself.
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and route.resource.canonical not in PAGE_TEMPLATES
     }
 
 
@@ -49,6 +53,14 @@ def test_every_registered_route_is_documented_and_every_documented_one_registere
     registered, documented = registered_routes(), documented_routes()
     assert registered - documented == set(), "registered but not documented"
     assert documented - registered == set(), "documented but not registered"
+
+
+def test_the_page_routes_are_html_ones_only() -> None:
+    assert {"/connections", "/activity", "/sign-in", "/sign-out", "/static/{name}"} <= (
+        PAGE_TEMPLATES
+    )
+    assert not any(path.startswith("/api/") for path in PAGE_TEMPLATES)
+    assert "/session" not in PAGE_TEMPLATES
 
 
 def test_the_connect_routes_are_among_them() -> None:
@@ -86,6 +98,8 @@ def test_every_protected_operation_documents_401_and_public_ones_no_security() -
             else:
                 assert "security" not in operation, (method, path)
                 assert "401" in operation["responses"], (method, path)
+                # Every authenticated request is charged to a quota (quotas.py).
+                assert "429" in operation["responses"], (method, path)
 
 
 @pytest.mark.parametrize(

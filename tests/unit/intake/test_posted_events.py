@@ -113,3 +113,39 @@ def test_an_event_over_64_kib_is_rejected_like_ingest_would() -> None:
     big["padding"] = "y" * 70_000
     judged = judge([as_bytes(big)], source("events"))
     assert [r.error for r in judged.rejected] == ["too_large"]
+
+
+def nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_an_array_element_nested_past_the_bound_refuses_the_body() -> None:
+    """300 levels reads (orjson takes 1024) but cannot be written again (orjson writes 254):
+    it used to crash the route with a TypeError."""
+    with pytest.raises(BodyError) as raised:
+        split(as_bytes([good(), nested(300)]), "application/json")
+    assert raised.value.status == 400
+    assert "nested deeper than" in raised.value.detail
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (as_bytes(good(padding=nested(300))), "nested deeper than"),
+        (as_bytes(good())[:-1] + b', "padding": 1e999}', "beyond a double"),
+        (as_bytes(good())[:-1] + b', "padding": "\\ud800"}', "surrogate"),
+    ],
+)
+def test_an_ndjson_event_with_an_unwritable_extra_field_is_rejected(
+    line: bytes, problem: str
+) -> None:
+    """A field the event does not use, that the validator skips but the writer would not
+    take: rejected with the reason, never a crash of the whole request."""
+    values = split(line + b"\n" + as_bytes(good()), "application/x-ndjson")
+    judged = judge(values, source("events"))
+    assert [a.index for a in judged.accepted] == [1]
+    assert [(r.index, r.error) for r in judged.rejected] == [(0, "not_json")]
+    assert problem in judged.rejected[0].problems[0]

@@ -42,7 +42,6 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     http_date,
@@ -50,8 +49,9 @@ from scrobble_dispatcher.clients.base import (
 )
 from scrobble_dispatcher.clients.base import retry_after_s as retry_after_header_s
 from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 ANILIST_API_URL: Final = "https://graphql.anilist.co"
 NOT_FOUND_REASON: Final = "not found at AniList"
@@ -277,7 +277,9 @@ def classify_response(response: HttpResponse) -> Outcome:
     status = _status(response, errors)
     said = _describe(errors)
     if status == 429:
-        return Outcome.retry("rate limited by AniList", response.status, retry_after_s(response))
+        return Outcome.slow_down(
+            "rate limited by AniList", response.status, wait_before_next_s(response)
+        )
     if status >= 500:
         reason = f"AniList server error {status}" + (f": {said}" if said else "")
         return Outcome.retry(reason, response.status, retry_after_s(response))

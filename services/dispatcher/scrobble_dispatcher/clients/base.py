@@ -6,7 +6,9 @@ The dispatcher acts on an :class:`Outcome` (failure policy lives there, not here
 - ``DONE`` / ``ALREADY_DONE``: record as sent (a service's own duplicate rule, such as a
   Trakt or Simkl 409, counts as done).
 - ``RETRY``: transient; try again no earlier than ``retry_after_s`` when the service said
-  so (Retry-After, X-RateLimit-Reset-In), else after the configured backoff.
+  so (Retry-After, X-RateLimit-Reset-In), else after the configured backoff. A retry that
+  is ``rate_limited`` (429, Last.fm error 29) is the service pacing us, not a failure: the
+  work waits what the service said and no attempt is spent.
 - ``REFRESH``: the access token was refused; refresh it once, then try again.
 - ``RECONNECT``: the user must connect again (revoked session, refresh refused); the work
   waits instead of dying.
@@ -35,11 +37,10 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
-from uuid import UUID
 
-from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName, Settings
-from scrobble_shared.work import WorkKind
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.settings import Settings
+from scrobble_shared.work_message import ScrobbleWork
 
 USER_AGENT: Final = "revenge-scrobble/0.1 (+https://github.com/revenge-scrobble)"
 
@@ -280,6 +281,9 @@ class Outcome:
     reason: str
     http_status: int | None = None
     retry_after_s: float | None = None
+    # A RETRY because the service said to slow down (429, Last.fm error 29): pacing, not
+    # a failure (``Outcome.slow_down``).
+    rate_limited: bool = False
 
     def __post_init__(self) -> None:
         # Reasons often quote the service's answer: plain and short, whoever built them.
@@ -303,6 +307,13 @@ class Outcome:
         return cls(OutcomeKind.RETRY, reason, status, after_s)
 
     @classmethod
+    def slow_down(
+        cls, reason: str, status: int | None = None, after_s: float | None = None
+    ) -> Outcome:
+        """A RETRY the service asked for by limiting us: wait ``after_s`` (what it said)."""
+        return cls(OutcomeKind.RETRY, reason, status, after_s, rate_limited=True)
+
+    @classmethod
     def refresh(cls, reason: str, status: int | None = None) -> Outcome:
         return cls(OutcomeKind.REFRESH, reason, status)
 
@@ -318,45 +329,6 @@ class Outcome:
 class Unsendable(Exception):
     """The work cannot become a request for this service (for example no id it accepts).
     The message is the readable reason that goes into history; the outcome is permanent."""
-
-
-@dataclass(frozen=True)
-class ScrobbleWork:
-    """One message of ``scrobble.<service>`` as the ingest service writes it (README)."""
-
-    scrobble_id: UUID
-    connection_id: UUID
-    user_id: UUID
-    service: ServiceName
-    kind: WorkKind
-    dedupe_key: str
-    occurred_at: datetime
-    content: Content
-    progress_percent: float | None = None
-    rating: float | None = None
-    play_id: UUID | None = None
-    source_event_id: UUID | None = None
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> ScrobbleWork:
-        def optional_uuid(name: str) -> UUID | None:
-            value = message.get(name)
-            return None if value is None else UUID(value)
-
-        return cls(
-            scrobble_id=UUID(message["scrobble_id"]),
-            connection_id=UUID(message["connection_id"]),
-            user_id=UUID(message["user_id"]),
-            service=message["service"],
-            kind=WorkKind(message["kind"]),
-            dedupe_key=message["dedupe_key"],
-            occurred_at=datetime.fromisoformat(message["occurred_at"]),
-            content=Content.model_validate(message["content"]),
-            progress_percent=message.get("progress_percent"),
-            rating=message.get("rating"),
-            play_id=optional_uuid("play_id"),
-            source_event_id=optional_uuid("source_event_id"),
-        )
 
 
 @dataclass(frozen=True)
@@ -376,9 +348,11 @@ class AppCredentials:
 
 @dataclass(frozen=True)
 class UserCredentials:
-    """The user's credential: access token, Last.fm session key or ListenBrainz token."""
+    """The user's credential: access token, Last.fm session key or ListenBrainz token; and
+    the account's name at the service when known (not a secret: pacing keys by it)."""
 
     token: str = field(repr=False)
+    account: str | None = None
 
 
 class ServiceClient(Protocol):

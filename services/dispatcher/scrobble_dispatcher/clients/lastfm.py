@@ -25,15 +25,15 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType
 from scrobble_shared.lastfm_signature import sign as sign  # re-exported: tests use it
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import LOVE_FROM_RATING, WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 MAX_BATCH: Final = 50
 """Most scrobbles Last.fm takes in one ``track.scrobble`` call."""
@@ -232,7 +232,7 @@ def _failure(response: HttpResponse) -> Outcome | None:
         return _error_outcome(code, f"Last.fm error {code}: {message}", response)
     status = response.status
     if status == 429:
-        return Outcome.retry(
+        return Outcome.slow_down(
             f"Last.fm answered HTTP {status}", status, _rate_limit_wait_s(response)
         )
     if status >= 500 or status == 408:
@@ -255,7 +255,7 @@ def _error_outcome(code: int, reason: str, response: HttpResponse) -> Outcome:
     if code in _TRANSIENT_ERRORS:
         return Outcome.retry(reason, status)
     if code == _RATE_LIMITED:
-        return Outcome.retry(reason, status, _rate_limit_wait_s(response))
+        return Outcome.slow_down(reason, status, _rate_limit_wait_s(response))
     if code == _SESSION_REVOKED:
         return Outcome.reconnect(reason, status)
     if code == _OPERATION_FAILED and status >= 500:

@@ -34,15 +34,15 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
     seconds_header,
 )
 from scrobble_shared.events import Content
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 # "revenge-scrobble/0.1 (+https://...)": one place names the client and its version.
 SUBMISSION_CLIENT, _, SUBMISSION_CLIENT_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")
@@ -56,7 +56,7 @@ MIN_LISTENED_AT: Final = 1_033_430_400
 
 _LISTEN_PATH: Final = "/submit-listens"
 _FEEDBACK_PATH: Final = "/feedback/recording-feedback"
-_RETRY_STATUSES: Final = frozenset({408, 429, 503})
+_RETRY_STATUSES: Final = frozenset({408, 503})
 _MESSAGE_BUDGET: Final = 500
 
 
@@ -107,13 +107,19 @@ class ListenBrainzClient:
         if status == 401:
             reason = _server_message(response) or "the ListenBrainz token was refused"
             return Outcome.reconnect(reason, status)
+        if status == 429:
+            reason = _server_message(response) or f"ListenBrainz answered HTTP {status}"
+            return Outcome.slow_down(reason, status, _retry_after_s(response))
         if status in _RETRY_STATUSES or status >= 500:
             reason = _server_message(response) or f"ListenBrainz answered HTTP {status}"
             return Outcome.retry(reason, status, _retry_after_s(response))
         return Outcome.permanent(_server_message(response) or f"HTTP {status}", status)
 
     def wait_before_next_s(self, response: HttpResponse) -> float | None:
-        """X-RateLimit-Reset-In when X-RateLimit-Remaining says no call is left."""
+        """X-RateLimit-Reset-In when X-RateLimit-Remaining says no call is left; after a
+        429 what it says to wait (Retry-After, else X-RateLimit-Reset-In) in any case."""
+        if response.status == 429:
+            return _retry_after_s(response)
         remaining = seconds_header(response, "X-RateLimit-Remaining")
         if remaining is None or remaining > 0:
             return None

@@ -33,14 +33,14 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
 )
 from scrobble_shared.events import Content, ContentType, ExternalIds
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 APP_NAME, _, APP_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")
 
@@ -53,7 +53,7 @@ _SYNC_KINDS: Final = frozenset({WorkKind.WATCHED, WorkKind.RATING})
 # Anime databases that give each season its own entry (simkl's anime ids do too).
 _ANIME_ID_NAMES: Final = ("simkl", "mal", "anilist", "anidb")
 _ID_NAMES: Final = ("simkl", "imdb", "tmdb", "tvdb", "mal", "anidb", "anilist")
-_RETRY_STATUSES: Final = frozenset({408, 429})
+_RETRY_STATUSES: Final = frozenset({408})
 _MESSAGE_BUDGET: Final = 300
 
 
@@ -93,6 +93,9 @@ class SimklClient:
             return Outcome.already_done(_already_reason(response), status)
         if status == 401:
             return Outcome.reconnect(f"Simkl refused the token: {_message(response)}", status)
+        if status == 429:
+            reason = f"Simkl rate limit reached: {_message(response)} (HTTP {status})"
+            return Outcome.slow_down(reason, status, retry_after_s(response))
         if status in _RETRY_STATUSES or status >= 500:
             reason = f"Simkl is unavailable: {_message(response)} (HTTP {status})"
             return Outcome.retry(reason, status, retry_after_s(response))

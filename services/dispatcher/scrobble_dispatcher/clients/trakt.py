@@ -27,15 +27,15 @@ from scrobble_dispatcher.clients.base import (
     HttpRequest,
     HttpResponse,
     Outcome,
-    ScrobbleWork,
     Unsendable,
     UserCredentials,
     retry_after_s,
     seconds_until,
 )
 from scrobble_shared.events import Content, ContentType, ExternalIds, Show
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import WorkKind
+from scrobble_shared.work_message import ScrobbleWork
 
 API_VERSION: Final = "2"
 
@@ -126,7 +126,7 @@ class TraktClient:
         if status == 401:
             return Outcome.refresh("Trakt refused the access token (HTTP 401)", status)
         if status == 429:
-            return Outcome.retry(
+            return Outcome.slow_down(
                 "Trakt rate limit reached (HTTP 429)", status, rate_limit_wait_s(response)
             )
         if status >= 500:

@@ -60,10 +60,11 @@ from scrobble_dispatcher.paced_call import call_on_slot
 from scrobble_dispatcher.token_refresh import TokenRefresher
 from scrobble_dispatcher.tokens import RefreshConfig
 from scrobble_dispatcher.transport import ClientSet
-from scrobble_ingest.batch import Topics, new_scrobble, queue_scrobbles
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import UNREADABLE_TOKENS_REASON, mark_tokens_unreadable
+from scrobble_shared.db.scrobbles import queue_scrobbles
 from scrobble_shared.outbox import OutboxMessage, OutboxRelay, insert_outbox_messages
+from scrobble_shared.work_message import WorkTopics, new_scrobble
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ MAX_BACKOFF_S: Final = 60.0
 class ImportTopics:
     """Where the import worker writes: sync work like ingest's, and imported items."""
 
-    work: Topics
+    work: WorkTopics
     imported: str
 
 

@@ -23,11 +23,12 @@ from scrobble_dispatcher.imports.trakt import TraktReader
 from scrobble_dispatcher.imports.worker import ImportWorker, subscriber_options
 from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
-from scrobble_ingest.batch import Topics
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.runtime import cancel_tasks
-from scrobble_shared.settings import ServiceName, Settings
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.settings import Settings
+from scrobble_shared.work_message import WorkTopics
 
 
 def imports_topic(settings: Settings) -> str:
@@ -81,7 +82,7 @@ async def start(
         build_readers(settings, services),
         http,
         ImportTopics(
-            Topics(settings.playback_dlq_topic, settings.scrobble_topic_prefix),
+            WorkTopics(settings.playback_dlq_topic, settings.scrobble_topic_prefix),
             imported_topic(settings),
         ),
         {s: settings.service(s).client_id or s for s in services},

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from datetime import timedelta
@@ -34,6 +33,7 @@ from faststream.kafka import KafkaMessage
 
 from scrobble_dispatcher.imports import metrics, store
 from scrobble_dispatcher.imports.runner import ImportRunner
+from scrobble_shared.import_message import NotAnImportMessage, decode_job_id
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def job_ids(message: KafkaMessage) -> list[uuid.UUID]:
     found: list[uuid.UUID] = []
     for record in raw if isinstance(raw, tuple) else (raw,):
         try:
-            found.append(uuid.UUID(json.loads(record.value)["job_id"]))
-        except (ValueError, KeyError, TypeError):
+            found.append(decode_job_id(record.value))
+        except NotAnImportMessage:
             log.warning("skipping an imports message that names no job at offset %s", record.offset)
     return found
 

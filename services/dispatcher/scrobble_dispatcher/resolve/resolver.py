@@ -37,7 +37,6 @@ from scrobble_dispatcher.clients.base import (
     HttpResponse,
     Outcome,
     OutcomeKind,
-    ScrobbleWork,
     UserCredentials,
 )
 from scrobble_dispatcher.pacing import PaceKey
@@ -52,6 +51,7 @@ from scrobble_dispatcher.resolve.core import (
     UnexpectedAnswer,
     with_ids,
 )
+from scrobble_shared.work_message import ScrobbleWork
 
 log = logging.getLogger(__name__)
 

@@ -49,8 +49,8 @@ from scrobble_gateway.connect.providers import (
 )
 from scrobble_gateway.connect.return_urls import (
     MAX_RETURN_URL_LENGTH,
+    allowlist_with_page,
     is_allowed,
-    parse_allowlist,
 )
 from scrobble_gateway.connect.revoke import revoke_at_service
 from scrobble_gateway.connect.store import save_connection
@@ -59,7 +59,8 @@ from scrobble_gateway.problems import problem
 from scrobble_gateway.repository import get_connection
 from scrobble_gateway.validation import field_error, parse_body
 from scrobble_gateway.views import connection_view, json_response
-from scrobble_shared.settings import SERVICES, ServiceName
+from scrobble_shared.json_limits import UnreadableJson, load_json
+from scrobble_shared.service_names import SERVICES, ServiceName
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,11 @@ def _now() -> datetime:
 
 
 def _json_or_none(answer: httpx.Response) -> Any:
+    """A service's JSON answer, or None for anything else: read by the bounded reader, so
+    a crafted answer (nested thousands deep) is an answer we cannot use, not a crash."""
     try:
-        return answer.json()
-    except ValueError:
+        return load_json(answer.content)
+    except UnreadableJson:
         return None
 
 
@@ -180,7 +183,8 @@ async def start_connect(request: web.Request) -> web.Response:
     body = await parse_body(request, BrowserConnectBody, optional=True)
     settings = request.app[SETTINGS]
     if body.return_url is not None and not is_allowed(
-        body.return_url, parse_allowlist(settings.gateway_return_url_allowlist)
+        body.return_url,
+        allowlist_with_page(settings.gateway_return_url_allowlist, settings.gateway_public_url),
     ):
         raise field_error("return_url", "not on this gateway's allow-list of return URLs")
     user_id = caller(request).user_id
@@ -366,7 +370,10 @@ async def _finish(
         pool, cipher, user_id=pending.user_id, service=service, tokens=tokens
     )
     log.info("connected %s for user %s (connection %s)", service, pending.user_id, connection_id)
-    allowlist = parse_allowlist(request.app[SETTINGS].gateway_return_url_allowlist)
+    settings = request.app[SETTINGS]
+    allowlist = allowlist_with_page(
+        settings.gateway_return_url_allowlist, settings.gateway_public_url
+    )
     if pending.return_url is not None and is_allowed(pending.return_url, allowlist):
         return web.Response(
             status=303, headers={"Location": pending.return_url, "Cache-Control": "no-store"}

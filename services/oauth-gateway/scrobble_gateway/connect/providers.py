@@ -29,7 +29,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
 from scrobble_shared.lastfm_signature import sign
-from scrobble_shared.settings import ServiceName, Settings
+from scrobble_shared.service_names import ServiceName
+from scrobble_shared.settings import Settings
 
 CALLBACK_PATH: Final = "/api/v1/scrobble/{service}/callback"
 OAUTH_SERVICES: Final[tuple[ServiceName, ...]] = ("trakt", "simkl", "anilist")

@@ -33,7 +33,7 @@ import asyncpg
 
 from scrobble_gateway.connect import binding
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 
 STATE_TTL: Final = timedelta(minutes=10)
 # Spent or expired rows stay this long after expiry, then go at the next sweep.

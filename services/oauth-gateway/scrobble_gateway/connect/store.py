@@ -11,7 +11,7 @@ import asyncpg
 from scrobble_gateway.connect.providers import IssuedTokens
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import ConnectionExists, NewConnection, create_connection
-from scrobble_shared.settings import ServiceName
+from scrobble_shared.service_names import ServiceName
 
 # A reconnect replaces the tokens, bumps token_version (so an in-flight refresh of the old
 # pair cannot overwrite them), forgets any refresh mark, and makes the connection usable;
