@@ -40,6 +40,13 @@ def plan_for(
     return trials
 
 
+def counts_of(text: str) -> tuple[int, ...]:
+    counts = tuple(int(part) for part in text.split(","))
+    if len(counts) != len(MODES["long"]) or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"{len(MODES['long'])} numbers >= 0, comma-separated")
+    return counts
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     parser.add_argument("--mode", choices=[*MODES, "soak"], default="short")
@@ -51,6 +58,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, help="seconds of latency, loss and skew")
     parser.add_argument("--partition", type=float, help="seconds of a partition (30)")
     parser.add_argument("--steady", type=float, help="seconds without faults first (20)")
+    parser.add_argument(
+        "--counts",
+        type=counts_of,
+        help="trials per scenario instead of the mode's: ten numbers, comma-separated, in "
+        "the order of MODES (a reduced long run, when two hours are not to be had)",
+    )
     parser.add_argument("--keep-infra", action="store_true", help="leave Kafka and Postgres up")
     parser.add_argument("--keep-data", action="store_true", help="keep the run's database")
     return parser.parse_args(argv)
@@ -85,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         options.settings["INGEST_PROCESSED_EVENTS_RETENTION"] = "10m"
         plan: list[tuple[Scenario, int]] = []
     else:
-        plan = plan_for(MODES[args.mode], scenarios, rng)
+        plan = plan_for(args.counts or MODES[args.mode], scenarios, rng)
     what = f"{args.minutes:.0f} min soak" if soak else f"{len(plan)} trials"
+    if args.counts and not soak:
+        what += f" (reduced: --counts {','.join(map(str, args.counts))})"
     print(f"chaos {args.mode}: {what} at {rate:.0f} events/s", flush=True)
     outcome = asyncio.run(execute(options, plan, steady, scenarios))
     print("\n".join(outcome.lines))
