@@ -107,6 +107,7 @@ class Run:
         proxy = self.stack.proxy_service()
         self.stack.services["proxy"] = proxy
         await proxy.start(30)
+        await self.forget_earlier_runs()
         await create_database(self.infra.admin_dsn, self.stack.database)
         await durable(self.infra.admin_dsn, self.stack.database)
         await self.stack.migrate()
@@ -177,6 +178,19 @@ class Run:
             f"through the gateway, {len(importers)} importing; load {o.rate:.0f} events/s"
         )
 
+    async def forget_earlier_runs(self) -> None:
+        """Drop the databases and topics earlier runs left on the private server and
+        broker (``--keep-data``, or a run that died): kept, they slow every broker restart
+        after a kill -9 (each partition is recovered first), past its timeout in the end."""
+        topics = await world.leftover_topics(self.stack.bootstrap, self.topics.prefix)
+        if topics:
+            await world.delete_topics(self.stack.bootstrap, topics)
+        databases = await world.leftover_databases(self.infra.admin_dsn, self.stack.database)
+        for name in databases:
+            await drop_database(self.infra.admin_dsn, name)
+        if topics or databases:
+            self.say(f"dropped {len(databases)} database(s), {len(topics)} topic(s) of old runs")
+
     async def teardown(self) -> None:
         with contextlib.suppress(Exception):
             if self.driver is not None:
@@ -185,16 +199,19 @@ class Run:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.producer.stop(), 30)
         await self.stack.stop_all()
+        if not self.options.keep_data:
+            # Before the proxy stops: the broker advertises the proxy's port, so without it
+            # no admin call gets past the bootstrap (every run's topics used to stay).
+            with contextlib.suppress(Exception):
+                await world.delete_topics(self.stack.bootstrap, self.topics.all())
+            with contextlib.suppress(Exception):
+                await drop_database(self.infra.admin_dsn, self.stack.database)
         for name in ("sandbox", "proxy"):
             service = self.stack.services.get(name)
             if service is not None:
                 await service.stop()
         if self.sandbox is not None:
             await self.sandbox.aclose()
-        if not self.options.keep_data:
-            with contextlib.suppress(Exception):
-                await drop_database(self.infra.admin_dsn, self.stack.database)
-                await world.delete_topics(self.stack.bootstrap, self.topics.all())
         if not self.options.keep_infra:
             await self.infra.down()
 

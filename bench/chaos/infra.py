@@ -93,6 +93,9 @@ class PrivateInfra:
             "SCROBBLE_KAFKA_PORT": str(self.ports.kafka),
             "SCROBBLE_KAFKA_ADVERTISED_PORT": str(self.ports.kafka_advertised),
             "SCROBBLE_PG_PORT": str(self.ports.postgres),
+            # A broker killed with -9 recovers its logs before it answers; on a busy
+            # two-core machine that can take longer than infra.sh's 120 s.
+            "SCROBBLE_KAFKA_START_TIMEOUT": os.environ.get("SCROBBLE_KAFKA_START_TIMEOUT", "300"),
         }
 
     @property

@@ -19,6 +19,9 @@ from scrobble_shared.db.connections import NewConnection, create_connection
 from scrobble_shared.db.sources import create_source, map_server_user
 from scrobble_shared.sources import webhook_path
 
+# Every run's tag, database and topic prefix starts so (``chaos`` and 8 hex digits).
+RUN_PREFIX: Final = "chaos"
+
 SERVICES: Final = ("trakt", "simkl", "anilist", "lastfm", "listenbrainz")
 PARTITIONS: Final = 3
 
@@ -69,6 +72,33 @@ async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
         await admin.delete_topics(list(names))
     finally:
         await admin.close()
+
+
+async def leftover_topics(bootstrap: str, keep_prefix: str) -> list[str]:
+    """Topics of earlier runs (``chaos<hex>.``) on the harness's private broker: a broker
+    killed with -9 recovers every partition it holds before it answers, so runs that died
+    or kept their data would slow each restart until it outlasts its timeout."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = await admin.list_topics()
+    finally:
+        await admin.close()
+    return sorted(n for n in names if n.startswith(RUN_PREFIX) and not n.startswith(keep_prefix))
+
+
+async def leftover_databases(admin_dsn: str, keep: str) -> list[str]:
+    """Databases of earlier runs on the harness's private server."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2",
+            f"{RUN_PREFIX}%",
+            keep,
+        )
+    finally:
+        await conn.close()
+    return [row["datname"] for row in rows]
 
 
 class Sandbox:
