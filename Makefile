@@ -20,6 +20,8 @@ help:
 	@echo "make down       stop everything 'make up' started"
 	@echo "make test       install, lint, typecheck, start Kafka + Postgres, run every test"
 	@echo "make test-unit  only the fast tests (no Kafka, no Postgres)"
+	@echo "make chaos      fault injection, the long run (about 2 hours; its own Kafka + Postgres)"
+	@echo "make chaos-soak 30 minutes at 200 events/s with faults now and then"
 
 .local/tools/bin/uv:
 	python3 -m venv .local/tools
@@ -58,6 +60,16 @@ test: lint typecheck test-tools
 
 test-unit: install
 	$(PY) -m pytest tests/unit
+
+# Fault injection (bench/chaos; docs/operations.md, "Chaos runs"): the whole system under
+# load and faults, on a Kafka broker and a Postgres server of its own (.local/chaos, ports
+# from 19092 and 15432), never those of infra-up or of KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL.
+# make test runs its short version (tests/e2e/test_chaos.py).
+chaos: install
+	$(PY) -m bench.chaos --mode long
+
+chaos-soak: install
+	$(PY) -m bench.chaos --mode soak
 
 up: install
 	$(VENV)/bin/scrobble up

@@ -20,6 +20,9 @@ LOCAL_DIR="${SCROBBLE_LOCAL_DIR:-$REPO_ROOT/.local}"
 CACHE_DIR="${SCROBBLE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/revenge-scrobble}"
 KAFKA_PORT="${SCROBBLE_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="$((KAFKA_PORT + 1))"
+# The port clients are told to connect to (metadata): a TCP proxy in front of the broker
+# (bench/chaos) sets it to the proxy's port, so every connection goes through the proxy.
+KAFKA_ADVERTISED_PORT="${SCROBBLE_KAFKA_ADVERTISED_PORT:-$KAFKA_PORT}"
 PG_PORT="${SCROBBLE_PG_PORT:-5432}"
 KAFKA_VERSION="${SCROBBLE_KAFKA_VERSION:-4.1.1}"
 LOG4J_VERSION="2.24.3" # the log4j2 version kafka 4.1 itself depends on
@@ -50,7 +53,7 @@ die() {
 }
 
 print_env() {
-	printf 'export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:%s\n' "$KAFKA_PORT"
+	printf 'export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:%s\n' "$KAFKA_ADVERTISED_PORT"
 	printf 'export DATABASE_URL=postgresql://%s:%s@127.0.0.1:%s/%s\n' \
 		"$DB_USER" "$DB_PASSWORD" "$PG_PORT" "$DB_NAME"
 }
@@ -162,7 +165,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_ADVERTISED_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -436,6 +439,18 @@ pg_our_pid() { # pid of our postmaster, if running
 	echo "$pid"
 }
 
+# A postmaster killed with SIGKILL stays a zombie until its parent (often pid 1) reaps it,
+# which some inits do only every second or so. Its socket lock file names its pid, and a
+# new postmaster refuses to start while that pid exists ("lock file ... already exists"),
+# so wait for it to be gone (a pid taken over by another process: give up after 30 s).
+pg_wait_reaped() { # pid from a stale postmaster.pid
+	local deadline=$((SECONDS + 30))
+	[[ "${1:-}" =~ ^[0-9]+$ ]] || return 0
+	while [[ -e "/proc/$1" ]] && ((SECONDS < deadline)); do
+		sleep 0.2
+	done
+}
+
 pg_init() {
 	local logfile
 	logfile="$(pg_log_file)"
@@ -520,6 +535,7 @@ pg_up() {
 	sockdir="$(pg_init)"
 	logfile="$(pg_log_file)"
 	if [[ -z "${pid:-}" && -f "$PGDATA/postmaster.pid" ]]; then
+		pg_wait_reaped "$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null || true)"
 		log "postgres: removing stale $PGDATA/postmaster.pid"
 		rm -f "$PGDATA/postmaster.pid"
 	fi

@@ -265,6 +265,9 @@ class _CoreSettings(BaseSettings):
     scrobble_topic_prefix: str = Field(default="scrobble.", min_length=1, max_length=200)
     ingest_group_id: str = Field(default="scrobble-ingest", min_length=1)
     ingest_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    # How long an event id is remembered, so that the same event again has no effect: keep
+    # it longer than anything is redelivered or replayed (the playback topic's retention).
+    ingest_processed_events_retention: Duration = timedelta(days=30)
     # One consumer group per service topic: <group id>.<service>.
     dispatcher_group_id: str = Field(default="scrobble-dispatcher", min_length=1)
     # Calls one dispatcher process has out at once per service, each on a client of its

@@ -21,6 +21,12 @@ what happens before and around the calls is stated here.
   together, up to 50 in one Last.fm ``track.scrobble`` and 100 in one ListenBrainz
   ``import``: one pacing slot per call. Last.fm answers item by item; an import's answer
   applies to each of its works; a work that cannot be sent is dead on its own.
+- Sent again (an attempt before this one whose outcome nobody saw: the sender died, the
+  answer was cut off or too late): the calls a service does not deduplicate itself (Trakt
+  and Simkl history adds, Last.fm scrobbles) are preceded by a question to the service
+  (``trackers/<name>/recheck.py``, paced on its read limits); what it holds already is
+  sent (ALREADY_DONE), an answer that says nothing is retried like a failed write. A
+  backlog that holds such work goes one by one.
 - Pacing: the next free slot comes from Postgres (shared by all replicas); a slot more than
   ``MAX_INLINE_WAIT`` away reschedules the work for then rather than holding the consumer.
   An app's key shared by all users (Last.fm, Simkl) is taken in fair turns per user
@@ -83,7 +89,9 @@ from scrobble_shared.trackers.http import (
     ServiceClient,
     Unsendable,
     UserCredentials,
+    retry_after_s,
 )
+from scrobble_shared.trackers.recheck import NoAnswer, Recheck
 from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
@@ -108,8 +116,10 @@ class Deliverer:
         refresh: dict[str, tokens.RefreshConfig] | None = None,
         refresh_lease: timedelta = tokens.REFRESH_LEASE,
         resolver: IdResolver | None = None,
+        rechecks: Mapping[str, Recheck] | None = None,
     ) -> None:
         self._resolver = resolver
+        self._rechecks = dict(rechecks or {})
         self._refresh = refresh or {}
         self._tokens = TokenRefresher(pool, cipher, http, refresh_lease)
         self._pool = pool
@@ -257,7 +267,49 @@ class Deliverer:
             if isinstance(resolved, Outcome):
                 return resolved
             work = resolved
+        if claimed.attempts > 1:
+            seen = await self._recheck(work, claimed, user)
+            if seen is not None:
+                return seen
         return await self._converse(client, work, claimed, user)
+
+    def _may_repeat(self, claimed: repository.Claimed) -> bool:
+        """Tried before, and a repeat the service would keep twice."""
+        check = self._rechecks.get(claimed.service)
+        if check is None or claimed.attempts <= 1:
+            return False
+        return check.applies(ScrobbleWork.from_message(claimed.request))
+
+    async def _recheck(
+        self, work: ScrobbleWork, claimed: repository.Claimed, user: UserCredentials
+    ) -> Outcome | None:
+        """For work an earlier attempt may have delivered: ALREADY_DONE when the service
+        holds it, an outcome to retry by when it could not tell, None to send it."""
+        check = self._rechecks.get(work.service)
+        if check is None or not check.applies(work):
+            return None
+        request = check.build(work, user)
+        if request is None:
+            return None
+        client = self._clients[work.service]
+        app_key = self._policy.app_keys.get(work.service, "")
+        keys = check.pacing_keys(claimed.connection_id, app_key)
+        sent = await self._paced_send(client, work, [claimed], request, keys, "recheck")
+        if isinstance(sent, Outcome):
+            return sent
+        if sent.status == 401:
+            return client.classify(work, sent).scrubbed(request.secrets())
+        try:
+            held = check.holds(work, sent)
+        except NoAnswer as exc:
+            reason = f"could not tell whether {work.service} has it already ({exc})"
+            return Outcome.retry(reason, sent.status, retry_after_s(sent))
+        if not held:
+            return None
+        log.info("%s had %s already: an earlier attempt got through", work.service, claimed.id)
+        return Outcome.already_done(
+            f"{work.service} had it already (an earlier attempt got through)", sent.status
+        )
 
     async def _converse(
         self,
@@ -386,7 +438,7 @@ class Deliverer:
         answer applies to each of its works. A connection that is not plainly usable
         (disabled, no token, needs reconnect) goes the one-by-one way, which knows what to
         do with each case."""
-        if len(batch) <= 1:
+        if len(batch) <= 1 or any(self._may_repeat(claimed) for claimed in batch):
             return [await self.deliver(claimed) for claimed in batch]
         head = batch[0]
         with logs.bound(

@@ -38,6 +38,7 @@ from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
 from scrobble_shared.trackers.http import ServiceClient
 from scrobble_shared.trackers.ids import ServiceResolver
+from scrobble_shared.trackers.recheck import Recheck
 from scrobble_shared.trackers.registry import tracker
 
 log = logging.getLogger("scrobble_dispatcher")
@@ -46,6 +47,16 @@ log = logging.getLogger("scrobble_dispatcher")
 def build_clients(settings: Settings, services: list[ServiceName]) -> dict[str, ServiceClient]:
     """Each enabled tracker's client (its ``Tracker.client``)."""
     return {name: tracker(name).client(settings.tracker(name)) for name in services}
+
+
+def build_rechecks(settings: Settings, services: list[ServiceName]) -> dict[str, Recheck]:
+    """The "is it there already?" questions of the trackers that keep repeats twice."""
+    found: dict[str, Recheck] = {}
+    for name in services:
+        make = tracker(name).recheck
+        if make is not None:
+            found[name] = make(settings.tracker(name))
+    return found
 
 
 def build_resolver(settings: Settings, services: list[ServiceName], pool: Any) -> IdResolver:
@@ -106,15 +117,17 @@ def build_app(settings: Settings) -> FastStream:
                 app_keys=app_keys(settings, services),
             )
             cipher = TokenCipher(token_keys)
+            clients = build_clients(settings, services)
             deliverer = Deliverer(
                 pool,
                 cipher,
-                build_clients(settings, services),
+                clients,
                 http,
                 relay,
                 policy,
                 refresh=refresh_configs(settings, list(services)),
                 resolver=build_resolver(settings, list(services), pool),
+                rechecks=build_rechecks(settings, list(services)),
             )
             state["subscriber"] = WorkSubscriber(deliverer)
 

@@ -70,7 +70,7 @@ class Ingestor:
     async def handle(self, message: KafkaMessage) -> None:
         raw = message.raw_message
         records = [
-            Record(r.topic, r.partition, r.offset, r.key, r.value)
+            Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
             for r in (raw if isinstance(raw, tuple) else (raw,))
         ]
         first = records[0]

@@ -87,7 +87,15 @@ def build_app(settings: Settings) -> FastStream:
             every = sweep_interval_s(silence)
             loops.start(
                 "silence-sweeper",
-                lambda: run_sweeper(pool, cache, relay, topics, silence, every),
+                lambda: run_sweeper(
+                    pool,
+                    cache,
+                    relay,
+                    topics,
+                    silence,
+                    every,
+                    settings.ingest_processed_events_retention,
+                ),
             )
             loops.start(
                 "outbox-recovery",

@@ -10,7 +10,7 @@ import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from scrobble_shared.events import Action, InvalidEvent, PlaybackEvent, parse_usable_event
@@ -45,6 +45,9 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    # When it was published (the producer's CreateTime, or the broker's LogAppendTime), in
+    # milliseconds since the epoch; None when not known.
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,20 @@ def decode(record: Record) -> Accepted | Rejection:
         event = parse_usable_event(record.value or b"")
     except InvalidEvent as exc:
         return Rejection(record, f"InvalidEvent.{exc.reason}", str(exc))
-    return Accepted(record, event)
+    return Accepted(record, not_after_publication(event, record.timestamp_ms))
+
+
+def not_after_publication(event: PlaybackEvent, published_ms: int | None) -> PlaybackEvent:
+    """The event, dated no later than it was published. A media server whose clock runs
+    ahead dates its plays in the future; nothing happened after it was published, and the
+    trackers refuse plays from the future (Last.fm ignores scrobbles more than 5 minutes
+    ahead), so such an event is dated when it was published."""
+    if published_ms is None:
+        return event
+    published = datetime.fromtimestamp(published_ms / 1000, UTC)
+    if event.occurred_at <= published:
+        return event
+    return event.model_copy(update={"occurred_at": published})
 
 
 @functools.lru_cache(maxsize=65_536)

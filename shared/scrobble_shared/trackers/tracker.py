@@ -24,6 +24,7 @@ from scrobble_shared.trackers.history import HistoryReader
 from scrobble_shared.trackers.http import AppCredentials, ServiceClient
 from scrobble_shared.trackers.ids import ServiceResolver
 from scrobble_shared.trackers.pace import PaceFor, PaceKey
+from scrobble_shared.trackers.recheck import Recheck
 from scrobble_shared.trackers.refresh import RefreshConfig
 from scrobble_shared.work import PlayRules
 
@@ -95,6 +96,9 @@ class Tracker:
     # digest for the key); None: the connection (or no per-user limit).
     limited_account: Callable[[str | None, str | None], str | None]
     resolver: Callable[[TrackerConfig], ServiceResolver] | None = None
+    # Its "is it there already?" question, for trackers that keep a repeated write twice
+    # (``recheck.py``); asked before work tried before goes out again.
+    recheck: Callable[[TrackerConfig], Recheck] | None = None
     refresh: Callable[[TrackerConfig], RefreshConfig] | None = None
     # Scrobbles of one connection's backlog one call may carry (its client is then a
     # ``BatchingClient``); 1: one call a scrobble.

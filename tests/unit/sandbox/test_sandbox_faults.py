@@ -210,3 +210,28 @@ async def test_faults_over_http(sb, client):
     await client.post(admin, json={"kind": "rate_limit", "count": 5})
     assert (await client.delete(admin)).status_code == 200
     assert (await client.get(admin)).json() == []
+
+
+async def test_drop_fault_does_what_was_asked_then_breaks_the_answer_off(sb, client, token):
+    sb.listenbrainz.faults.drop(path_prefix="/submit-listens")
+    auth = {"Authorization": f"Token {token}"}
+    listen = {
+        "listen_type": "single",
+        "payload": [
+            {
+                "listened_at": int(time.time()) - 60,
+                "track_metadata": {"artist_name": "A", "track_name": "Dropped"},
+            }
+        ],
+    }
+    with pytest.raises(httpx.RemoteProtocolError):
+        await client.post(lb(sb, "/submit-listens"), json=listen, headers=auth)
+    # The listen was stored all the same: the client cannot tell whether it was.
+    stored = [
+        x for x in sb.listenbrainz.state.listens if x.track_metadata["track_name"] == "Dropped"
+    ]
+    assert len(stored) == 1
+    assert [r.fault for r in sb.listenbrainz.requests("/submit-listens")] == ["drop"]
+    # Used up: the same listen again is answered (and stored once, as the server dedups).
+    again = await client.post(lb(sb, "/submit-listens"), json=listen, headers=auth)
+    assert again.status_code == 200

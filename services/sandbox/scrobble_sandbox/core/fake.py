@@ -182,6 +182,8 @@ class Fake(ABC):
             response = await handler(request)
             self.decorate(response, verdict)
             record.status = response.status
+            if fault is not None and fault.kind == "drop":
+                break_off(request, response)
             return response
         except web.HTTPException as exc:
             record.status = exc.status
@@ -190,6 +192,8 @@ class Fake(ABC):
             record.user = request.get(USER_KEY)
 
     async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+        if fault.kind == "drop":
+            return None  # the request is served, its answer broken off (break_off)
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay_ms / 1000)
             return None
@@ -205,3 +209,20 @@ class Fake(ABC):
             self.decorate(response, verdict)
             return response
         return self.server_error_response(request, fault.status)
+
+
+def break_off(request: web.Request, response: web.StreamResponse) -> None:
+    """Send the start of ``response`` (status line, headers, half the body) and close the
+    connection: the client learns that it was heard, never what came of it. aiohttp's own
+    attempt to send the response afterwards finds the connection closing and gives up."""
+    body = response.body if isinstance(response, web.Response) else b""
+    data = body if isinstance(body, bytes) else b""
+    head = (
+        f"HTTP/1.1 {response.status} {response.reason}\r\n"
+        f"Content-Type: {response.content_type}\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    transport = request.transport
+    if transport is not None:
+        transport.write(head + data[: len(data) // 2])
+        transport.close()

@@ -2,7 +2,9 @@
 
 Kinds: `rate_limit` (the fake's own 429 with Retry-After), `error` (a 5xx, or any status),
 `hang` (no answer until the client gives up or the sandbox stops), `slow` (answer normally,
-after a delay).
+after a delay: what was asked is done even when the client gave up meanwhile), `drop` (do
+what was asked, then break the answer off: the status line, the headers and half the body,
+and the connection closes).
 """
 
 from dataclasses import asdict, dataclass
@@ -10,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-FaultKind = Literal["rate_limit", "error", "hang", "slow"]
+FaultKind = Literal["rate_limit", "error", "hang", "slow", "drop"]
 
 
 class FaultSpec(BaseModel):
@@ -103,6 +105,9 @@ class FaultQueue:
 
     def slow(self, delay_ms: int, count: int = 1, *, path_prefix: str = "") -> Fault:
         return self.add("slow", count, delay_ms=delay_ms, path_prefix=path_prefix)
+
+    def drop(self, count: int = 1, *, path_prefix: str = "") -> Fault:
+        return self.add("drop", count, path_prefix=path_prefix)
 
     def take(self, method: str, path: str, full_path: str) -> Fault | None:
         """Consume one use of the first fault that matches this request."""

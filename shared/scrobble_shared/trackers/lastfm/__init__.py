@@ -9,6 +9,7 @@ from scrobble_shared.events import ContentType
 from scrobble_shared.trackers.lastfm import connect, limits
 from scrobble_shared.trackers.lastfm.client import MAX_BATCH, LastfmClient
 from scrobble_shared.trackers.lastfm.history import LastfmReader
+from scrobble_shared.trackers.lastfm.recheck import LastfmRecheck
 from scrobble_shared.trackers.tracker import Tracker, TrackerSettings
 from scrobble_shared.work import PlayRules, PlayStyle
 
@@ -27,6 +28,7 @@ TRACKER: Final = Tracker(
     connect=connect.FLOW,
     client=lambda config: LastfmClient(config.api_url, config.app),
     reader=lambda config: LastfmReader(config.api_url, config.app),
+    recheck=lambda config: LastfmRecheck(config.api_url, config.app),
     write_keys=limits.write_keys,
     limited_account=limits.limited_account,
     batch_size=MAX_BATCH,

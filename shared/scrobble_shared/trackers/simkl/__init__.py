@@ -10,6 +10,7 @@ from scrobble_shared.trackers.simkl import connect, limits
 from scrobble_shared.trackers.simkl.client import SimklClient
 from scrobble_shared.trackers.simkl.history import SimklReader
 from scrobble_shared.trackers.simkl.ids import SimklResolver
+from scrobble_shared.trackers.simkl.recheck import SimklRecheck
 from scrobble_shared.trackers.tracker import Tracker, TrackerSettings
 from scrobble_shared.work import PlayRules, PlayStyle
 
@@ -31,6 +32,7 @@ TRACKER: Final = Tracker(
     client=lambda config: SimklClient(config.api_url, config.app),
     reader=lambda config: SimklReader(config.api_url, config.app),
     resolver=lambda config: SimklResolver(config.api_url, config.app),
+    recheck=lambda config: SimklRecheck(config.api_url, config.app),
     write_keys=limits.write_keys,
     limited_account=limits.limited_account,
 )

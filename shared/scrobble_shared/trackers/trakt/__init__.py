@@ -12,6 +12,7 @@ from scrobble_shared.trackers.trakt import connect, limits
 from scrobble_shared.trackers.trakt.client import TraktClient
 from scrobble_shared.trackers.trakt.history import TraktReader
 from scrobble_shared.trackers.trakt.ids import TraktResolver
+from scrobble_shared.trackers.trakt.recheck import TraktRecheck
 from scrobble_shared.work import PlayRules, PlayStyle
 
 
@@ -42,6 +43,7 @@ TRACKER: Final = Tracker(
     reader=lambda config: TraktReader(config.api_url, config.app),
     resolver=lambda config: TraktResolver(config.api_url, config.app),
     refresh=_refresh,
+    recheck=lambda config: TraktRecheck(TraktClient(config.api_url, config.app)),
     write_keys=limits.write_keys,
     limited_account=limits.limited_account,
 )
