@@ -10,6 +10,7 @@ from scrobble_sandbox.anilist.fake import AniListFake
 from scrobble_sandbox.core.fake import Fake
 from scrobble_sandbox.lastfm.fake import LastfmFake
 from scrobble_sandbox.listenbrainz.fake import ListenBrainzFake
+from scrobble_sandbox.maloja.fake import MalojaFake
 from scrobble_sandbox.simkl.fake import SimklFake
 from scrobble_sandbox.trakt.fake import TraktFake
 
@@ -19,4 +20,5 @@ FAKES: Final[tuple[type[Fake], ...]] = (
     ListenBrainzFake,
     SimklFake,
     AniListFake,
+    MalojaFake,
 )

@@ -132,6 +132,7 @@ def test_env_shapes(sb):
         "SIMKL_AUTH_URL",
         "ANILIST_API_URL",
         "ANILIST_AUTH_URL",
+        "MALOJA_API_URL",
         "TRAKT_CLIENT_ID",
         "TRAKT_CLIENT_SECRET",
         "LASTFM_API_KEY",

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from scrobble_sandbox.env import CREDENTIALS, URL_PATHS
+
 # A deadline for a hung process, not a speed requirement.
 STARTUP_DEADLINE = 30.0
-EXPECTED_LINES = 18
+# Each fake's URLs and app credentials, and the sandbox user's token.
+EXPECTED_LINES = len(URL_PATHS) + len(CREDENTIALS) + 1
 # The console script pip installed next to this interpreter (.venv/bin/scrobble).
 SCROBBLE_SCRIPT = Path(sys.executable).with_name("scrobble")
 COMMANDS = {
