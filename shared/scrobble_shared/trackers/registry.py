@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Final
 
-from scrobble_shared.trackers import anilist, lastfm, listenbrainz, simkl, trakt
+from scrobble_shared.trackers import anilist, lastfm, listenbrainz, maloja, simkl, trakt
 from scrobble_shared.trackers.pace import PaceFor, PaceKey
 from scrobble_shared.trackers.tracker import Tracker
 
@@ -22,6 +22,7 @@ TRACKERS: Final[tuple[Tracker, ...]] = (
     listenbrainz.TRACKER,
     simkl.TRACKER,
     anilist.TRACKER,
+    maloja.TRACKER,
 )
 
 SERVICES: Final[tuple[str, ...]] = tuple(t.name for t in TRACKERS)
