@@ -10,11 +10,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from scrobble_shared.trackers.registry import SERVICES
 from tests.support.infra import Infra
 from tests.support.services import ServiceProcess
 from tests.support.topics import Topics
 
-SERVICES = ("trakt", "simkl", "anilist", "lastfm", "listenbrainz")
 # Room for the 1 MiB poison value, unchanged on its way to the dead-letter topic.
 BIG_MESSAGES = {"max.message.bytes": str(4 * 1024 * 1024)}
 
