@@ -37,6 +37,7 @@ lint: install
 	$(VENV)/bin/ruff check $(CHECKED)
 	$(VENV)/bin/ruff format --check $(CHECKED)
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture $(CHECKED) vulture_allowlist.py
 
 typecheck: install
 	$(VENV)/bin/mypy $(CHECKED)

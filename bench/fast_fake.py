@@ -18,8 +18,6 @@ from typing import Any
 
 from aiohttp import web
 
-OK = web.json_response({"status": "ok"})
-
 
 def build() -> web.Application:
     arrivals: list[float] = []

@@ -197,10 +197,5 @@ def advance(
     )
 
 
-def silent_since(play: Play, now: datetime, silence: timedelta = DEFAULT_SILENCE) -> bool:
-    """A play nobody finished that has had no event for longer than the silence timeout."""
-    return not play.finished and now - play.last_event_at > silence
-
-
 def is_play_action(action: Action) -> bool:
     return action in _PLAYING_ACTIONS or action is Action.STOP

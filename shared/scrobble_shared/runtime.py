@@ -8,17 +8,20 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.health import build_health_app, start_health_server
 from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.settings import Settings
+from scrobble_shared.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +76,30 @@ async def serve_health(stack: contextlib.AsyncExitStack, core: Core, port: int) 
     stack.push_async_callback(runner.cleanup)
 
 
-async def recover_forever(relay: OutboxRelay, interval_s: float = 30.0) -> None:
+async def recover_forever(
+    relay: OutboxRelay,
+    interval_s: float = 30.0,
+    on_recovered: Callable[[int], None] | None = None,
+) -> None:
     """Until cancelled: publish outbox rows some process left behind (older than a round,
-    so rows a live process is about to publish are left to it)."""
+    so rows a live process is about to publish are left to it); ``on_recovered`` hears how
+    many a round published. Postgres or Kafka away: logged, the next round tries again."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await relay.recover(older_than=timedelta(seconds=interval_s))
-        except Exception:  # logged; the next round tries again
-            log.exception("outbox recovery failed")
+            published = await relay.recover(older_than=timedelta(seconds=interval_s))
+        except (OSError, asyncpg.PostgresError, KafkaError):
+            log.exception("outbox recovery failed; trying again next round")
+            continue
+        if published and on_recovered is not None:
+            on_recovered(published)
 
 
-async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+def supervised(stack: contextlib.AsyncExitStack) -> Supervisor:
+    """A supervisor of background loops, stopped when ``stack`` closes."""
+    supervisor = Supervisor()
+    stack.push_async_callback(supervisor.stop)
+    return supervisor
 
 
 async def no_decode(_message: Any, _original: Any) -> None:

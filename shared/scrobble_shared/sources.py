@@ -141,14 +141,6 @@ def _user_keys(entries: tuple[str, ...]) -> set[str]:
 
 
 @dataclass(frozen=True)
-class UserMapping:
-    """One server user mapped onto one of our users, as listed."""
-
-    server_user: str
-    user_id: UUID
-
-
-@dataclass(frozen=True)
 class Source:
     """A source as the intake uses it: who it is, what it lets through, whom it maps."""
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 
 from scrobble_shared.events import PlaybackEvent
-from scrobble_shared.plays import Play, Step, advance, listen_threshold_ms, silent_since
+from scrobble_shared.plays import Play, Step, advance, listen_threshold_ms
 from tests.support.events import T0, event
 
 
@@ -135,10 +135,3 @@ def test_video_never_counts_as_a_listen_but_keeps_its_highest_progress() -> None
     assert not any(s.counted_now for s in steps)
     assert steps[-1].play.max_progress == 90.0
     assert steps[-1].finished_now
-
-
-def test_silent_since() -> None:
-    play = run([event("progress", 1000)])[0].play
-    assert not silent_since(play, T0 + timedelta(minutes=30))
-    assert silent_since(play, T0 + timedelta(minutes=31))
-    assert silent_since(play, T0 + timedelta(minutes=6), silence=timedelta(minutes=5))

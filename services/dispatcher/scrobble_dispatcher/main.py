@@ -26,11 +26,11 @@ from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.runtime import (
-    cancel_tasks,
     no_decode,
     open_core,
     recover_forever,
     serve_health,
+    supervised,
     tune_gc,
 )
 from scrobble_shared.service_names import ServiceName
@@ -119,15 +119,13 @@ def build_app(settings: Settings) -> FastStream:
 
             port = settings.metrics_port_for("dispatcher")
             await serve_health(stack, core, port)
-            tasks = [
-                asyncio.create_task(poll_due_work(pool, deliverer, list(services)), name="due"),
-                asyncio.create_task(recover_forever(relay), name="outbox-recovery"),
-                asyncio.create_task(sample_forever(pool), name="queue-gauges"),
-            ]
+            loops = supervised(stack)
+            loops.start("due-work", lambda: poll_due_work(pool, deliverer, list(services)))
+            loops.start("outbox-recovery", lambda: recover_forever(relay))
+            loops.start("queue-gauges", lambda: sample_forever(pool))
             mark_enabled(services)
-            stack.push_async_callback(cancel_tasks, tasks)
             state["imports"] = await imports.start(
-                stack, settings, pool, relay, cipher, http, list(services)
+                stack, settings, pool, relay, cipher, http, list(services), loops
             )
             log.info("dispatcher: delivering for %s; metrics on :%d", ", ".join(services), port)
             yield

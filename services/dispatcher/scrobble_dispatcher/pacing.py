@@ -19,7 +19,7 @@ so work put back never pushes later callers further out. :func:`hold` pushes a k
 ``next_at`` to at least a given moment (Retry-After, X-RateLimit-Reset-In, Trakt's
 ``until``), so every replica waits; slots handed out before the hold are not recalled.
 
-:func:`reserve_all` takes one common slot for several keys (Simkl's user and app). Reserving
+:func:`reserve_within` takes one common slot for several keys (Simkl's user and app). Reserving
 them one after another would be wrong, not just wasteful: if the second key's slot is later,
 the caller sends then, while the first key has already been told its next call may go one
 interval after the *earlier* slot, so two calls on the first key could come closer than its
@@ -258,26 +258,19 @@ async def _reserve_locked(
     return Slot(slot, lanes=tuple((lane, moves[lane]) for lane in chosen.values()))
 
 
-async def reserve_all(
-    conn: Conn, keys: Iterable[PaceKey], not_before: datetime | None = None
-) -> Slot:
-    """One slot valid on every key: the latest of their next slots; each key then moves to
-    that slot plus its own interval (atomically; see the module docstring). A slot holding
-    lanes must be given back through :func:`after_call`; with every lane of a windowed key
-    out, nothing is taken (``busy``): :class:`Pacer` waits for a lane."""
-    return await reserve_within(conn, keys, None, not_before)
-
-
 async def reserve_within(
     conn: Conn,
     keys: Iterable[PaceKey],
     within: timedelta | None,
     not_before: datetime | None = None,
 ) -> Slot:
-    """Like :func:`reserve_all`, but only when the common slot is at most ``within`` away
-    (None: however far): otherwise ``taken`` is False, nothing moved and ``at`` says when
-    to come back. A caller that would not wait that long spends no slot, so work put back
-    never pushes later callers further out."""
+    """One slot valid on every key: the latest of their next slots; each key then moves to
+    that slot plus its own interval (atomically; see the module docstring), but only when
+    the common slot is at most ``within`` away (None: however far): otherwise ``taken`` is
+    False, nothing moved and ``at`` says when to come back. A slot holding lanes must be
+    given back through :func:`after_call`; with every lane of a windowed key out, nothing is
+    taken (``busy``): :class:`Pacer` waits for a lane. A caller that would not wait that
+    long spends no slot, so work put back never pushes later callers further out."""
     _check_aware(not_before, "not_before")
     merged = _merged(keys)
     if not merged:

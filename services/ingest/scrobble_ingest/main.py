@@ -16,17 +16,18 @@ from typing import Any
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
+from scrobble_ingest import metrics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_ingest.sweeper import run_sweeper
 from scrobble_shared import logs
 from scrobble_shared.partitioning import keyed_partitioner
 from scrobble_shared.runtime import (
-    cancel_tasks,
     no_decode,
     open_core,
     recover_forever,
     serve_health,
+    supervised,
     tune_gc,
 )
 from scrobble_shared.settings import Settings
@@ -81,15 +82,17 @@ def build_app(settings: Settings) -> FastStream:
 
             port = settings.metrics_port_for("ingest")
             await serve_health(stack, core, port)
-            tasks = [
-                asyncio.create_task(cache.listen(settings.database_url), name="listen"),
-                asyncio.create_task(
-                    run_sweeper(pool, cache, relay, topics, silence, sweep_interval_s(silence)),
-                    name="sweeper",
-                ),
-                asyncio.create_task(recover_forever(relay), name="outbox-recovery"),
-            ]
-            stack.push_async_callback(cancel_tasks, tasks)
+            loops = supervised(stack)
+            loops.start("connections-listen", lambda: cache.listen(settings.database_url))
+            every = sweep_interval_s(silence)
+            loops.start(
+                "silence-sweeper",
+                lambda: run_sweeper(pool, cache, relay, topics, silence, every),
+            )
+            loops.start(
+                "outbox-recovery",
+                lambda: recover_forever(relay, on_recovered=metrics.OUTBOX_RECOVERED.inc),
+            )
             log.info(
                 "ingest: consuming %s as group %s; metrics on :%d",
                 settings.playback_topic,

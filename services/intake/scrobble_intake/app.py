@@ -10,7 +10,6 @@ and the directory reads every source through from Postgres, which stays correct.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +25,7 @@ from scrobble_intake.publisher import Publisher
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.health import health_routes
 from scrobble_shared.partitioning import keyed_partitioner
-from scrobble_shared.runtime import cancel_tasks
+from scrobble_shared.runtime import supervised
 from scrobble_shared.settings import Settings
 
 log = logging.getLogger("scrobble_intake")
@@ -67,13 +66,6 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _task_ended(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error(
-            "intake: %s ended: %r; reading sources through", task.get_name(), task.exception()
-        )
-
-
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
@@ -81,9 +73,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(pool.close)
         app[POOL] = pool
         directory = app[DIRECTORY] = SourceDirectory(pool)
-        listen = asyncio.create_task(directory.listen(settings.database_url), name="sources-listen")
-        listen.add_done_callback(_task_ended)
-        stack.push_async_callback(cancel_tasks, [listen])
+        supervised(stack).start("sources-listen", lambda: directory.listen(settings.database_url))
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             acks="all",

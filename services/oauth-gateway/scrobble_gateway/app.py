@@ -10,7 +10,6 @@ page for people at ``/`` checks its session itself (``page/``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.metadata
 import logging
@@ -31,7 +30,7 @@ from scrobble_gateway.quotas import QuotaBuckets
 from scrobble_gateway.request_ids import request_id_middleware
 from scrobble_gateway.routing import is_admin_route, is_public
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.runtime import cancel_tasks, open_core, recover_forever
+from scrobble_shared.runtime import open_core, recover_forever, supervised
 from scrobble_shared.settings import Settings
 
 log = logging.getLogger("scrobble_gateway")
@@ -95,8 +94,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         core = await open_core(stack, app[SETTINGS], "scrobble-gateway-outbox", pool_max=10)
         app[POOL], app[PRODUCER], app[RELAY] = core.pool, core.producer, core.relay
-        recovery = asyncio.create_task(recover_forever(core.relay), name="outbox-recovery")
-        stack.push_async_callback(cancel_tasks, [recovery])
+        supervised(stack).start("outbox-recovery", lambda: recover_forever(core.relay))
         yield
 
 

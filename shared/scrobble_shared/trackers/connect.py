@@ -3,11 +3,11 @@ use, what each request carries and what each answer means. No network, clock or 
 the gateway sends what is built here and hands the answers back. Each tracker's folder
 declares which kind it uses, with its endpoints (``<tracker>/connect.py``).
 
-- :class:`AuthorizationCode`: OAuth 2 authorization code (RFC 6749 4.1). Authorization URLs
-  and PKCE values come from authlib; PKCE (S256) wherever the tracker takes it, beside the
-  client secret, or instead of it where the tracker says they are mutually exclusive. Token
-  requests go as JSON. Optionally a device code flow, a call that names the account the
-  tokens are for, and a revocation endpoint.
+- :class:`AuthorizationCode`: OAuth 2 authorization code (RFC 6749 4.1), PKCE (S256)
+  wherever the tracker takes it, beside the client secret, or instead of it where the
+  tracker says they are mutually exclusive (the gateway builds the authorization URL and
+  the PKCE values, with authlib). Token requests go as JSON. Optionally a device code
+  flow, a call that names the account the tokens are for, and a revocation endpoint.
 - :class:`WebAuth`: the Last.fm 2.0 protocol's web auth (Last.fm, Libre.fm): the page URL
   with ``api_key`` and ``cb``, then the signed ``auth.getSession``.
 - :class:`UserToken`: the user pastes a token, which the tracker's validation call checks
@@ -20,18 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
-
-from authlib.common.security import generate_token  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
     from scrobble_shared.trackers.tracker import TrackerConfig
-
-# RFC 7636: 43 to 128 characters; authlib draws them from letters and digits.
-CODE_VERIFIER_LENGTH: Final = 64
 
 
 class ExchangeFailed(Exception):
@@ -176,23 +169,6 @@ class AuthorizationCode:
     account: AccountLookup | None = None
     # Revoking a token when its user disconnects (best effort), if the tracker offers it.
     revoke: Callable[[OAuthApp, str], JsonRequest] | None = None
-
-
-def new_code_verifier() -> str:
-    return str(generate_token(CODE_VERIFIER_LENGTH))
-
-
-def authorization_url(app: OAuthApp, state: str, code_verifier: str | None) -> str:
-    """The authorize page URL; with a verifier, the S256 challenge goes along."""
-    extra: dict[str, str] = {}
-    if code_verifier is not None:
-        extra["code_challenge"] = str(create_s256_code_challenge(code_verifier))
-        extra["code_challenge_method"] = "S256"
-    return str(
-        prepare_grant_uri(
-            app.authorize_url, app.client_id, "code", app.redirect_uri, state=state, **extra
-        )
-    )
 
 
 def code_exchange(app: OAuthApp, code: str, code_verifier: str | None) -> JsonRequest:

@@ -19,7 +19,6 @@ from scrobble_dispatcher.pacing import (
     after_call,
     hold,
     reserve,
-    reserve_all,
     reserve_within,
 )
 from scrobble_shared.trackers.pace import PaceKey
@@ -56,7 +55,7 @@ async def reserve_on(
 
 async def reserve_all_on(pool: asyncpg.Pool, keys: list[PaceKey]) -> datetime:
     async with pool.acquire() as conn:
-        return (await reserve_all(conn, keys)).at
+        return (await reserve_within(conn, keys, None)).at
 
 
 def assert_spaced(slots: list[datetime], interval: timedelta) -> None:
@@ -174,7 +173,7 @@ async def test_reserving_nothing_is_now(replicas) -> None:
     first, _ = replicas
     before = await db_now(first)
     async with first.acquire() as conn:
-        assert before <= (await reserve_all(conn, [])).at <= before + NEAR
+        assert before <= (await reserve_within(conn, [], None)).at <= before + NEAR
 
 
 async def test_a_slot_too_far_away_is_not_spent(
@@ -195,7 +194,7 @@ async def test_a_slot_too_far_away_is_not_spent(
         assert later.at == taken + timedelta(seconds=10)
     # A caller ready to wait takes exactly that slot: the refusals spent none.
     async with first.acquire() as conn:
-        assert (await reserve_all(conn, keys)).at == taken + timedelta(seconds=10)
+        assert (await reserve_within(conn, keys, None)).at == taken + timedelta(seconds=10)
 
 
 async def test_concurrent_callers_within_reach_get_spaced_slots(
@@ -275,7 +274,7 @@ async def test_a_hold_on_a_windowed_key_holds_every_lane(
     until = await db_now(first) + timedelta(seconds=30)
     async with first.acquire() as conn:
         await hold(conn, key.key, until)
-        slots = [await reserve_all(conn, [key]) for _ in range(3)]
+        slots = [await reserve_within(conn, [key], None) for _ in range(3)]
     assert [s.at for s in slots] == [until] * 3
 
 
@@ -333,10 +332,10 @@ async def test_a_service_wait_on_a_windowed_key_holds_every_lane(
     first, _ = replicas
     key = PaceKey("lastfm:app:told-to-wait", WINDOW, after_answer=True, lanes=2)
     async with first.acquire() as conn:
-        slot = await reserve_all(conn, [key])
+        slot = await reserve_within(conn, [key], None)
         before = await db_now(first)
         await after_call(conn, slot, [key], slot.at, before, service_wait_s=30)
-        later = [await reserve_all(conn, [key]) for _ in range(2)]
+        later = [await reserve_within(conn, [key], None) for _ in range(2)]
     # Both lanes are free, yet neither may go before the service's 30 s are over.
     assert all(s.taken for s in later)
     assert all(

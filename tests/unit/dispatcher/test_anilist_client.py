@@ -29,7 +29,6 @@ from scrobble_shared.trackers.anilist.client import (
     UnexpectedAnswer,
     list_status,
     parse_current_entry,
-    parse_current_progress,
     parse_media_lookup,
     progress_to_save,
     score_raw,
@@ -47,6 +46,13 @@ from scrobble_shared.trackers.http import (
 )
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+
+
+def parse_current_progress(response: HttpResponse) -> int | None:
+    """The viewer's progress on the entry an answer carries; None without an entry."""
+    entry = parse_current_entry(response)
+    return None if entry is None else entry.progress
+
 
 # The reference schema (shared/data beside the repository); the sandbox ships a copy, used
 # when the reference is not there (a checkout without it) and checked equal when it is.
@@ -69,6 +75,7 @@ def work(
     mal: int | None = None,
     on_show: bool = False,
 ) -> ScrobbleWork:
+
     ids = {k: v for k, v in {"anilist": anilist, "mal": mal}.items() if v is not None}
     content: dict[str, Any] = {"type": "anime_episode", "id": str(uuid4()), "title": "Ep"}
     show: dict[str, Any] = {"title": "Show"}

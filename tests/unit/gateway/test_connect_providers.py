@@ -57,9 +57,9 @@ def query(url: str) -> dict[str, list[str]]:
 
 def test_trakt_authorization_url_carries_state_redirect_and_s256_challenge() -> None:
     app = providers.oauth_app(settings(), "trakt")
-    verifier = flows.new_code_verifier()
+    verifier = providers.new_code_verifier()
 
-    url = flows.authorization_url(app, "the-state", verifier)
+    url = providers.authorization_url(app, "the-state", verifier)
 
     assert url.startswith("https://auth.trakt.tv/oauth/authorize?")
     q = query(url)
@@ -96,7 +96,7 @@ def test_endpoints_and_pkce_per_service(service: str, authorize: str, token: str
     app = providers.oauth_app(settings(), service)
     pkce = service in ("trakt", "simkl")  # AniList offers no PKCE
     assert (app.authorize_url, app.token_url, app.pkce) == (authorize, token, pkce)
-    url = flows.authorization_url(app, "s", None)
+    url = providers.authorization_url(app, "s", None)
     assert "code_challenge" not in query(url)
 
 

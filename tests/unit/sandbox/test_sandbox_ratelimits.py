@@ -2,15 +2,12 @@
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from scrobble_sandbox import Limit, Sandbox
 from scrobble_sandbox.lastfm.signature import sign
-
-Send = Callable[[Sandbox, httpx.AsyncClient, str], Awaitable[httpx.Response]]
 
 
 def trakt_headers(sb: Sandbox, token: str) -> dict[str, str]:

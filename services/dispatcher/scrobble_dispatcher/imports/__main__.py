@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from scrobble_dispatcher.imports import wiring
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.runtime import open_core, serve_health
+from scrobble_shared.runtime import open_core, serve_health, supervised
 from scrobble_shared.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("scrobble_dispatcher.imports")
@@ -52,6 +52,7 @@ def build_app(settings: Settings, *, read_pacing: bool) -> FastStream:
                 cipher,
                 http,
                 services,
+                supervised(stack),
                 read_pacing=read_pacing,
             )
             log.info(

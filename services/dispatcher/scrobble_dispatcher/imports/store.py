@@ -29,10 +29,7 @@ from scrobble_shared.work import ConnectionRules
 
 # After this many claims a job that keeps killing its workers is failed, not run again.
 MAX_CLAIMS: Final = 20
-_JOB_COLUMNS: Final = (
-    "id, connection_id, user_id, service, state, cursor, since, until_at, pages_done, "
-    "items_seen, items_added, errors, claims"
-)
+_JOB_COLUMNS: Final = "id, connection_id, user_id, service, cursor, since, until_at, claims"
 
 
 class LeaseLost(Exception):
@@ -60,7 +57,6 @@ class Job:
     cursor: Cursor | None
     since: datetime | None
     until: datetime
-    pages_done: int
     claims: int
 
 
@@ -74,7 +70,6 @@ def _job(row: asyncpg.Record) -> Job:
         cursor=json.loads(cursor) if isinstance(cursor, str) else cursor,
         since=row["since"],
         until=row["until_at"],
-        pages_done=row["pages_done"],
         claims=row["claims"],
     )
 

@@ -4,7 +4,6 @@ same for a worker of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
@@ -17,9 +16,9 @@ from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.outbox import OutboxRelay
-from scrobble_shared.runtime import cancel_tasks
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
+from scrobble_shared.supervise import Supervisor
 from scrobble_shared.trackers.history import HistoryReader
 from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.work_message import WorkTopics
@@ -64,10 +63,12 @@ async def start(
     cipher: TokenCipher,
     http: Mapping[Any, ClientSet],
     services: list[ServiceName],
+    loops: Supervisor,
     *,
     read_pacing: bool = True,
 ) -> ImportWorker:
-    """The worker and its sweeper, stopped (jobs handed back) by ``stack``."""
+    """The worker, stopped (jobs handed back) by ``stack``, and its sweeper among
+    ``loops``."""
     runner = ImportRunner(
         pool,
         cipher,
@@ -83,7 +84,6 @@ async def start(
         refresh=refresh_configs(settings, services),
     )
     worker = ImportWorker(runner)
-    sweeper = asyncio.create_task(worker.sweep_forever(), name="import-sweeper")
     stack.push_async_callback(worker.close)
-    stack.push_async_callback(cancel_tasks, [sweeper])
+    loops.start("import-sweeper", worker.sweep_forever)
     return worker

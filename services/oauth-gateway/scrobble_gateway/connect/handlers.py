@@ -69,10 +69,8 @@ from scrobble_shared.trackers.connect import (
     OAuthApp,
     UserToken,
     WebAuth,
-    authorization_url,
     classify_device_poll,
     code_exchange,
-    new_code_verifier,
     parse_device_code,
     parse_token_answer,
     parse_web_auth_session,
@@ -213,7 +211,7 @@ async def start_connect(request: web.Request) -> web.Response:
     app = None
     if isinstance(providers.flow(service), AuthorizationCode):
         app = providers.oauth_app(settings, service)
-    verifier = new_code_verifier() if app is not None and app.pkce else None
+    verifier = providers.new_code_verifier() if app is not None and app.pkce else None
     nonce = binding.new_nonce()
     state, dropped = await states.start_flow(
         request.app[POOL],
@@ -230,7 +228,7 @@ async def start_connect(request: web.Request) -> web.Response:
         callback = providers.callback_url(settings, service)
         url = web_auth_page(settings.tracker(service), callback, state)
     else:
-        url = authorization_url(app, state, verifier)
+        url = providers.authorization_url(app, state, verifier)
     log.info("connect %s started for user %s", service, user_id)
     response = web.json_response(
         {"authorization_url": url, "state": state}, headers={"Cache-Control": "no-store"}

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from authlib.common.security import generate_token  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.settings import Settings
 from scrobble_shared.trackers.connect import (
@@ -19,9 +23,11 @@ from scrobble_shared.trackers.connect import (
     UserToken,
     WebAuth,
 )
-from scrobble_shared.trackers.registry import SERVICES, tracker
+from scrobble_shared.trackers.registry import tracker
 
 CALLBACK_PATH: Final = "/api/v1/scrobble/{service}/callback"
+# RFC 7636: 43 to 128 characters; authlib draws them from letters and digits.
+CODE_VERIFIER_LENGTH: Final = 64
 
 
 class ServiceUnavailable(Exception):
@@ -41,10 +47,6 @@ def in_browser(service: ServiceName) -> bool:
     """Whether connecting goes through the tracker's pages in a browser (and comes back to
     the callback), rather than a token the user pastes."""
     return isinstance(flow(service), AuthorizationCode | WebAuth)
-
-
-def browser_services() -> tuple[ServiceName, ...]:
-    return tuple(s for s in SERVICES if in_browser(s))
 
 
 def token_flow(service: ServiceName) -> UserToken | None:
@@ -104,4 +106,21 @@ def oauth_app(settings: Settings, service: ServiceName) -> OAuthApp:
         redirect_uri=redirect_uri(settings, service),
         pkce=found.pkce,
         pkce_replaces_secret=found.pkce_replaces_secret,
+    )
+
+
+def new_code_verifier() -> str:
+    return str(generate_token(CODE_VERIFIER_LENGTH))
+
+
+def authorization_url(app: OAuthApp, state: str, code_verifier: str | None) -> str:
+    """The authorize page URL; with a verifier, the S256 challenge goes along (authlib)."""
+    extra: dict[str, str] = {}
+    if code_verifier is not None:
+        extra["code_challenge"] = str(create_s256_code_challenge(code_verifier))
+        extra["code_challenge_method"] = "S256"
+    return str(
+        prepare_grant_uri(
+            app.authorize_url, app.client_id, "code", app.redirect_uri, state=state, **extra
+        )
     )

@@ -222,12 +222,6 @@ def parse_current_entry(response: HttpResponse) -> ListEntry | None:
     return ListEntry(progress if isinstance(progress, int) else 0, status)
 
 
-def parse_current_progress(response: HttpResponse) -> int | None:
-    """The viewer's progress from a :data:`VIEWER_ENTRY` answer; None without an entry."""
-    entry = parse_current_entry(response)
-    return None if entry is None else entry.progress
-
-
 # --- timing --------------------------------------------------------------------------------
 
 
