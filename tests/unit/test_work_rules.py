@@ -126,7 +126,12 @@ def test_music_now_playing_then_one_listen(service: ServiceName) -> None:
     assert kinds_for(rules(service), music()) == [[NOW_PLAYING], [SCROBBLE], [], [NOW_PLAYING], []]
 
 
-@pytest.mark.parametrize("service", ["lastfm", "listenbrainz"])
+def test_maloja_takes_the_listen_without_now_playing() -> None:
+    # Maloja takes a playing_now call and keeps nothing: no call is made for it.
+    assert kinds_for(rules("maloja"), music()) == [[], [SCROBBLE], [], [], []]
+
+
+@pytest.mark.parametrize("service", ["lastfm", "listenbrainz", "maloja"])
 def test_music_services_take_only_tracks(service: ServiceName) -> None:
     assert kinds_for(rules(service), video("movie")) == [[]] * 6
 
@@ -235,6 +240,7 @@ def rate(content_type: str, value: float, **content: Any) -> PlaybackEvent:
         ("lastfm", "track", 7.5, []),
         ("listenbrainz", "track", 10, [RATING]),
         ("listenbrainz", "track", 5, []),
+        ("maloja", "track", 10, []),  # Maloja keeps no ratings
         ("trakt", "track", 9, []),
     ],
 )
@@ -260,6 +266,7 @@ def test_listenbrainz_love_needs_a_recording_mbid() -> None:
         ("anilist", "anime_episode", [WATCHED]),
         ("lastfm", "track", []),
         ("listenbrainz", "track", []),
+        ("maloja", "track", []),
     ],
 )
 def test_mark_watched_when_synced(

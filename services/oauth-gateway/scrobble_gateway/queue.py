@@ -156,6 +156,8 @@ def _nothing_to_do(rules: ConnectionRules, event: PlaybackEvent) -> str:
     if action is Action.RATE:
         if not rules.sync_ratings:
             return "the connection does not sync ratings (sync_ratings is off)"
+        if not rules.play.ratings:
+            return f"{service} keeps no ratings"
         return f"{service} takes no rating like this one (music: 8 or more, with an MBID)"
     if action is Action.MARK_WATCHED:
         if not rules.sync_watch_status:

@@ -11,6 +11,7 @@ from scrobble_sandbox.core.fake import Fake
 from scrobble_sandbox.lastfm.fake import LastfmFake
 from scrobble_sandbox.librefm.fake import LibrefmFake
 from scrobble_sandbox.listenbrainz.fake import ListenBrainzFake
+from scrobble_sandbox.maloja.fake import MalojaFake
 from scrobble_sandbox.simkl.fake import SimklFake
 from scrobble_sandbox.trakt.fake import TraktFake
 
@@ -21,4 +22,5 @@ FAKES: Final[tuple[type[Fake], ...]] = (
     SimklFake,
     AniListFake,
     LibrefmFake,
+    MalojaFake,
 )

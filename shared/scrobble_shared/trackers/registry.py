@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Final
 
-from scrobble_shared.trackers import anilist, lastfm, librefm, listenbrainz, simkl, trakt
+from scrobble_shared.trackers import anilist, lastfm, librefm, listenbrainz, maloja, simkl, trakt
 from scrobble_shared.trackers.pace import PaceFor, PaceKey
 from scrobble_shared.trackers.tracker import Tracker
 
@@ -23,6 +23,7 @@ TRACKERS: Final[tuple[Tracker, ...]] = (
     simkl.TRACKER,
     anilist.TRACKER,
     librefm.TRACKER,
+    maloja.TRACKER,
 )
 
 SERVICES: Final[tuple[str, ...]] = tuple(t.name for t in TRACKERS)

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.librefm.fake import LibrefmFake
+from scrobble_sandbox.maloja.fake import MalojaFake
 from scrobble_shared.crypto import TokenCipher
 from tests.support.events import USER, event
 from tests.support.ingest import IngestSetup
@@ -41,15 +42,19 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
 
 
-async def connect_with_token(setup: IngestSetup, service: str, token: str) -> uuid.UUID:
+async def connect_with_token(
+    setup: IngestSetup, service: str, token: str, api_url: str | None = None
+) -> uuid.UUID:
+    """A connection with ``token`` (and, for a tracker each user runs, its server)."""
     conn = await asyncpg.connect(setup.database_url)
     try:
         connection_id: uuid.UUID = await conn.fetchval(
-            "INSERT INTO connections (user_id, service, access_token_enc, sync_ratings) "
-            "VALUES ($1, $2, $3, true) RETURNING id",
+            "INSERT INTO connections (user_id, service, access_token_enc, sync_ratings, api_url) "
+            "VALUES ($1, $2, $3, true, $4) RETURNING id",
             uuid.UUID(USER),
             service,
             TokenCipher(KEY).encrypt(token),
+            api_url,
         )
         return connection_id
     finally:
@@ -107,6 +112,8 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
     token = sb.env["SANDBOX_TOKEN"]
     for service in ALL:
         await connect_with_token(setup, service, token)
+    # The user's own Maloja: the fake's address, as the connection's server.
+    await connect_with_token(setup, "maloja", token, sb.env["MALOJA_API_URL"])
     events = [
         event("start", 0, at_s=0),
         event("stop", 9_500_000, at_s=60),
@@ -146,11 +153,13 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
         ("listenbrainz", "now_playing"): ["failed"],
         ("listenbrainz", "scrobble"): ["sent"],
         ("listenbrainz", "rating"): ["sent"],
+        # Maloja keeps no now playing and no ratings: the listen alone.
+        ("maloja", "scrobble"): ["sent"],
     }, dispatch.log_tail()
     # Each connection's card can say when its deliveries last worked (issue 20, point 5).
     synced = await sync_status(setup.database_url)
     assert {service: status for service, (status, _) in synced.items()} == {
-        service: "ok" for service in ALL
+        service: "ok" for service in (*ALL, "maloja")
     }
     assert all(at is not None for _, at in synced.values())
     assert [r.status for r in sb.trakt.requests("/scrobble/")] == [201, 201]
@@ -169,6 +178,15 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
     listen_types = [r.body.get("listen_type") for r in sb.listenbrainz.requests("/submit-listens")]
     assert listen_types == ["single"]
     assert len(sb.listenbrainz.requests("/feedback/recording-feedback")) == 1
+    maloja = sb.fake("maloja", MalojaFake)
+    [listen] = maloja.requests("/apis/listenbrainz/1/")
+    assert (listen.path, listen.body["listen_type"], listen.status) == (
+        "/apis/listenbrainz/1/submit-listens",
+        "single",
+        200,
+    )
+    [kept] = maloja.snapshot()["scrobbles"]
+    assert kept["track"]["artists"] == ["Aphex Twin"]
 
 
 async def test_retries_dead_letters_and_replay(ingest_setup: IngestSetup, sandbox: Sandbox) -> None:

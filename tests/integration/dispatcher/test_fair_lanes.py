@@ -29,9 +29,9 @@ from scrobble_gateway.app import create_app
 from scrobble_sandbox import RecordedRequest, Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.settings import load_settings
+from scrobble_shared.trackers.registry import SERVICES
 from tests.integration.gateway.conftest import Gateway, gateway_environ
 from tests.support.infra import Infra
-from tests.support.ingest import SERVICES
 from tests.support.kafka import wait_for_group
 from tests.support.services import ServiceProcess
 from tests.support.topics import Topics

@@ -20,7 +20,9 @@ import pytest_asyncio
 
 from scrobble_gateway.connect.revoke import revoke_at_service
 from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox.core.recording import RecordedRequest
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
+from scrobble_sandbox.maloja.fake import MalojaFake
 from scrobble_shared.trackers.registry import TRACKERS, tracker
 from tests.integration.gateway.test_connect_support import (
     API,
@@ -37,6 +39,7 @@ from tests.integration.gateway.test_connect_support import (
     token_owner,
 )
 from tests.support.infra import Infra
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +47,8 @@ OAUTH = ("trakt", "simkl", "anilist")
 TITLES = {t.name: t.title for t in TRACKERS}
 # The Last.fm 2.0 protocol's web auth: Last.fm and Libre.fm.
 WEB_AUTH = ("lastfm", "librefm")
+# The user pastes a token (and, for Maloja, gives the address of their own server).
+TOKEN_SERVICES = ("listenbrainz", "maloja")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -195,12 +200,27 @@ async def test_web_auth_connects_with_a_signed_get_session(
     assert exchanges(sb, other) == []  # its own fake, not the other protocol tracker's
 
 
-async def test_listenbrainz_token_is_checked_then_stored(
-    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient
+def pasted(sb: Sandbox, service: str, token: str = SANDBOX_TOKEN) -> dict[str, str]:
+    """The connect body: the token, and for Maloja the user's own server (the fake)."""
+    if service == "maloja":
+        return {"token": token, "api_url": sb.env["MALOJA_API_URL"]}
+    return {"token": token}
+
+
+def token_checks(sb: Sandbox, service: str) -> list[RecordedRequest]:
+    """The validate-token calls the tracker's fake received."""
+    if service == "maloja":
+        return sb.fake("maloja", MalojaFake).requests("/apis/listenbrainz/1/validate-token")
+    return sb.listenbrainz.requests("/validate-token")
+
+
+@pytest.mark.parametrize("service", TOKEN_SERVICES)
+async def test_pasted_token_is_checked_then_stored(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, service: str
 ) -> None:
     user = uuid.uuid4()
 
-    answer = await gw.start(client, user, "listenbrainz", {"token": SANDBOX_TOKEN})
+    answer = await gw.start(client, user, service, pasted(sb, service))
 
     assert answer.status_code == 201, answer.text
     body = answer.json()
@@ -217,20 +237,19 @@ async def test_listenbrainz_token_is_checked_then_stored(
         "status",
         "status_reason",
     } <= set(body)
-    assert (body["user_id"], body["service"], body["status"]) == (
-        str(user),
-        "listenbrainz",
-        "active",
-    )
+    assert (body["user_id"], body["service"], body["status"]) == (str(user), service, "active")
     assert SANDBOX_TOKEN not in answer.text
-    [check] = sb.listenbrainz.requests("/validate-token")
+    [check] = token_checks(sb, service)
     assert check.headers["authorization"] == "Token [REDACTED]"
     [row] = await gw.connections(user)
     assert gw.access_token(row) == SANDBOX_TOKEN
     assert SANDBOX_TOKEN.encode() not in bytes(row["access_token_enc"])
     assert row["external_user_name"] == "sandbox"
+    # The user's own server is the connection's; ListenBrainz's is the configured one.
+    assert row["api_url"] == (sb.env["MALOJA_API_URL"] if service == "maloja" else None)
 
 
+@pytest.mark.parametrize("service", TOKEN_SERVICES)
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -240,15 +259,70 @@ async def test_listenbrainz_token_is_checked_then_stored(
         ({"token": "has spaces in it"}, 422),
     ],
 )
-async def test_listenbrainz_bad_token_is_refused(
-    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, body: dict[str, str], status: int
+async def test_pasted_bad_token_is_refused(
+    gw: ConnectGateway,
+    sb: Sandbox,
+    client: httpx.AsyncClient,
+    service: str,
+    body: dict[str, str],
+    status: int,
 ) -> None:
     user = uuid.uuid4()
-    answer = await gw.start(client, user, "listenbrainz", body)
+    if service == "maloja":
+        body = body | {"api_url": sb.env["MALOJA_API_URL"]}
+    answer = await gw.start(client, user, service, body)
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     if status == 400:
-        assert answer.json()["title"] == "Invalid ListenBrainz token"
+        assert answer.json()["title"] == f"Invalid {TITLES[service]} token"
+    assert await gw.connections() == []
+
+
+@pytest.mark.parametrize(
+    ("service", "api_url", "why"),
+    [
+        ("maloja", None, "required"),
+        ("maloja", "http://169.254.169.254/latest", "link-local"),
+        ("maloja", "ftp://music.example", "http"),
+        ("listenbrainz", "http://192.168.1.20:42010", "takes no address"),
+    ],
+)
+async def test_own_server_address_only_where_the_tracker_asks_and_checked(
+    gw: ConnectGateway,
+    sb: Sandbox,
+    client: httpx.AsyncClient,
+    service: str,
+    api_url: str | None,
+    why: str,
+) -> None:
+    body = {"token": SANDBOX_TOKEN} | ({} if api_url is None else {"api_url": api_url})
+    answer = await gw.start(client, uuid.uuid4(), service, body)
+    assert answer.status_code == 422, answer.text
+    assert why in answer.text
+    assert token_checks(sb, service) == []  # nothing was called with the token
+    assert await gw.connections() == []
+
+
+@pytest.mark.parametrize(
+    ("server", "why"),
+    [
+        ("nothing listens", "could be reached"),
+        ("another web server", "answered there (validate-token answered 404"),
+    ],
+)
+async def test_own_server_that_is_no_maloja_is_the_users_input(
+    gw: ConnectGateway, sb: Sandbox, client: httpx.AsyncClient, server: str, why: str
+) -> None:
+    """The address is what the user gave: a 422 on it, never a 5xx of ours."""
+    address = f"http://127.0.0.1:{free_port()}"
+    if server == "another web server":
+        address = sb.env["LISTENBRAINZ_API_URL"]  # answers, but has no Maloja API
+    body = {"token": SANDBOX_TOKEN, "api_url": address}
+    answer = await gw.start(client, uuid.uuid4(), "maloja", body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "api_url"
+    assert why in answer.json()["errors"][0]["message"]
+    assert SANDBOX_TOKEN not in answer.text
     assert await gw.connections() == []
 
 

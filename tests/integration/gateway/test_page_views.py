@@ -280,7 +280,8 @@ async def test_the_connections_page_shows_state_and_reason(gateway: Gateway) -> 
         assert 'data-state="needs_reconnect"' in html
         assert "Trakt refused the sign-in (401); reconnect" in text
         assert 'data-state="disabled"' in html
-        assert text.count("Not connected") == 3
+        # Simkl, AniList, ListenBrainz and Maloja.
+        assert text.count("Not connected") == 4
         # The test gateway has no app credentials: connecting says why, in a sentence.
         assert "Simkl is not configured on this server (no app credentials)." in text
         assert "Counts as watched at (percent)" in text
@@ -325,3 +326,28 @@ async def test_activity_pages_and_filters(gateway: Gateway) -> None:
         assert len(re.findall(r'<tr data-id="', odd)) == 25
     finally:
         await alice.http.close()
+
+
+async def test_maloja_asks_for_the_persons_own_server_listenbrainz_does_not(
+    gateway: Gateway,
+) -> None:
+    """The token form sends what the connect API takes: Maloja's with the server's address."""
+    alice = await signed_in(gateway, ALICE)
+    try:
+        html = await (await alice.get("/connections")).text()
+    finally:
+        await alice.http.close()
+    forms = {
+        service: re.search(
+            rf'<form class="api-form"[^>]*action="[^"]*/connect/{service}".*?</form>', html, re.S
+        )
+        for service in ("maloja", "listenbrainz")
+    }
+    maloja, listenbrainz = forms["maloja"], forms["listenbrainz"]
+    assert maloja is not None
+    assert listenbrainz is not None
+    assert re.search(r'<input id="maloja-api_url" name="api_url" type="url" required', maloja[0])
+    assert 'name="token"' in maloja[0]
+    assert "Your Maloja API key" in text_of(maloja[0])
+    assert 'name="api_url"' not in listenbrainz[0]
+    assert "Your ListenBrainz user token" in text_of(listenbrainz[0])

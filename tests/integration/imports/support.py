@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from scrobble_cli.quickstart import own_server_url
 from scrobble_sandbox import Sandbox
 from tests.integration.gateway.conftest import Gateway
 from tests.support.services import ServiceProcess
@@ -69,6 +70,8 @@ class ImportSetup:
             service,
             access_token=self.sandbox.env["SANDBOX_TOKEN"],
             external_user_name=names.get(service),
+            # A tracker each user runs: the fake's address is the user's own server.
+            api_url=own_server_url(service, self.sandbox.env),
             **settings,
         )
 

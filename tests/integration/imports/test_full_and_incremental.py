@@ -12,6 +12,7 @@ and 100 (21) calls are within them back to back, so those two runs use the worke
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +20,16 @@ from typing import Any
 import pytest
 
 from scrobble_sandbox.core.recording import RecordedRequest
+from scrobble_sandbox.maloja.fake import MalojaFake
+from scrobble_shared.trackers.maloja.history import maloja_day
 from tests.integration.imports.support import ImportSetup
 
 pytestmark = pytest.mark.integration
 
 ITEMS = 10_000
 NEW_ITEMS = 25
+# Maloja keeps one scrobble a second, so its new ones are a second apart: a few.
+MALOJA_NEW = 5
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 NEW = 1_000_000
 
@@ -192,6 +197,48 @@ async def test_listenbrainz(imports: ImportSetup) -> None:
     assert later[0].query["min_ts"] == str(until - 1)
     assert await imports.count("SELECT count(*) FROM imported_items") == ITEMS + NEW_ITEMS
     no_429(sb.listenbrainz.requests("/"))
+
+
+async def test_maloja(imports: ImportSetup) -> None:
+    """The user's own Maloja (the fake's address as the connection's server): its list paged
+    by number between days; Maloja keeps one scrobble a second."""
+    fake = imports.sandbox.fake("maloja", MalojaFake)
+    await imports.connect("maloja")
+
+    def seed(times: list[datetime]) -> None:
+        fake.seed(
+            "scrobbles",
+            [
+                {"time": int(t.timestamp()), "artist": track_seed(n)[0], "title": f"Track {n}"}
+                for n, t in enumerate(times)
+            ],
+        )
+
+    seed([at(n) for n in range(ITEMS)])
+    first, took, rss = await run_import(imports, "maloja", read_pacing=True)
+    print(f"\nmaloja: {ITEMS} scrobbles in {took:.1f} s, worker peak RSS {rss:.0f} MiB")
+    assert first["items_added"] == ITEMS
+    pages = fake.requests("/apis/mlj_1/scrobbles")
+    # 20 full pages of 500, then the empty one that says it is over.
+    assert [int(r.query["page"]) for r in pages] == list(range(21))
+    until = datetime.fromisoformat(first["until"])
+    assert {(r.query["perpage"], r.query["from"], r.query["to"]) for r in pages} == {
+        ("500", "1970/1/1", maloja_day(until + timedelta(days=1)))
+    }
+    no_429(fake.requests("/"))
+
+    # New scrobbles, one a second after the first import's end (no later than now).
+    fresh = [until + timedelta(seconds=1 + k) for k in range(MALOJA_NEW)]
+    # The second job ends when it starts: the clock must be past them by then.
+    await asyncio.sleep(max(0.0, (fresh[-1] - datetime.now(UTC)).total_seconds() + 1.0))
+    seed(fresh)
+    second, _, _ = await run_import(imports, "maloja", read_pacing=True)
+    assert second["items_added"] == MALOJA_NEW
+    later = fake.requests("/apis/mlj_1/scrobbles")[len(pages) :]
+    assert [(r.query["page"], r.query["from"]) for r in later] == [
+        ("0", maloja_day(until - timedelta(days=1)))
+    ]
+    assert await imports.count("SELECT count(*) FROM imported_items") == ITEMS + MALOJA_NEW
 
 
 async def test_simkl(imports: ImportSetup) -> None:

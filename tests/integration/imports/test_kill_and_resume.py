@@ -2,9 +2,9 @@
 next worker from its saved cursor, with nothing twice: not in ``imported_items``, not on
 the ``imported`` topic, and no page asked for again except the one in flight.
 
-Simkl's import is four calls and AniList's twenty-one, quicker than a test can poll, so
-their fakes hold the worker half way: Simkl's anime library never answers the first
-worker (killed while it waits), AniList answers every chunk 300 ms late."""
+Simkl's import is four calls and AniList's and Maloja's twenty-one, quicker than a test can
+poll, so their fakes hold the worker half way: Simkl's anime library never answers the first
+worker (killed while it waits), AniList and Maloja answer every page 300 ms late."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from scrobble_sandbox.core.recording import RecordedRequest
+from scrobble_sandbox.maloja.fake import MalojaFake
 from tests.integration.imports.support import ImportSetup
 from tests.integration.imports.test_full_and_incremental import ITEMS, at, track_seed, trakt_seed
 from tests.support.kafka import collect
@@ -86,6 +87,14 @@ def seed(imports: ImportSetup, service: str) -> int:
                 for n in range(ITEMS)
             ],
         )
+    elif service == "maloja":
+        sb.fake("maloja", MalojaFake).seed(
+            "scrobbles",
+            [
+                {"time": int(at(n).timestamp()), "artist": track_seed(n)[0], "title": f"T{n}"}
+                for n in range(ITEMS)
+            ],
+        )
     else:
         sb.listenbrainz.seed(
             "listens",
@@ -110,6 +119,8 @@ def hold_half_way(imports: ImportSetup, service: str) -> None:
         sb.simkl.faults.hang(path_prefix="/sync/all-items/anime")
     elif service == "anilist":
         sb.anilist.faults.slow(300, count=1_000)
+    elif service == "maloja":
+        sb.fake("maloja", MalojaFake).faults.slow(300, count=1_000)
 
 
 def page_requests(imports: ImportSetup, service: str) -> list[RecordedRequest]:
@@ -124,6 +135,8 @@ def page_requests(imports: ImportSetup, service: str) -> list[RecordedRequest]:
         return [
             r for r in sb.lastfm.requests("/") if r.query.get("method") == "user.getrecenttracks"
         ]
+    if service == "maloja":
+        return sb.fake("maloja", MalojaFake).requests("/apis/mlj_1/scrobbles")
     return sb.listenbrainz.requests("/user/sandbox/listens")
 
 
@@ -155,6 +168,7 @@ def cursor_position(service: str, cursor: dict[str, Any]) -> str:
         ("listenbrainz", 4, True),
         ("simkl", 3, True),  # activities, movies and shows saved; anime in flight
         ("anilist", 8, False),  # Viewer and 7 of 20 chunks saved
+        ("maloja", 6, True),  # 6 of 21 pages saved, each answered 300 ms late
     ],
 )
 async def test_killed_half_way_resumes_without_duplicates(
@@ -168,7 +182,7 @@ async def test_killed_half_way_resumes_without_duplicates(
     job = await imports.start(service)
     half = await imports.wait_job(job["id"], first, until=lambda j: j["pages_done"] >= kill_after)
     await first.stop(signal.SIGKILL)
-    getattr(imports.sandbox, service).faults.clear()
+    imports.sandbox.fakes[service].faults.clear()
     killed = await imports.job(job["id"])
     assert killed["state"] == "running", killed  # left behind, its lease still on
     conn = await asyncpg.connect(imports.gateway.database_url)

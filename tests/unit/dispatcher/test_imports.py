@@ -13,10 +13,17 @@ from graphql import parse, validate
 
 from scrobble_dispatcher.imports import sync
 from scrobble_shared.trackers.anilist import history as anilist
-from scrobble_shared.trackers.history import ImportedItem, ImportRefused, JobContext, iso_utc
+from scrobble_shared.trackers.history import (
+    ImportedItem,
+    ImportRefused,
+    JobContext,
+    UnexpectedAnswer,
+    iso_utc,
+)
 from scrobble_shared.trackers.http import AppCredentials, HttpResponse, OutcomeKind
 from scrobble_shared.trackers.lastfm.history import LastfmReader
 from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
+from scrobble_shared.trackers.maloja.history import MalojaReader
 from scrobble_shared.trackers.simkl.history import SimklReader
 from scrobble_shared.trackers.trakt.history import TraktReader
 from scrobble_shared.work import WorkKind
@@ -172,6 +179,101 @@ def test_listenbrainz_pages_backwards_by_max_ts() -> None:
         "max_ts": 300
     }
     assert reader.read({"max_ts": 500}, answer(listens(400)), ctx()).next_cursor is None
+
+
+# --- Maloja -------------------------------------------------------------------------------
+
+
+def own_server(since: datetime | None = None) -> JobContext:
+    return JobContext(uuid.uuid4(), "key", None, since, UNTIL, "http://192.168.1.20:42010/")
+
+
+def scrobbles(*stamps: int, extra: list[Any] | None = None) -> dict[str, Any]:
+    listed: list[Any] = [
+        {
+            "time": s,
+            "track": {
+                "artists": ["Björk", "Thom Yorke"],
+                "title": f"T{s}",
+                "album": {"artists": ["Björk"], "albumtitle": "Selmasongs"},
+                "length": None,
+            },
+            "duration": None,
+            "origin": "client:default",
+        }
+        for s in stamps
+    ]
+    return {"status": "ok", "list": listed + (extra or []), "pagination": {}}
+
+
+def test_maloja_pages_by_number_on_the_connections_own_server_between_days() -> None:
+    reader = MalojaReader("http://localhost:42010", per_page=3)
+    assert reader.start(own_server()) == {"page": 0}
+    first = reader.request({"page": 0}, own_server())
+    assert first.url == "http://192.168.1.20:42010/apis/mlj_1/scrobbles"
+    # Days, a day wider than the job either side (the server's offset is unknown); without
+    # a since, from the start of time (Maloja lists nothing older than its start without).
+    assert first.params == {"page": "0", "perpage": "3", "from": "1970/1/1", "to": "2026/1/11"}
+    assert "Authorization" not in first.headers  # the list is public: no key goes out
+    later = reader.request({"page": 4}, own_server(SINCE))
+    assert later.params == {"page": "4", "perpage": "3", "from": "2025/12/31", "to": "2026/1/11"}
+    configured = reader.request({"page": 0}, ctx())  # a connection naming no server
+    assert configured.url == "http://localhost:42010/apis/mlj_1/scrobbles"
+
+
+def test_maloja_keeps_the_jobs_moments_and_stops_below_since() -> None:
+    reader = MalojaReader("http://localhost:42010", per_page=3)
+    until, since = int(UNTIL.timestamp()), int(SINCE.timestamp())
+    full = reader.read({"page": 0}, answer(scrobbles(until + 60, until, until - 60)), own_server())
+    # Newer than the job's end: the next job's. A full page: there may be more.
+    assert [i.title for i in full.items] == [f"T{until}", f"T{until - 60}"]
+    assert full.next_cursor == {"page": 1}
+    [item] = full.items[:1]
+    assert (item.artists, item.album, item.occurred_at) == (
+        ("Björk", "Thom Yorke"),
+        "Selmasongs",
+        UNTIL,
+    )
+    assert item.item_key == f"track:björk, thom yorke\x1ft{until}"
+    short = reader.read({"page": 1}, answer(scrobbles(until - 120)), own_server())
+    assert short.next_cursor is None
+    below = reader.read(
+        {"page": 2}, answer(scrobbles(since + 1, since, since - 1)), own_server(SINCE)
+    )
+    assert [i.title for i in below.items] == [f"T{since + 1}", f"T{since}"]
+    assert below.next_cursor is None  # a full page, but it reaches below since
+
+
+def test_maloja_skips_what_is_no_listen_and_refuses_what_is_no_list() -> None:
+    reader = MalojaReader("http://localhost:42010", per_page=10)
+    odd = [
+        "text",
+        {"time": "1767225600", "track": {"artists": ["A"], "title": "T"}},
+        {"time": 1767225600, "track": {"artists": [], "title": "T"}},
+        {"time": 1767225600, "track": {"artists": ["A"], "title": " "}},
+        {"time": True, "track": {"artists": ["A"], "title": "T"}},
+    ]
+    page = reader.read({"page": 0}, answer(scrobbles(1767225600, extra=odd)), own_server())
+    assert (len(page.items), page.skipped, page.items[0].album) == (1, 5, "Selmasongs")
+    with pytest.raises(UnexpectedAnswer):
+        reader.read({"page": 0}, answer({"status": "ok"}), own_server())
+    with pytest.raises(UnexpectedAnswer):
+        reader.read({"page": 0}, HttpResponse(200, {}, b"<html>Maloja</html>"), own_server())
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, None),
+        (500, OutcomeKind.RETRY),
+        (503, OutcomeKind.RETRY),
+        (404, OutcomeKind.PERMANENT),
+        (401, OutcomeKind.RECONNECT),
+    ],
+)
+def test_maloja_judges_its_answers(status: int, kind: OutcomeKind | None) -> None:
+    outcome = MalojaReader("http://localhost:42010").judge(answer({}, status))
+    assert (outcome.kind if outcome is not None else None) is kind
 
 
 # --- Simkl ---------------------------------------------------------------------------------

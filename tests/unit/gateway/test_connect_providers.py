@@ -17,7 +17,6 @@ from scrobble_gateway.connect.states import PendingConnect
 from scrobble_shared.settings import Settings, SettingsError, load_settings
 from scrobble_shared.trackers import connect as flows
 from scrobble_shared.trackers.connect import DevicePoll, ExchangeFailed, InvalidUserToken
-from scrobble_shared.trackers.listenbrainz import connect as listenbrainz_connect
 from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.trackers.trakt import connect as trakt_connect
 
@@ -278,22 +277,44 @@ def test_lastfm_session_answer() -> None:
         flows.parse_web_auth_session(None)
 
 
-# --- ListenBrainz -------------------------------------------------------------------------
+# --- a token the user pastes (ListenBrainz, Maloja) ------------------------------------------
 
 
-def test_listenbrainz_validate_token() -> None:
-    api_url = settings().tracker("listenbrainz").api_url
-    call = listenbrainz_connect.validate_request(api_url, "the-token")
-    assert call.url == "https://api.listenbrainz.org/1/validate-token"
+@pytest.mark.parametrize(
+    ("service", "server", "checked_at", "owner"),
+    [
+        (
+            "listenbrainz",
+            None,  # the configured API
+            "https://api.listenbrainz.org/1/validate-token",
+            "iliekcomputers",
+        ),
+        (
+            "maloja",
+            "http://192.168.1.20:42010/",  # the user's own server
+            "http://192.168.1.20:42010/apis/listenbrainz/1/validate-token",
+            "Generic Maloja User",
+        ),
+    ],
+)
+def test_pasted_token_is_checked_and_named_with_validate_token(
+    service: str, server: str | None, checked_at: str, owner: str
+) -> None:
+    flow = tracker(service).connect
+    assert isinstance(flow, flows.UserToken)
+    assert flow.user_api_url is (server is not None)
+    call = flow.validate(server or settings().tracker(service).api_url, "the-token")
+    assert call.url == checked_at
     assert call.headers["Authorization"] == "Token the-token"
     assert "the-token" not in repr(call)
-    body = {"code": 200, "message": "Token valid.", "valid": True, "user_name": "iliekcomputers"}
-    assert listenbrainz_connect.parse_validate_token(200, body) == "iliekcomputers"
+    body = {"code": 200, "message": "Token valid.", "valid": True, "user_name": owner}
+    assert flow.parse(200, body) == owner
+    # ListenBrainz says valid: false for a token it does not know, Maloja 401.
     for status, answer in ((200, {"valid": False}), (401, None)):
         with pytest.raises(InvalidUserToken):
-            listenbrainz_connect.parse_validate_token(status, answer)
+            flow.parse(status, answer)
     with pytest.raises(ExchangeFailed):
-        listenbrainz_connect.parse_validate_token(503, None)
+        flow.parse(503, None)
 
 
 # --- return URLs --------------------------------------------------------------------------

@@ -20,9 +20,11 @@ Every start counts against the user's open flows (``GATEWAY_MAX_OPEN_OAUTH_STATE
 more than that drops the oldest (:mod:`.states`).
 
 Failure policy: a bad request is a 4xx problem; a service that fails or is unreachable is a
-502 problem (a page for a browser at the callback). Either way no connection is created and
-nothing that was sent or received (codes, tokens, secrets) is logged or answered; log lines
-carry the service, the user id and an error code or exception type.
+502 problem (a page for a browser at the callback), except the user's own server (a tracker
+each user runs), whose address is the user's input: a 422 naming ``api_url``. Either way no
+connection is created and nothing that was sent or received (codes, tokens, secrets) is
+logged or answered; log lines carry the service, the user id and an error code or exception
+type.
 """
 
 from __future__ import annotations
@@ -271,6 +273,10 @@ async def _connect_with_token(
         status, answer = await _get_json(request, user_token.validate(api_url, body.token))
         user_name = user_token.parse(status, answer)
     except httpx.HTTPError as exc:
+        if own_url is not None:
+            # The address the user gave, not a tracker of ours, failed: their input.
+            log.warning("%s: own server not reached (%s)", service, type(exc).__name__)
+            raise field_error("api_url", f"no {title} server could be reached there") from None
         return _unreachable(service, exc)
     except InvalidUserToken:
         return problem(
@@ -280,6 +286,8 @@ async def _connect_with_token(
         )
     except ExchangeFailed as exc:
         log.warning("%s: token check failed: %s", service, exc)
+        if own_url is not None:
+            raise field_error("api_url", f"no {title} server answered there ({exc})") from None
         return problem(502, f"{title} did not answer", "could not check the token; try again")
     tokens = IssuedTokens(body.token, None, None, user_name)
     user_id = caller(request).user_id

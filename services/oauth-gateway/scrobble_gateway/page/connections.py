@@ -45,6 +45,8 @@ class Card:
     device_flow: bool
     # A token the person pastes: where they find it (None: not this kind of flow).
     token_where: str | None
+    # The token flow also asks for the address of the person's own server (Maloja).
+    own_server: bool
     revokes: bool
     music: bool
     return_url: str
@@ -88,6 +90,7 @@ async def connections_page(request: web.Request) -> web.Response:
                 browser_flow=providers.in_browser(service),
                 device_flow=providers.device_flow(service) is not None,
                 token_where=None if token is None else token.where,
+                own_server=token is not None and token.user_api_url,
                 revokes=isinstance(flow, AuthorizationCode) and flow.revoke is not None,
                 music=known.music,
                 return_url=f"{base}?connected={service}",

@@ -19,6 +19,11 @@ Pure, like every client here: work in, :class:`HttpRequest` out; response in,
 Backlogs go in one ``import`` call of 1 to 1000 listens (:meth:`ListenBrainzClient.
 build_batch`); :meth:`~ListenBrainzClient.classify` reads the answer to either kind of call
 the same way, so the outcome of an import applies to each of its works.
+
+Other servers take listens in this protocol (Maloja): the client is then named by their
+``service`` and ``label``, finds the API on the connection's own server
+(:class:`UserCredentials` ``api_url`` plus ``api_path``), and shapes what the server reads
+its own way (:class:`ListenShape`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -65,29 +71,56 @@ _RETRY_STATUSES: Final = frozenset({408, 503})
 _MESSAGE_BUDGET: Final = 500
 
 
+@dataclass(frozen=True)
+class ListenShape:
+    """How a server taking ListenBrainz listens reads what the protocol leaves open."""
+
+    # Between the artists of a track in ``artist_name``.
+    artist_separator: str = ", "
+    # The length as ``duration`` in whole seconds rather than ``duration_ms`` (the protocol
+    # takes either, never both; Maloja reads only ``duration``).
+    duration_in_seconds: bool = False
+
+
+LISTENBRAINZ_SHAPE: Final = ListenShape()
+
+
 class ListenBrainzClient:
-    """The pure ListenBrainz client; ``api_url`` is the API base ending in ``/1``."""
+    """The pure ListenBrainz client; ``api_url`` is the API base ending in ``/1``, or, with
+    ``api_path``, the server whose API is at that path (a connection's own server, when it
+    names one, takes its place). Another tracker taking listens this way is named by its
+    ``service`` and ``label``."""
 
-    service: ServiceName = "listenbrainz"
-
-    def __init__(self, api_url: str) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        service: ServiceName = "listenbrainz",
+        label: str = "ListenBrainz",
+        api_path: str = "",
+        shape: ListenShape = LISTENBRAINZ_SHAPE,
+    ) -> None:
         base = api_url.rstrip("/")
-        if not base.endswith("/1"):
-            raise ValueError(f"the ListenBrainz API URL must end in /1, not {api_url!r}")
+        if not (base + api_path).endswith("/1"):
+            raise ValueError(f"the {label} API URL must end in /1, not {api_url!r}")
         self.api_url = base
+        self.service = service
+        self.label = label
+        self.api_path = api_path
+        self.shape = shape
 
     def build(self, work: ScrobbleWork, user: UserCredentials) -> HttpRequest:
         """playing_now for NOW_PLAYING, single for SCROBBLE, a love for RATING."""
         if work.kind is WorkKind.NOW_PLAYING:
-            body = _submission("playing_now", [listen_of(work, timestamped=False)])
+            body = _submission("playing_now", [self._listen(work, timestamped=False)])
         elif work.kind is WorkKind.SCROBBLE:
-            body = _submission("single", [listen_of(work, timestamped=True)])
+            body = _submission("single", [self._listen(work, timestamped=True)])
         elif work.kind is WorkKind.RATING:
-            return self._post(_FEEDBACK_PATH, _love(work.content), user)
+            return self._post(_FEEDBACK_PATH, _love(work.content, self.label), user)
         else:
-            raise Unsendable(f"ListenBrainz takes no {work.kind.value} work")
+            raise Unsendable(f"{self.label} takes no {work.kind.value} work")
         try:
-            _check_size(body, 1)
+            _check_size(body, 1, self.label)
         except ValueError as exc:
             raise Unsendable(str(exc)) from None
         return self._post(_LISTEN_PATH, body, user)
@@ -100,23 +133,23 @@ class ListenBrainzClient:
         all: check works with :meth:`build` before batching them.
         """
         _check_batch(works)
-        body = _submission("import", [listen_of(work, timestamped=True) for work in works])
-        _check_size(body, len(works))
+        body = _submission("import", [self._listen(work, timestamped=True) for work in works])
+        _check_size(body, len(works), self.label)
         return self._post(_LISTEN_PATH, body, user)
 
     def classify(self, work: ScrobbleWork, response: HttpResponse) -> Outcome:
         """What an answer to build or build_batch means (for each work of an import)."""
-        status = response.status
+        status, label = response.status, self.label
         if 200 <= status < 300:
             return _classify_success(response)
         if status == 401:
-            reason = _server_message(response) or "the ListenBrainz token was refused"
+            reason = _server_message(response) or f"the {label} token was refused"
             return Outcome.reconnect(reason, status)
         if status == 429:
-            reason = _server_message(response) or f"ListenBrainz answered HTTP {status}"
+            reason = _server_message(response) or f"{label} answered HTTP {status}"
             return Outcome.slow_down(reason, status, _retry_after_s(response))
         if status in _RETRY_STATUSES or status >= 500:
-            reason = _server_message(response) or f"ListenBrainz answered HTTP {status}"
+            reason = _server_message(response) or f"{label} answered HTTP {status}"
             return Outcome.retry(reason, status, _retry_after_s(response))
         return Outcome.permanent(_server_message(response) or f"HTTP {status}", status)
 
@@ -139,48 +172,69 @@ class ListenBrainzClient:
             return None
         return seconds_header(response, "X-RateLimit-Reset-In")
 
+    def _listen(self, work: ScrobbleWork, *, timestamped: bool) -> dict[str, Any]:
+        return listen_of(work, timestamped=timestamped, shape=self.shape, label=self.label)
+
+    def api_base(self, user: UserCredentials) -> str:
+        """Where this user's calls go: the connection's own server, when it names one, else
+        the configured one; then ``api_path``."""
+        return (user.api_url or self.api_url).rstrip("/") + self.api_path
+
     def _post(self, path: str, body: Any, user: UserCredentials) -> HttpRequest:
         headers = {
             "Authorization": f"Token {user.token}",
             "User-Agent": USER_AGENT,
             "Content-Type": "application/json",
         }
-        return HttpRequest("POST", self.api_url + path, headers=headers, json=body)
+        return HttpRequest("POST", self.api_base(user) + path, headers=headers, json=body)
 
 
 # --- listens -----------------------------------------------------------------------------
 
 
-def listen_of(work: ScrobbleWork, *, timestamped: bool) -> dict[str, Any]:
+def listen_of(
+    work: ScrobbleWork,
+    *,
+    timestamped: bool,
+    shape: ListenShape = LISTENBRAINZ_SHAPE,
+    label: str = "ListenBrainz",
+) -> dict[str, Any]:
     """The listen for one work: ``track_metadata`` and, when timestamped, ``listened_at``."""
     listen: dict[str, Any] = {}
     if timestamped:
-        listen["listened_at"] = _listened_at(work.occurred_at)
-    listen["track_metadata"] = track_metadata(work.content)
+        listen["listened_at"] = _listened_at(work.occurred_at, label)
+    listen["track_metadata"] = track_metadata(work.content, shape, label)
     return listen
 
 
-def track_metadata(content: Content) -> dict[str, Any]:
+def track_metadata(
+    content: Content, shape: ListenShape = LISTENBRAINZ_SHAPE, label: str = "ListenBrainz"
+) -> dict[str, Any]:
     """``track_metadata`` as the server validates it; Unsendable without artist or title."""
-    artist = ", ".join(name for name in map(_clean, content.artists or []) if name.strip())
+    names = (name for name in map(_clean, content.artists or []) if name.strip())
+    artist = shape.artist_separator.join(names)
     title = _clean(content.title)
     if not artist.strip():
-        raise Unsendable("ListenBrainz needs an artist name")
+        raise Unsendable(f"{label} needs an artist name")
     if not title.strip():
-        raise Unsendable("ListenBrainz needs a track title")
+        raise Unsendable(f"{label} needs a track title")
     metadata: dict[str, Any] = {"artist_name": artist, "track_name": title}
     album = _clean(content.album or "")
     if album.strip():
         metadata["release_name"] = album
-    metadata["additional_info"] = additional_info(content)
+    metadata["additional_info"] = additional_info(content, shape)
     return metadata
 
 
-def additional_info(content: Content) -> dict[str, Any]:
+def additional_info(content: Content, shape: ListenShape = LISTENBRAINZ_SHAPE) -> dict[str, Any]:
     """What is known beyond the names; always at least the submission client."""
     info: dict[str, Any] = {}
     if content.duration_ms is not None and 0 < content.duration_ms <= MAX_DURATION_MS:
-        info["duration_ms"] = content.duration_ms
+        if shape.duration_in_seconds:
+            # Rounded, never to 0: the protocol wants a positive length.
+            info["duration"] = max(1, round(content.duration_ms / 1000))
+        else:
+            info["duration_ms"] = content.duration_ms
     if content.track_number is not None:
         info["tracknumber"] = content.track_number
     info.update(_mbids(content))
@@ -204,19 +258,19 @@ def _mbids(content: Content) -> dict[str, Any]:
     return {key: value for key, value in found.items() if value is not None}
 
 
-def _love(content: Content) -> dict[str, Any]:
+def _love(content: Content, label: str) -> dict[str, Any]:
     ids = content.external_ids
     if ids is None or ids.musicbrainz_recording is None:
-        raise Unsendable("ListenBrainz feedback needs a recording MBID")
+        raise Unsendable(f"{label} feedback needs a recording MBID")
     return {"recording_mbid": ids.musicbrainz_recording, "score": 1}
 
 
-def _listened_at(moment: datetime) -> int:
+def _listened_at(moment: datetime, label: str) -> int:
     # The contract's times carry an offset; a naive one is read as UTC, never local time.
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     seconds = math.floor(aware.timestamp())
     if seconds < MIN_LISTENED_AT:
-        raise Unsendable("ListenBrainz takes no listens before 2002-10-01")
+        raise Unsendable(f"{label} takes no listens before 2002-10-01")
     return seconds
 
 
@@ -237,14 +291,14 @@ def _check_batch(works: Sequence[ScrobbleWork]) -> None:
         raise ValueError("an import goes to one connection")
 
 
-def _check_size(body: Mapping[str, Any], listens: int) -> None:
+def _check_size(body: Mapping[str, Any], listens: int, label: str) -> None:
     # Default json.dumps (ASCII escapes, ", " and ": ") is at least as long as any usual
     # encoder's output (httpx's compact UTF-8 included), so passing here passes there.
     size = len(json.dumps(body))
     limit = min(MAX_BODY_BYTES, listens * MAX_BYTES_PER_LISTEN)
     if size > limit:
         raise ValueError(
-            f"too large for ListenBrainz: {size} bytes for {listens} listen(s), at most {limit}"
+            f"too large for {label}: {size} bytes for {listens} listen(s), at most {limit}"
         )
 
 
