@@ -84,7 +84,7 @@ async def process_batch(
     result = BatchResult()
     async with conn.transaction():
         new_ids = await store.record_new_events(conn, [a.event for a in accepted])
-        fresh = unique_by_event_id(a for a in accepted if a.event.event_id in new_ids)
+        fresh = unique_by_event_id(a for a in accepted if as_uuid(a.event.event_id) in new_ids)
         result.outcomes[DUPLICATE] = len(accepted) - len(fresh)
         users = sorted({as_uuid(a.event.user_id) for a in fresh})
         connections = await lookup(conn, users)

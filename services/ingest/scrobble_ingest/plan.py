@@ -188,11 +188,13 @@ def dead_letter_headers(rejection: Rejection) -> dict[str, str]:
 
 
 def unique_by_event_id(items: Iterable[Accepted]) -> list[Accepted]:
-    """The first of each event id in a batch; later copies are duplicates."""
-    seen: set[str] = set()
+    """The first of each event id in a batch; later copies are duplicates, whichever case
+    their id is spelled in."""
+    seen: set[uuid.UUID] = set()
     kept: list[Accepted] = []
     for item in items:
-        if item.event.event_id not in seen:
-            seen.add(item.event.event_id)
+        event_id = as_uuid(item.event.event_id)
+        if event_id not in seen:
+            seen.add(event_id)
             kept.append(item)
     return kept

@@ -21,8 +21,9 @@ from scrobble_shared.plays import Play
 from scrobble_shared.work import ConnectionRules
 
 
-async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[str]:
-    """Mark event ids processed; returns the ids that were not seen before."""
+async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[uuid.UUID]:
+    """Mark event ids processed; returns the ids that were not seen before (as UUIDs: the
+    text of an id may be in either case)."""
     if not events:
         return set()
     rows = await conn.fetch(
@@ -36,7 +37,7 @@ async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[
         [e.user_id for e in events],
         [e.occurred_at for e in events],
     )
-    return {str(row["event_id"]) for row in rows}
+    return {row["event_id"] for row in rows}
 
 
 async def load_connections(
