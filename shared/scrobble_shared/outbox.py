@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
@@ -73,7 +74,7 @@ async def insert_outbox_messages(
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.value for m in messages],
-        [json.dumps(m.headers) for m in messages],
+        [orjson.dumps(m.headers).decode() for m in messages],
         [m.message_id for m in messages],
     )
     by_message_id = {m.message_id: m for m in messages}

@@ -19,6 +19,7 @@ from scrobble_shared.db import Conn
 from scrobble_shared.events import Action, PlaybackEvent
 from scrobble_shared.plays import Play
 from scrobble_shared.work import ConnectionRules
+from scrobble_shared.work_message import dumps
 
 
 async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[uuid.UUID]:
@@ -142,7 +143,7 @@ async def save_plays(conn: Conn, writes: Sequence[PlayWrite]) -> None:
         [p.duration_ms for p in plays],
         [p.counted_at for p in plays],
         [p.finished_at for p in plays],
-        [json.dumps(w.content) for w in writes],
+        [dumps(w.content).decode() for w in writes],
     )
 
 
