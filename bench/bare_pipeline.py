@@ -3,8 +3,9 @@ process consumes the playback topic, decodes and validates each value with the v
 ingest uses (``parse_usable_event``), COPYs one row per event into Postgres, produces one
 message per event (the event as JSON, keyed like the record) and commits the offsets once
 a batch's row and messages are in; no play rules, no dedupe, no outbox. The same libraries
-as ingest (aiokafka, asyncpg, uvloop; a producer set up as ingest's), each batch's sends
-overlapping the next batch's COPY, as ingest overlaps its publish with the next batch.
+as ingest (aiokafka, asyncpg, uvloop; a producer set up as ingest's, sending record
+batches per partition as ingest's outbox relay does), each batch's sends overlapping the
+next batch's COPY, as ingest overlaps its publish with the next batch.
 
     python -m bench.bare_pipeline BOOTSTRAP TOPIC GROUP OUT_TOPIC DSN EVENTS BATCH_SIZE
 
@@ -38,6 +39,28 @@ async def prepare_table(conn: asyncpg.Connection) -> None:
     await conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (LIKE processed_events INCLUDING ALL)")
 
 
+async def send_batched(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partitions: list[int],
+    messages: list[tuple[bytes | None, bytes]],
+) -> list[asyncio.Future[Any]]:
+    """Record batches per partition, as ingest's outbox relay sends (one future a batch)."""
+    builders: dict[int, Any] = {}
+    sent = []
+    for key, value in messages:
+        partition = keyed_partitioner(key, partitions, partitions)
+        builder = builders.get(partition)
+        if builder is None or builder.append(timestamp=None, key=key, value=value) is None:
+            if builder is not None:
+                sent.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            builder.append(timestamp=None, key=key, value=value)
+    for partition, builder in builders.items():
+        sent.append(await producer.send_batch(builder, topic, partition=partition))
+    return sent
+
+
 async def run(
     bootstrap: str, topic: str, group: str, out_topic: str, dsn: str, events: int, batch: int
 ) -> dict[str, Any]:
@@ -60,6 +83,7 @@ async def run(
         max_poll_records=batch,
     )
     await producer.start()
+    partitions = sorted(await producer.partitions_for(out_topic))
     await consumer.start()
     print("ready", flush=True)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -88,7 +112,7 @@ async def run(
             if pending is not None:
                 await asyncio.gather(*pending[0])
                 await consumer.commit(pending[1])
-            sends = [await producer.send(out_topic, value, key=key) for key, value in messages]
+            sends = await send_batched(producer, out_topic, partitions, messages)
             pending = (sends, offsets) if offsets else None
         if pending is not None:
             await asyncio.gather(*pending[0])
