@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from scrobble_shared.events import Content
+from scrobble_shared.ids import as_uuid
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import Work, WorkKind
 
@@ -154,7 +155,7 @@ def new_scrobble(
         play_id=work.play_id,
         source_event_id=source_event_id,
         content_type=content["type"],
-        content_id=uuid.UUID(content["id"]),
+        content_id=as_uuid(content["id"]),
         request=work_message(scrobble_id, work, user_id, content, source_event_id),
         occurred_at=work.occurred_at,
     )

@@ -6,7 +6,6 @@ writes back what it returns; every decision of CONTRACTS sections 1 and 2 is mad
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from scrobble_shared.events import Action, InvalidEvent, PlaybackEvent, parse_usable_event
+from scrobble_shared.ids import as_uuid
 from scrobble_shared.plays import DEFAULT_SILENCE, Play, Step, advance
 from scrobble_shared.work import (
     ConnectionRules,
@@ -69,12 +69,6 @@ def decode(record: Record) -> Accepted | Rejection:
     except InvalidEvent as exc:
         return Rejection(record, f"InvalidEvent.{exc.reason}", str(exc))
     return Accepted(record, event)
-
-
-@functools.lru_cache(maxsize=65_536)
-def as_uuid(text: str) -> uuid.UUID:
-    """Parsing ids is a hot spot of a batch; the same users and items come back often."""
-    return uuid.UUID(text)
 
 
 def play_key(event: PlaybackEvent) -> PlayKey:
