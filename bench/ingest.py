@@ -7,9 +7,19 @@ It makes a private database and topics, publishes a realistic mix of plays (trac
 episodes, movies, anime; start, progress, pause, stop) for users with 1-3 connections
 each, runs ``scrobble ingest`` as a process, and times it from the moment the service is
 ready until the group's committed offsets reach the end of the topic (the service commits
-only after the batch's rows are committed and its messages published). Then the raw
+only after the batch's rows are committed and its messages published).
+
+Then, over the same topic, the *bare pipeline* (``bench/bare_pipeline.py``): one process
+that decodes and validates each value with ingest's validator, COPYs one row per event
+and produces one message per event, with no play rules; the realistic ceiling for this
+design. ``pipeline_ratio`` is ingest's rate over the bare pipeline's. Then the raw
 limits: (a) an aiokafka consume-only pass over the same topic, (b) an asyncpg COPY of the
-same number of rows. The last line is machine readable.
+same number of rows.
+
+For ingest and the bare pipeline it prints the process's CPU microseconds per event (the
+steadier figure on a shared machine) and the machine's load while each ran: the 1-minute
+load average at the start and end, and how many cores' worth of CPU the whole machine
+used (/proc/stat). The last line is machine readable.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import random
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,6 +42,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.machine import LoadWatch, MachineLoad, cpu_seconds
 from tests.support.databases import create_migrated_database, drop_database
 
 SERVICES = ["trakt", "simkl", "anilist", "lastfm", "listenbrainz"]
@@ -182,13 +194,6 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _open_log() -> BinaryIO:
     path = Path(os.environ.get("BENCH_INGEST_LOG", ".local/logs/bench-ingest.log"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,11 +209,29 @@ async def outbox_empty(dsn: str) -> bool:
         await conn.close()
 
 
+@dataclass(frozen=True)
+class Run:
+    """One measured pass over the topic: wall and CPU seconds, peak RSS, the machine."""
+
+    seconds: float
+    cpu_s: float
+    rss_mb: float
+    machine: MachineLoad
+
+    def show(self, name: str, events: int) -> None:
+        print(
+            f"{name + ' CPU:':15}{self.cpu_s:10.1f} s        "
+            f"({self.cpu_s / events * 1e6:.0f} us/event, "
+            f"{self.cpu_s / self.seconds * 100:.0f}% of one core)\n"
+            f"{'':15}{self.machine.describe()}"
+        )
+
+
 async def run_ingest(
     env: dict[str, str], topic: str, group: str, bootstrap: str, dsn: str, processes: int = 1
-) -> tuple[float, float, float]:
-    """(seconds from the first process ready to all committed and published, their CPU
-    seconds together, the largest peak RSS of one process in MB). With several processes,
+) -> Run:
+    """Seconds from the first process ready to all committed and published, their CPU
+    seconds together, the largest peak RSS of one process in MB. With several processes,
     the others' start-up counts in the CPU figure (an overstatement, not a flattering one)."""
     first_port = 19000 + os.getpid() % 900
     scrobble = str(Path(sys.executable).with_name("scrobble"))
@@ -226,6 +249,7 @@ async def run_ingest(
     try:
         await wait_ready(first_port, procs[0])  # it consumes from then on
         started = time.perf_counter()
+        watch = LoadWatch()
         cpu_before = sum(cpu_seconds(proc.pid) for proc in procs)
         for n, proc in enumerate(procs[1:], start=1):
             await wait_ready(first_port + n, proc)
@@ -238,6 +262,7 @@ async def run_ingest(
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu_before
+        machine = watch.stop()
         rss = max(peak_rss_mb(proc.pid) for proc in procs)
     finally:
         for proc in procs:
@@ -245,7 +270,44 @@ async def run_ingest(
         for proc in procs:
             await proc.wait()
         log.close()
-    return elapsed, cpu, rss
+    return Run(elapsed, cpu, rss, machine)
+
+
+async def run_bare_pipeline(
+    bootstrap: str, topic: str, out_topic: str, dsn: str, events: int, batch_size: int
+) -> Run:
+    """``bench.bare_pipeline`` over the same topic in a group of its own; its own figures
+    are from its ready to its last commit, the machine's over the same stretch."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare_pipeline",
+        bootstrap,
+        topic,
+        f"bare-{uuid.uuid4().hex[:8]}",
+        out_topic,
+        dsn,
+        str(events),
+        str(batch_size),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        if (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).strip() != b"ready":
+            raise SystemExit("the bare pipeline did not start")
+        watch = LoadWatch()
+        line = await proc.stdout.readline()
+        machine = watch.stop()
+        if not line:
+            raise SystemExit("the bare pipeline exited without its figures")
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+    said = json.loads(line)
+    if said["copied"] != events:
+        raise SystemExit(f"the bare pipeline copied {said['copied']} of {events} events")
+    return Run(said["seconds"], said["cpu_s"], said["rss_mb"], machine)
 
 
 async def consume_only(bootstrap: str, topic: str, n: int) -> float:
@@ -309,7 +371,8 @@ async def main() -> None:
     tag = f"bench{uuid.uuid4().hex[:8]}"
     users = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.users)]
     topic = f"{tag}.playback.events"
-    topics = [topic, f"{topic}.dlq", *(f"{tag}.scrobble.{s}" for s in SERVICES)]
+    bare_topic = f"{tag}.bare"
+    topics = [topic, f"{topic}.dlq", bare_topic, *(f"{tag}.scrobble.{s}" for s in SERVICES)]
     print(f"preparing {args.events} events for {args.users} users ...", flush=True)
     dsn = await setup_database(admin_dsn, tag, users, rng)
     try:
@@ -326,8 +389,8 @@ async def main() -> None:
             "INGEST_GROUP_ID": group,
             "INGEST_BATCH_SIZE": str(args.batch_size),
         }
-        elapsed, cpu, rss = await run_ingest(env, topic, group, bootstrap, dsn, args.processes)
-        ingest_rate = args.events / elapsed
+        ingest = await run_ingest(env, topic, group, bootstrap, dsn, args.processes)
+        ingest_rate = args.events / ingest.seconds
         conn = await asyncpg.connect(dsn)
         try:
             queued = await conn.fetchval("SELECT count(*) FROM scrobbles")
@@ -335,13 +398,24 @@ async def main() -> None:
             await conn.close()
         print(
             f"ingest:        {ingest_rate:10.0f} events/s  ({args.events} events in "
-            f"{elapsed:.1f} s, {queued} scrobbles queued, {args.processes} process(es), "
-            f"peak RSS {rss:.0f} MB per process)"
+            f"{ingest.seconds:.1f} s, {queued} scrobbles queued, {args.processes} process(es), "
+            f"peak RSS {ingest.rss_mb:.0f} MB per process)"
         )
         # Less sensitive than the rate to whatever else shares the machine's cores.
+        ingest.show("ingest", args.events)
+        bare = await run_bare_pipeline(
+            bootstrap, topic, bare_topic, dsn, args.events, args.batch_size
+        )
+        bare_rate = args.events / bare.seconds
         print(
-            f"ingest CPU:    {cpu:10.1f} s        ({cpu / args.events * 1e6:.0f} us/event, "
-            f"{cpu / elapsed * 100:.0f}% of one core)"
+            f"bare pipeline: {bare_rate:10.0f} events/s  (decode and validate, COPY a row, "
+            f"produce a message per event; peak RSS {bare.rss_mb:.0f} MB)"
+        )
+        bare.show("bare", args.events)
+        pipeline_ratio = ingest_rate / bare_rate
+        print(
+            f"pipeline:      {pipeline_ratio:10.3f}  (ingest / bare pipeline, events/s; "
+            f"by CPU per event, bare / ingest: {bare.cpu_s / ingest.cpu_s:.3f})"
         )
         consume_rate = await consume_only(bootstrap, topic, args.events)
         print(f"raw consume:   {consume_rate:10.0f} records/s (aiokafka, same topic)")
@@ -350,7 +424,10 @@ async def main() -> None:
         slower = min(consume_rate, insert_rate)
         ratio = ingest_rate / slower
         print(f"ratio:         {ratio:10.3f}  (ingest / slower raw limit)")
-        print(f"RESULT events_per_s={ingest_rate:.1f} ratio={ratio:.3f} rss_mb={rss:.1f}")
+        print(
+            f"RESULT events_per_s={ingest_rate:.1f} ratio={ratio:.3f} "
+            f"rss_mb={ingest.rss_mb:.1f} pipeline_ratio={pipeline_ratio:.3f}"
+        )
     finally:
         await drop_database(admin_dsn, tag)
         await delete_topics(bootstrap, topics)

@@ -58,6 +58,7 @@ import asyncpg
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.machine import cpu_seconds, machine_cpu
 from scrobble_shared.db.sources import create_source
 from scrobble_shared.sources import webhook_path
 from tests.support.databases import create_migrated_database, drop_database, unique_name
@@ -163,22 +164,6 @@ async def client_main(base_url: str, jobs_file: Path, concurrency: int, warmup: 
 
 
 # --- processes ------------------------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, all cores (/proc/stat)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    total = sum(ticks[:8])  # guest time is already in user
-    hz = os.sysconf("SC_CLK_TCK")
-    return (total - idle) / hz, total / hz
-
-
 async def stop_process(proc: asyncio.subprocess.Process | None) -> None:
     """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
     if proc is None or proc.returncode is not None:

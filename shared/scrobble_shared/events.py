@@ -37,7 +37,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from importlib import resources
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -47,14 +47,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     Strict,
     StringConstraints,
     ValidationError,
-    field_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
-from scrobble_shared.json_limits import nesting_exceeds, too_deep_message
+from scrobble_shared.json_limits import UnreadableJson, load_json, nesting_exceeds, too_deep_message
 
 MAX_EVENT_BYTES: Final = 64 * 1024
 """Largest accepted Kafka value, in bytes of UTF-8 (CONTRACTS section 1)."""
@@ -132,16 +132,57 @@ def _summarise(problems: list[str]) -> str:
 # --- JSON Schema value types -------------------------------------------------------------
 
 
-def _json_integer(value: object) -> object:
-    # Draft 2020-12 (and jsonschema from draft 6 on) call 5.0 an integer; bool is an int
-    # subclass in Python but never a JSON integer.
-    if isinstance(value, bool):
+# Validation context of :func:`parse_playback_event`'s quick reading (orjson), which reads
+# an integer below -2**63 or from 2**64 up as the nearest float.
+_QUICK_READING: Final = {"reader": "orjson"}
+_ROUNDED_FROM: Final = 2**63
+
+
+def _whole_float(value: float, info: core_schema.ValidationInfo) -> int:
+    if not value.is_integer():
         raise PydanticCustomError("json_integer", "must be an integer")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int):
-        return value
-    raise PydanticCustomError("json_integer", "must be an integer")
+    if abs(value) >= _ROUNDED_FROM and info.context == _QUICK_READING:
+        # Maybe an integer that orjson rounded: the exact reading keeps its value.
+        raise PydanticCustomError("json_integer_rounded", "may have been rounded in reading")
+    return int(value)
+
+
+class _JsonInteger:
+    """A JSON Schema integer within bounds: an int, or a float with a zero fraction (Draft
+    2020-12, and jsonschema from draft 6 on, call 5.0 an integer), never a bool (an int
+    subclass in Python, never a JSON integer). Built from pydantic-core's own validators, so
+    an int costs no Python call; only a float sent for an integer does."""
+
+    def __init__(self, ge: int | None = None, le: int | None = None) -> None:
+        self.ge, self.le = ge, le
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        whole_float = core_schema.chain_schema(
+            [
+                core_schema.float_schema(strict=True, allow_inf_nan=False),
+                core_schema.with_info_plain_validator_function(_whole_float),
+            ]
+        )
+        integer = core_schema.union_schema(
+            [core_schema.int_schema(strict=True), whole_float],
+            mode="left_to_right",
+            custom_error_type="json_integer",
+            custom_error_message="must be an integer",
+        )
+        steps: list[core_schema.CoreSchema] = [integer]
+        if self.ge is not None or self.le is not None:
+            # After the union, so a number out of bounds is told so rather than "must be
+            # an integer" (the union's one error for anything it refuses).
+            steps.append(core_schema.int_schema(ge=self.ge, le=self.le))
+        if source is not int:
+            steps.append(handler(source))  # Literal[1]: that very value
+        serialization = core_schema.simple_ser_schema("int")
+        if len(steps) == 1:
+            integer["serialization"] = serialization
+            return integer
+        return core_schema.chain_schema(steps, serialization=serialization)
 
 
 def _json_number(value: object) -> object:
@@ -157,17 +198,47 @@ def _json_number(value: object) -> object:
     return value
 
 
-_UUID_TEXT: Final = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+class _UuidFormat:
+    """Canonical RFC 4122 text (8-4-4-4-12 hex digits, either case), checked by
+    pydantic-core's regex engine: no Python call per id. ``$`` there is the end of the
+    text (Rust's regex), so this is a full match, with no trailing newline let through."""
 
+    PATTERN: Final = (
+        r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )
 
-def _uuid_text(value: str) -> str:
-    if _UUID_TEXT.fullmatch(value) is None:
-        raise PydanticCustomError(
-            "uuid_format", "must be a UUID like 0b6c1f0e-6a47-4a8e-9d8e-1c1b7e3f9a01"
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.chain_schema(
+            [
+                handler(source),
+                core_schema.custom_error_schema(
+                    core_schema.str_schema(pattern=self.PATTERN),
+                    custom_error_type="uuid_format",
+                    custom_error_message=(
+                        "must be a UUID like 0b6c1f0e-6a47-4a8e-9d8e-1c1b7e3f9a01"
+                    ),
+                ),
+            ]
         )
-    return value
+
+
+class _RefuseNull:
+    """An optional property: it may be left out, but null is not a value (the schema gives
+    no property a null type). Pydantic builds ``X | None`` as "null, or else X"; this keeps
+    only X, so a null fails X's own check, in pydantic-core rather than in a Python call
+    per property. The default (None, "not sent") is not validated, so absence still works;
+    :func:`schema_problems` words the error on a null as such."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        if schema["type"] != "nullable":
+            raise TypeError(f"Omittable[...] wants an optional type, got {source!r}")
+        inner: core_schema.CoreSchema = schema["schema"]
+        return inner
 
 
 # Same expression as rfc3339-validator, which the reference uses after upper-casing the text;
@@ -212,117 +283,102 @@ def _imdb_id(value: str) -> str:
     return value
 
 
-def _one_of(enum: type[StrEnum]) -> BeforeValidator:
-    allowed = [member.value for member in enum]
-    listed = ", ".join(allowed)
+_T = TypeVar("_T")
+Omittable = Annotated[_T | None, _RefuseNull()]
+"""A property that may be left out (then None) but is never null."""
 
-    def check(value: object) -> object:
-        # Only str: JSON Schema's enum compares by JSON equality, so 1 never equals "1".
-        if not isinstance(value, str) or value not in allowed:
-            raise PydanticCustomError("enum", "must be one of {allowed}", {"allowed": listed})
-        return enum(value)
-
-    return BeforeValidator(check)
-
-
-JsonInt = Annotated[int, BeforeValidator(_json_integer), Strict()]
+JsonInt = Annotated[int, _JsonInteger()]
 JsonNumber = Annotated[float, BeforeValidator(_json_number), Strict(), AllowInfNan(False)]
 Text = Annotated[str, Strict()]
-UuidText = Annotated[str, Strict(), AfterValidator(_uuid_text)]
+UuidText = Annotated[str, Strict(), _UuidFormat()]
 DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Title = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=1024)]
 LongText = Annotated[str, Strict(), StringConstraints(max_length=1024)]
-PositiveId = Annotated[JsonInt, Field(ge=1)]
-Count = Annotated[JsonInt, Field(ge=0)]
+PositiveId = Annotated[int, _JsonInteger(ge=1)]
+Count = Annotated[int, _JsonInteger(ge=0)]
+Year = Annotated[int, _JsonInteger(ge=1800, le=2200)]
 
 
 class _EventPart(BaseModel):
     """Shared configuration of the event's objects."""
 
     # Unknown properties are allowed and ignored (forward compatibility, schema description).
+    # Optional properties are Omittable: absent is None, an explicit null fails.
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: object) -> object:
-        # Optional here means "may be left out"; the schema gives no property a null type, so
-        # an explicit null must fail. Defaults are not validated, so absence still works.
-        if value is None:
-            raise PydanticCustomError("null", "must not be null (leave the property out)")
-        return value
 
 
 class ExternalIds(_EventPart):
     """Identifiers of the item at other databases; all optional."""
 
-    imdb: Annotated[str, Strict(), AfterValidator(_imdb_id)] | None = None
-    tmdb: PositiveId | None = None
-    tvdb: PositiveId | None = None
-    trakt: PositiveId | None = None
-    trakt_slug: Text | None = None
-    simkl: PositiveId | None = None
-    anilist: PositiveId | None = None
-    mal: PositiveId | None = None
-    anidb: PositiveId | None = None
-    musicbrainz_recording: UuidText | None = None
-    musicbrainz_release: UuidText | None = None
-    musicbrainz_release_group: UuidText | None = None
-    musicbrainz_artists: Annotated[list[UuidText], Strict()] | None = None
-    isrc: Text | None = None
+    imdb: Omittable[Annotated[str, Strict(), AfterValidator(_imdb_id)]] = None
+    tmdb: Omittable[PositiveId] = None
+    tvdb: Omittable[PositiveId] = None
+    trakt: Omittable[PositiveId] = None
+    trakt_slug: Omittable[Text] = None
+    simkl: Omittable[PositiveId] = None
+    anilist: Omittable[PositiveId] = None
+    mal: Omittable[PositiveId] = None
+    anidb: Omittable[PositiveId] = None
+    musicbrainz_recording: Omittable[UuidText] = None
+    musicbrainz_release: Omittable[UuidText] = None
+    musicbrainz_release_group: Omittable[UuidText] = None
+    musicbrainz_artists: Omittable[Annotated[list[UuidText], Strict()]] = None
+    isrc: Omittable[Text] = None
 
 
 class Show(_EventPart):
     """The series of an episode or anime episode."""
 
     title: Title
-    year: JsonInt | None = None
-    external_ids: ExternalIds | None = None
+    year: Omittable[JsonInt] = None
+    external_ids: Omittable[ExternalIds] = None
 
 
 class Content(_EventPart):
     """The item that was played, rated or marked."""
 
-    type: Annotated[ContentType, _one_of(ContentType)]
+    # pydantic's enum check (lax): a str of the enum's values, never a number or bool.
+    type: ContentType
     id: UuidText
     title: Title
-    duration_ms: PositiveId | None = None
-    year: Annotated[JsonInt, Field(ge=1800, le=2200)] | None = None
-    show: Show | None = None
-    season: Count | None = None
-    number: Count | None = None
-    episode_count: PositiveId | None = None
-    artists: Annotated[list[Title], Strict(), Field(min_length=1)] | None = None
-    album: LongText | None = None
-    album_artist: LongText | None = None
-    track_number: Count | None = None
-    external_ids: ExternalIds | None = None
+    duration_ms: Omittable[PositiveId] = None
+    year: Omittable[Year] = None
+    show: Omittable[Show] = None
+    season: Omittable[Count] = None
+    number: Omittable[Count] = None
+    episode_count: Omittable[PositiveId] = None
+    artists: Omittable[Annotated[list[Title], Strict(), Field(min_length=1)]] = None
+    album: Omittable[LongText] = None
+    album_artist: Omittable[LongText] = None
+    track_number: Omittable[Count] = None
+    external_ids: Omittable[ExternalIds] = None
 
 
 class ClientInfo(_EventPart):
     """The player that produced the event."""
 
-    name: Annotated[str, Strict(), StringConstraints(max_length=256)] | None = None
-    version: Annotated[str, Strict(), StringConstraints(max_length=64)] | None = None
-    device: Annotated[str, Strict(), StringConstraints(max_length=256)] | None = None
+    name: Omittable[Annotated[str, Strict(), StringConstraints(max_length=256)]] = None
+    version: Omittable[Annotated[str, Strict(), StringConstraints(max_length=64)]] = None
+    device: Omittable[Annotated[str, Strict(), StringConstraints(max_length=256)]] = None
 
 
 class PlaybackEvent(_EventPart):
     """One playback event from a media server (schema v1). ``None`` means "not sent"."""
 
-    schema_version: Annotated[Literal[1], BeforeValidator(_json_integer)] = 1
+    schema_version: Annotated[Literal[1], _JsonInteger()] = 1
     event_id: UuidText
     user_id: UuidText
-    session_id: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=128)] | None = (
-        None
-    )
-    action: Annotated[Action, _one_of(Action)]
+    session_id: Omittable[
+        Annotated[str, Strict(), StringConstraints(min_length=1, max_length=128)]
+    ] = None
+    action: Action
     occurred_at: DateTime
-    position_ms: Count | None = None
-    progress_percent: Annotated[JsonNumber, Field(ge=0, le=100)] | None = None
-    rating: Annotated[JsonNumber, Field(ge=1, le=10)] | None = None
-    watched_at: DateTime | None = None
+    position_ms: Omittable[Count] = None
+    progress_percent: Omittable[Annotated[JsonNumber, Field(ge=0, le=100)]] = None
+    rating: Omittable[Annotated[JsonNumber, Field(ge=1, le=10)]] = None
+    watched_at: Omittable[DateTime] = None
     content: Content
-    client: ClientInfo | None = None
+    client: Omittable[ClientInfo] = None
 
     def progress_percent_effective(self) -> float | None:
         """The sent ``progress_percent``, else position over duration (at most 100), else None."""
@@ -425,7 +481,38 @@ _JSON: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_fi
 
 
 def parse_playback_event(raw: bytes) -> PlaybackEvent:
-    """Turn a Kafka value into an event, or raise :class:`InvalidEvent` saying why not."""
+    """Turn a Kafka value into an event, or raise :class:`InvalidEvent` saying why not.
+
+    Two readings of the one model, one verdict. Nearly every value is a plain event, which
+    the quick reading (orjson through ``json_limits.load_json``, then the model) takes; a
+    value it does not take outright goes to the exact reading (the standard library's
+    parser, then the model), which decides and words the problems. The quick one never
+    takes what the exact one refuses: orjson refuses all the exact reading calls "not JSON"
+    (and lone surrogates besides), depth and shape are checked alike, and the one thing
+    orjson reads differently, an integer beyond 64 bits (it gives a float), is sent on to
+    the exact reading wherever the model would keep its value (an integer property).
+    """
+    event = _read_quickly(raw)
+    return event if event is not None else _read_exactly(raw)
+
+
+def _read_quickly(raw: bytes) -> PlaybackEvent | None:
+    """The event, or None when the exact reading must decide."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return None
+    try:
+        document = load_json(raw)
+    except UnreadableJson:
+        return None
+    if not isinstance(document, dict):
+        return None
+    try:
+        return PlaybackEvent.model_validate(document, context=_QUICK_READING)
+    except ValidationError:
+        return None
+
+
+def _read_exactly(raw: bytes) -> PlaybackEvent:
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent("too_large", [f"value is {len(raw)} bytes, at most {MAX_EVENT_BYTES}"])
     try:
@@ -494,11 +581,22 @@ _MESSAGES: Final[dict[str, str]] = {
 }
 
 
+_NULL_MESSAGE: Final = "must not be null (leave the property out)"
+
+
 def _describe(detail: ErrorDetails) -> str:
     path = _path(detail["loc"])
     template = _MESSAGES.get(detail["type"])
     context = detail.get("ctx", {})
-    if detail["type"] == "string_too_short" and context.get("min_length") == 1:
+    loc = detail["loc"]
+    if detail.get("input", ...) is None and loc and isinstance(loc[-1], str):
+        # A property sent as null (Omittable): whatever check refused it, null is why.
+        message = _NULL_MESSAGE
+    elif detail["type"] == "enum":
+        # pydantic lists them as "'a', 'b' or 'c'"; the schema's words are plainer.
+        allowed = ", ".join(re.findall(r"'([^']*)'", str(context.get("expected", ""))))
+        message = f"must be one of {allowed}"
+    elif detail["type"] == "string_too_short" and context.get("min_length") == 1:
         message = "must not be empty"
     elif template is None:
         message = detail["msg"]

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from scrobble_shared.events import Content
+from scrobble_shared.ids import as_uuid
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.work import Work, WorkKind
 
@@ -59,8 +62,16 @@ def work_message(
 
 
 def dumps(value: Mapping[str, Any]) -> bytes:
-    """Compact JSON as UTF-8, the form messages and JSON columns are written in."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact JSON as UTF-8, the form messages and JSON columns are written in.
+
+    orjson writes it (about a tenth of ingest's CPU went to the standard library's encoder
+    here); an integer beyond 64 bits, which orjson does not write and a valid event may
+    carry (a show's year has no upper bound), goes through the standard library instead.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -120,9 +131,13 @@ class NewScrobble:
     occurred_at: datetime
 
     @functools.cached_property
+    def request_bytes(self) -> bytes:
+        """The request as JSON, encoded once for the row and its message."""
+        return dumps(self.request)
+
+    @property
     def request_json(self) -> str:
-        """The request as JSON text, encoded once for the row and its message."""
-        return dumps(self.request).decode("utf-8")
+        return self.request_bytes.decode("utf-8")
 
 
 def new_scrobble(
@@ -140,7 +155,7 @@ def new_scrobble(
         play_id=work.play_id,
         source_event_id=source_event_id,
         content_type=content["type"],
-        content_id=uuid.UUID(content["id"]),
+        content_id=as_uuid(content["id"]),
         request=work_message(scrobble_id, work, user_id, content, source_event_id),
         occurred_at=work.occurred_at,
     )

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import BaseModel, ValidationError
 
+from scrobble_shared import events
 from scrobble_shared.events import (
     MAX_EVENT_BYTES,
     Action,
@@ -586,6 +587,86 @@ def test_nan_and_infinity_are_not_json(constant: bytes) -> None:
     with pytest.raises(InvalidEvent, match="not JSON") as caught:
         parse_playback_event(raw)
     assert caught.value.reason == "not_json"
+
+
+# --- the quick reading (orjson) against the exact one (the standard library) ---------------
+
+
+def assert_readings_agree(raw: bytes) -> None:
+    """The quick reading takes nothing the exact one refuses, and what both take is equal."""
+    quick = events._read_quickly(raw)
+    if quick is not None:
+        assert events._read_exactly(raw) == quick
+
+
+@PROPERTY_SETTINGS
+@given(valid_events)
+def test_readings_agree_on_generated_valid_events(document: dict[str, Any]) -> None:
+    assert_readings_agree(encode(document))
+
+
+@PROPERTY_SETTINGS
+@given(randomly_mutated_events())
+def test_readings_agree_on_random_mutations(document: Any) -> None:
+    assert_readings_agree(encode(document))
+
+
+# Spelled as bytes: JSON that Python's json.dumps would not write, or would write
+# differently.
+_HOSTILE_VALUES = [
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"1e999",
+    b"-1e400",
+    b"1" * 400,
+    b"1" * 5000,
+    str(2**64).encode(),
+    str(2**64 + 1).encode(),
+    str(-(2**63) - 1).encode(),
+    str(10**30).encode(),
+    b"18446744073709551615",
+    b"1e19",
+    b"-9.3e18",
+    b'"\\ud800"',
+    b'"x\\udc00"',
+    b"[" * 33 + b"]" * 33,
+    b'{"a":' * 33 + b"1" + b"}" * 33,
+]
+_HOSTILE_PLACES = [
+    ("future",),
+    ("content", "future"),
+    ("position_ms",),
+    ("schema_version",),
+    ("progress_percent",),
+    ("rating",),
+    ("content", "title"),
+    ("content", "duration_ms"),
+    ("content", "year"),
+    ("content", "show", "year"),
+    ("content", "external_ids", "tmdb"),
+]
+
+
+@PROPERTY_SETTINGS
+@given(valid_events, st.sampled_from(_HOSTILE_PLACES), st.sampled_from(_HOSTILE_VALUES))
+def test_readings_agree_on_hostile_values(
+    document: dict[str, Any], place: tuple[str, ...], value: bytes
+) -> None:
+    raw = encode(apply(document, place, "HOSTILE")).replace(b'"HOSTILE"', value)
+    assert_readings_agree(raw)
+
+
+@pytest.mark.parametrize("value", [2**64 + 1, -(2**63) - 1, 10**30 + 1])
+def test_an_integer_beyond_64_bits_keeps_its_value(value: int) -> None:
+    """orjson reads it as the nearest float; the event has the integer that was sent."""
+    document = apply(example(), ("content", "external_ids", "tmdb"), abs(value))
+    document["content"]["show"] = {"title": "Show", "year": value}
+    event = parse_playback_event(encode(document))
+    assert event.content.external_ids is not None
+    assert event.content.external_ids.tmdb == abs(value)
+    assert event.content.show is not None
+    assert event.content.show.year == value
 
 
 # --- the parser's errors -------------------------------------------------------------------

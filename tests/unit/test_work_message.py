@@ -50,6 +50,28 @@ def test_a_row_s_message_reads_back_as_the_work_it_was() -> None:
     assert (row.content_type, str(row.content_id)) == ("track", TRACK["id"])
 
 
+def test_the_message_is_compact_json_and_an_integer_beyond_64_bits_is_kept() -> None:
+    """orjson writes messages but no integer past 64 bits; a valid event can carry one (a
+    show's year has no upper bound), and it must neither fail the batch nor change."""
+    work = Work(
+        connection_id=CONNECTION,
+        service="trakt",
+        kind=WorkKind.START,
+        dedupe_key="event:1:start",
+        occurred_at=datetime(2026, 12, 1, 20, 57, 58, tzinfo=UTC),
+        progress_percent=12.5,
+    )
+    show = {"title": "Show", "year": 10**30}
+    content = {**TRACK, "type": "episode", "season": 1, "number": 2, "show": show}
+    for item in (TRACK, content):
+        row = new_scrobble(work, USER, item, None)
+        assert row.request_bytes == json.dumps(
+            row.request, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+        assert row.request_json == row.request_bytes.decode("utf-8")
+    assert json.loads(row.request_json)["content"]["show"]["year"] == 10**30
+
+
 def test_work_topics_are_per_service() -> None:
     topics = WorkTopics("playback.events.dlq", "scrobble.")
     assert topics.for_service("trakt") == "scrobble.trakt"

@@ -22,7 +22,6 @@ from scrobble_ingest.plan import (
     Plan,
     Record,
     Rejection,
-    as_uuid,
     dead_letter_headers,
     decode,
     is_play_event,
@@ -32,6 +31,7 @@ from scrobble_ingest.plan import (
 )
 from scrobble_shared.db import Conn
 from scrobble_shared.db.scrobbles import queue_scrobbles
+from scrobble_shared.ids import as_uuid
 from scrobble_shared.outbox import OutboxMessage, insert_outbox_messages
 from scrobble_shared.plays import DEFAULT_SILENCE
 from scrobble_shared.work import ConnectionRules
@@ -64,7 +64,7 @@ def _dead_letter(rejection: Rejection, topic: str) -> OutboxMessage:
 def _scrobbles(plan: Plan) -> list[NewScrobble]:
     rows = []
     for work, event in plan.work:
-        user_id, event_id = as_uuid(event.user_id), uuid.UUID(event.event_id)
+        user_id, event_id = as_uuid(event.user_id), as_uuid(event.event_id)
         rows.append(new_scrobble(work, user_id, plan.content_of(event), event_id))
     return rows
 
@@ -84,7 +84,7 @@ async def process_batch(
     result = BatchResult()
     async with conn.transaction():
         new_ids = await store.record_new_events(conn, [a.event for a in accepted])
-        fresh = unique_by_event_id(a for a in accepted if a.event.event_id in new_ids)
+        fresh = unique_by_event_id(a for a in accepted if as_uuid(a.event.event_id) in new_ids)
         result.outcomes[DUPLICATE] = len(accepted) - len(fresh)
         users = sorted({as_uuid(a.event.user_id) for a in fresh})
         connections = await lookup(conn, users)

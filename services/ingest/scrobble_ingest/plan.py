@@ -6,7 +6,6 @@ writes back what it returns; every decision of CONTRACTS sections 1 and 2 is mad
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from scrobble_shared.events import Action, InvalidEvent, PlaybackEvent, parse_usable_event
+from scrobble_shared.ids import as_uuid
 from scrobble_shared.plays import DEFAULT_SILENCE, Play, Step, advance
 from scrobble_shared.work import (
     ConnectionRules,
@@ -85,12 +85,6 @@ def not_after_publication(event: PlaybackEvent, published_ms: int | None) -> Pla
     if event.occurred_at <= published:
         return event
     return event.model_copy(update={"occurred_at": published})
-
-
-@functools.lru_cache(maxsize=65_536)
-def as_uuid(text: str) -> uuid.UUID:
-    """Parsing ids is a hot spot of a batch; the same users and items come back often."""
-    return uuid.UUID(text)
 
 
 def play_key(event: PlaybackEvent) -> PlayKey:
@@ -204,11 +198,13 @@ def dead_letter_headers(rejection: Rejection) -> dict[str, str]:
 
 
 def unique_by_event_id(items: Iterable[Accepted]) -> list[Accepted]:
-    """The first of each event id in a batch; later copies are duplicates."""
-    seen: set[str] = set()
+    """The first of each event id in a batch; later copies are duplicates, whichever case
+    their id is spelled in."""
+    seen: set[uuid.UUID] = set()
     kept: list[Accepted] = []
     for item in items:
-        if item.event.event_id not in seen:
-            seen.add(item.event.event_id)
+        event_id = as_uuid(item.event.event_id)
+        if event_id not in seen:
+            seen.add(event_id)
             kept.append(item)
     return kept

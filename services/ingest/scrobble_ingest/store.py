@@ -20,10 +20,12 @@ from scrobble_shared.db.connections import connection_rules
 from scrobble_shared.events import Action, PlaybackEvent
 from scrobble_shared.plays import Play
 from scrobble_shared.work import ConnectionRules
+from scrobble_shared.work_message import dumps
 
 
-async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[str]:
-    """Mark event ids processed; returns the ids that were not seen before."""
+async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[uuid.UUID]:
+    """Mark event ids processed; returns the ids that were not seen before (as UUIDs: the
+    text of an id may be in either case)."""
     if not events:
         return set()
     rows = await conn.fetch(
@@ -37,7 +39,7 @@ async def record_new_events(conn: Conn, events: Sequence[PlaybackEvent]) -> set[
         [e.user_id for e in events],
         [e.occurred_at for e in events],
     )
-    return {str(row["event_id"]) for row in rows}
+    return {row["event_id"] for row in rows}
 
 
 async def load_connections(
@@ -133,7 +135,7 @@ async def save_plays(conn: Conn, writes: Sequence[PlayWrite]) -> None:
         [p.duration_ms for p in plays],
         [p.counted_at for p in plays],
         [p.finished_at for p in plays],
-        [json.dumps(w.content) for w in writes],
+        [dumps(w.content).decode() for w in writes],
     )
 
 

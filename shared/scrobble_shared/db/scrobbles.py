@@ -61,7 +61,7 @@ async def queue_scrobbles(
                 OutboxMessage(
                     topic=topics.for_service(row.service),
                     key=str(row.connection_id).encode(),
-                    value=row.request_json.encode(),
+                    value=row.request_bytes,
                     headers={"kind": row.kind},
                     message_id=str(row.id),
                 )
