@@ -6,7 +6,6 @@ created in FastStream's start-up hooks and closed in reverse order on shutdown (
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
