@@ -97,10 +97,15 @@ async def test_answers_of_every_route_match_the_document(gateway: Gateway) -> No
             f"{API}/trakt/callback?code=x&state={'s' * 43}",
             {},
         ),
-        ("POST", f"{API}/connect/trakt/device", f"{API}/connect/trakt/device", {"headers": alice}),
         (
             "POST",
-            f"{API}/connect/trakt/device/poll",
+            f"{API}/connect/{{service}}/device",
+            f"{API}/connect/trakt/device",
+            {"headers": alice},
+        ),
+        (
+            "POST",
+            f"{API}/connect/{{service}}/device/poll",
             f"{API}/connect/trakt/device/poll",
             {"headers": alice, "json": {"device_code": "nope"}},
         ),

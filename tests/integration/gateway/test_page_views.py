@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from scrobble_shared.db.sources import create_source
+from scrobble_shared.trackers.registry import TRACKERS
 from tests.integration.gateway.conftest import Gateway
 from tests.integration.gateway.page_support import API, Browser, signed_in, text_of
 
@@ -280,8 +281,8 @@ async def test_the_connections_page_shows_state_and_reason(gateway: Gateway) -> 
         assert 'data-state="needs_reconnect"' in html
         assert "Trakt refused the sign-in (401); reconnect" in text
         assert 'data-state="disabled"' in html
-        # Simkl, AniList, ListenBrainz and Maloja.
-        assert text.count("Not connected") == 4
+        # Every tracker but the two connected: Simkl, AniList, Libre.fm, ListenBrainz, Maloja.
+        assert text.count("Not connected") == len(TRACKERS) - 2 == 5
         # The test gateway has no app credentials: connecting says why, in a sentence.
         assert "Simkl is not configured on this server (no app credentials)." in text
         assert "Counts as watched at (percent)" in text

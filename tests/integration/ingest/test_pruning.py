@@ -31,7 +31,7 @@ async def test_ids_older_than_the_retention_are_deleted_in_batches(database_url:
                 [(uuid.uuid4(), user, age_days) for _ in range(count)],
             )
         recent = event("start", 0, user=str(user))
-        assert await record_new_events(conn, [recent]) == {recent.event_id}
+        assert await record_new_events(conn, [recent]) == {uuid.UUID(recent.event_id)}
 
         pruned = await prune_processed_events(conn, timedelta(days=30), batch=10)
 
