@@ -146,20 +146,21 @@ class Deliverer:
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                return await self._broken([claimed], exc)
+                [label] = await self._broken([claimed], exc)
+                return label
 
-    async def _broken(self, rows: Sequence[repository.Claimed], exc: Exception) -> str:
+    async def _broken(self, rows: Sequence[repository.Claimed], exc: Exception) -> list[str]:
         """Handling ``rows`` raised what no rule expects: those of them nothing recorded
-        yet are dead with the error's kind (the traceback goes to the log)."""
+        yet are dead with the error's kind (the traceback goes to the log); a label per
+        row."""
         log.exception("delivery raised; its work that is still being sent is dead")
         decision = unexpected_error(exc)
-        labels = [
+        return [
             await self._recorder.apply(
                 claimed, best_effort(_kind_of(claimed), decision), only_if_sending=True
             )
             for claimed in rows
         ]
-        return labels[0] if len(set(labels)) == 1 else "dead"
 
     async def _record(
         self, claimed: repository.Claimed, work: ScrobbleWork, decision: Decision
@@ -451,8 +452,7 @@ class Deliverer:
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                label = await self._broken(batch, exc)
-                return [label] * len(batch)
+                return await self._broken(batch, exc)
 
     async def _deliver_many(self, batch: Sequence[repository.Claimed]) -> list[str]:
         head = batch[0]
@@ -470,7 +470,7 @@ class Deliverer:
             except Exception as exc:  # one unreadable row: dead on its own, the rest go
                 if is_transient(exc):
                     raise
-                labels[claimed.id] = await self._broken([claimed], exc)
+                [labels[claimed.id]] = await self._broken([claimed], exc)
                 continue
             try:
                 client.build(work, user)
