@@ -24,7 +24,7 @@ KAFKA_CONTROLLER_PORT="$((KAFKA_PORT + 1))"
 # (bench/chaos) sets it to the proxy's port, so every connection goes through the proxy.
 KAFKA_ADVERTISED_PORT="${SCROBBLE_KAFKA_ADVERTISED_PORT:-$KAFKA_PORT}"
 PG_PORT="${SCROBBLE_PG_PORT:-5432}"
-KAFKA_VERSION="${SCROBBLE_KAFKA_VERSION:-4.1.1}"
+KAFKA_VERSION="${SCROBBLE_KAFKA_VERSION:-4.1.2}"
 LOG4J_VERSION="2.24.3" # the log4j2 version kafka 4.1 itself depends on
 PG_BIN="${SCROBBLE_PG_BIN:-/usr/lib/postgresql/15/bin}"
 KAFKA_START_TIMEOUT="${SCROBBLE_KAFKA_START_TIMEOUT:-120}"
