@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import math
 import random
+import signal
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from bench.chaos.harness import Options, execute
 from bench.chaos.infra import REPO
@@ -22,6 +25,24 @@ MODES = {
     "long": (50, 10, 10, 9, 3, 3, 3, 8, 8, 4),
 }
 FIRST = ("kill -9 dispatcher-a", "kill -9 dispatcher-b", "kill -9 importer")
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The run was told to stop (SIGTERM) and has torn down what it started."""
+
+
+async def stoppable(work: Awaitable[T]) -> T:
+    """``work``, cancelled by SIGTERM so that its ``finally`` blocks stop the services, the
+    proxy and the private Kafka and Postgres (a run in the background ignores Ctrl-C, and
+    a plain SIGTERM used to end the harness alone and leave all of those running)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise Stopped from None
 
 
 def plan_for(
@@ -103,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.counts and not soak:
         what += f" (reduced: --counts {','.join(map(str, args.counts))})"
     print(f"chaos {args.mode}: {what} at {rate:.0f} events/s", flush=True)
-    outcome = asyncio.run(execute(options, plan, steady, scenarios))
+    try:
+        outcome = asyncio.run(stoppable(execute(options, plan, steady, scenarios)))
+    except Stopped:
+        print("chaos: stopped (SIGTERM); what it started is stopped", flush=True)
+        return 143
     print("\n".join(outcome.lines))
     print(outcome.result, flush=True)
     return 0 if outcome.lost == 0 and outcome.doubled == 0 and outcome.sound else 1
