@@ -22,6 +22,7 @@ from scrobble_shared.db.migrate import apply_migrations
 from scrobble_shared.settings import Settings, load_settings
 from scrobble_shared.trackers.connect import ExchangeFailed, InvalidUserToken, UserToken
 from scrobble_shared.trackers.registry import tracker
+from scrobble_shared.user_tokens import check_user_token
 
 if TYPE_CHECKING:
     from scrobble_cli.quickstart import StateDir
@@ -302,12 +303,11 @@ async def _account_name(
     if not isinstance(flow, UserToken) or token is None:
         return None
     title = tracker(service).title
-    request = flow.validate(api_url or settings.tracker(service).api_url, token)
     try:
         async with httpx.AsyncClient(timeout=15) as http:
-            answer = await http.get(request.url, headers=request.headers)
-        body = answer.json() if answer.content else None
-        return flow.parse(answer.status_code, body)
+            return await check_user_token(
+                http, flow, api_url or settings.tracker(service).api_url, token
+            )
     except InvalidUserToken:
         raise CommandError(f"{title} does not accept this token (--token)") from None
     except (httpx.HTTPError, ValueError, ExchangeFailed) as exc:
