@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from uuid import UUID
@@ -79,34 +80,31 @@ def dispatcher(_: argparse.Namespace) -> int:
     return run(_settings())
 
 
-def gateway(_: argparse.Namespace) -> int:
+def _serve(name: str, run: Callable[[Settings], int], settings: Settings, where: str) -> int:
+    """Run an HTTP service until it stops; an unreachable Kafka or a port it cannot listen
+    on (``where``) is a one-line error, not a traceback."""
     from aiokafka.errors import KafkaConnectionError
 
+    try:
+        return run(settings)
+    except KafkaConnectionError:
+        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
+    except OSError as exc:
+        raise CommandError(f"{name} cannot listen on {where}: {exc.strerror}") from None
+
+
+def gateway(_: argparse.Namespace) -> int:
     from scrobble_gateway.main import run
 
     settings = _settings()
-    try:
-        return run(settings)
-    except KafkaConnectionError:
-        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
-    except OSError as exc:
-        where = f"{settings.gateway_host}:{settings.gateway_port}"
-        raise CommandError(f"gateway cannot listen on {where}: {exc.strerror}") from None
+    return _serve("gateway", run, settings, f"{settings.gateway_host}:{settings.gateway_port}")
 
 
 def intake(_: argparse.Namespace) -> int:
-    from aiokafka.errors import KafkaConnectionError
-
     from scrobble_intake.main import run
 
     settings = _settings()
-    try:
-        return run(settings)
-    except KafkaConnectionError:
-        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
-    except OSError as exc:
-        where = f"{settings.intake_host}:{settings.intake_port}"
-        raise CommandError(f"intake cannot listen on {where}: {exc.strerror}") from None
+    return _serve("intake", run, settings, f"{settings.intake_host}:{settings.intake_port}")
 
 
 # --- dlq -----------------------------------------------------------------------------
