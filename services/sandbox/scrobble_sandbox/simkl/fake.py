@@ -78,10 +78,7 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
         owner = user or SANDBOX_USER
         if kind == "history":
             for item in items:
-                typed = _kind(item.get("type", "movie"))
-                obj = item[typed]
-                key = self.api.media_key(typed, obj) or str(obj)
-                when = parse_iso(item["watched_at"]) if "watched_at" in item else now()
+                typed, obj, key, when = self._seeded(item, "watched_at")
                 episode = item.get("episode")
                 season = episode.get("season", 1) if episode else None
                 number = episode.get("number") if episode else None
@@ -89,10 +86,7 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
             return len(items)
         if kind == "ratings":
             for item in items:
-                typed = _kind(item.get("type", "movie"))
-                obj = item[typed]
-                key = self.api.media_key(typed, obj) or str(obj)
-                rated = parse_iso(item["rated_at"]) if "rated_at" in item else now()
+                typed, obj, key, rated = self._seeded(item, "rated_at")
                 self.state.ratings[(owner, f"{typed}:{key}")] = SimklRating(
                     owner, typed, key, obj, int(item["rating"]), rated
                 )
@@ -103,6 +97,14 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
         raise ValueError(
             f"simkl seeds history, ratings, unknown_ids, catalog or users, not {kind!r}"
         )
+
+    def _seeded(self, item: dict[str, Any], stamp: str) -> tuple[Kind, Any, str, float]:
+        """A seeded item's type, object, catalogue key and moment (its ``stamp`` field, else
+        now)."""
+        typed = _kind(item.get("type", "movie"))
+        obj = item[typed]
+        key = self.api.media_key(typed, obj) or str(obj)
+        return typed, obj, key, parse_iso(item[stamp]) if stamp in item else now()
 
     def approve_pin(self, user_code: str, user: str = SANDBOX_USER) -> bool:
         grant = self.state.pins.get(user_code.upper())
