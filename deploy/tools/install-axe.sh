@@ -10,17 +10,12 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-TOOLS="${SCROBBLE_TOOLS_DIR:-$REPO_ROOT/.local/tools}"
+INSTALLER=install-axe
+# shellcheck source=deploy/tools/common.sh
+source "$SCRIPT_DIR/common.sh"
 NODE_DIR="$TOOLS/node"
 
 AXE_CORE_VERSION=4.14.1
-
-log() { printf '[install-axe] %s\n' "$*" >&2; }
-die() {
-	printf '[install-axe] ERROR: %s\n' "$*" >&2
-	exit 1
-}
 
 installed_version() {
 	local manifest="$NODE_DIR/node_modules/axe-core/package.json"
@@ -34,10 +29,7 @@ if [[ "$(installed_version)" == "$AXE_CORE_VERSION" && -f "$NODE_DIR/node_module
 fi
 
 if ! command -v npm >/dev/null 2>&1; then
-	[[ $EUID -eq 0 ]] || die "npm missing; as root: apt-get install -y npm"
-	log "npm: installing Debian package npm ..."
-	{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm >&2; } ||
-		die "apt-get install -y npm failed"
+	apt_install npm npm
 fi
 
 log "axe-core $AXE_CORE_VERSION: npm install into $NODE_DIR ..."

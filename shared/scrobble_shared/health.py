@@ -17,6 +17,24 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 CHECK_TIMEOUT_S = 3.0
 
 
+async def readiness(checks: Mapping[str, ReadinessCheck]) -> web.Response:
+    """``/readyz``'s answer: 200 when every check answers within ``CHECK_TIMEOUT_S``, else
+    503, naming each check's result."""
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            ok = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except Exception as exc:  # any failure means "not ready"; the probe says which
+            log.debug("readiness check %s failed: %s", name, type(exc).__name__)
+            ok = False
+        results[name] = "ok" if ok else "unavailable"
+    ready = all(v == "ok" for v in results.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": results},
+        status=200 if ready else 503,
+    )
+
+
 def build_health_app(
     checks: Mapping[str, ReadinessCheck], registry: CollectorRegistry = REGISTRY
 ) -> web.Application:
@@ -38,19 +56,7 @@ def health_routes(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        results: dict[str, str] = {}
-        for name, check in checks.items():
-            try:
-                ok = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
-            except Exception as exc:
-                log.debug("readiness check %s failed: %r", name, exc)
-                ok = False
-            results[name] = "ok" if ok else "unavailable"
-        ready = all(v == "ok" for v in results.values())
-        return web.json_response(
-            {"status": "ready" if ready else "not ready", "checks": results},
-            status=200 if ready else 503,
-        )
+        return await readiness(checks)
 
     routes = web.RouteTableDef()
     routes.get("/metrics")(metrics)

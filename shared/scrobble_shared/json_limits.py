@@ -66,3 +66,13 @@ def load_json(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
     if opening > limit and nesting_exceeds(value, limit):
         raise UnreadableJson(too_deep_message(limit))
     return value
+
+
+def json_or_none(raw: bytes) -> Any:
+    """A service's answer read as JSON, or None when it is empty or no JSON we can read
+    (read by :func:`load_json`: a crafted answer nested thousands deep is an answer we
+    cannot use, not a crash)."""
+    try:
+        return load_json(raw)
+    except UnreadableJson:
+        return None

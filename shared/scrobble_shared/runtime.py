@@ -16,7 +16,9 @@ from typing import Any, Final
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
 
+from scrobble_shared import logs
 from scrobble_shared.db.connect import create_pool
 from scrobble_shared.health import build_health_app, start_health_server
 from scrobble_shared.outbox import OutboxRelay
@@ -100,6 +102,20 @@ def supervised(stack: contextlib.AsyncExitStack) -> Supervisor:
     supervisor = Supervisor()
     stack.push_async_callback(supervisor.stop)
     return supervisor
+
+
+def service_broker(settings: Settings, name: str) -> KafkaBroker:
+    """The Kafka broker of the service ``name`` (client id ``scrobble-<name>``, its lines
+    logged as ``scrobble_<name>.broker``). FastStream brings its own stderr handler; its
+    lines go through ours (JSON, ids)."""
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"scrobble-{name}",
+        logger=logging.getLogger(f"scrobble_{name}.broker"),
+        log_level=logging.DEBUG,
+    )
+    logs.adopt("faststream")
+    return broker
 
 
 async def no_decode(_message: Any, _original: Any) -> None:

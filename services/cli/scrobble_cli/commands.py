@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from uuid import UUID
@@ -22,6 +23,7 @@ from scrobble_shared.db.migrate import apply_migrations
 from scrobble_shared.settings import Settings, load_settings
 from scrobble_shared.trackers.connect import ExchangeFailed, InvalidUserToken, UserToken
 from scrobble_shared.trackers.registry import tracker
+from scrobble_shared.user_tokens import check_user_token
 
 if TYPE_CHECKING:
     from scrobble_cli.quickstart import StateDir
@@ -78,34 +80,31 @@ def dispatcher(_: argparse.Namespace) -> int:
     return run(_settings())
 
 
-def gateway(_: argparse.Namespace) -> int:
+def _serve(name: str, run: Callable[[Settings], int], settings: Settings, where: str) -> int:
+    """Run an HTTP service until it stops; an unreachable Kafka or a port it cannot listen
+    on (``where``) is a one-line error, not a traceback."""
     from aiokafka.errors import KafkaConnectionError
 
+    try:
+        return run(settings)
+    except KafkaConnectionError:
+        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
+    except OSError as exc:
+        raise CommandError(f"{name} cannot listen on {where}: {exc.strerror}") from None
+
+
+def gateway(_: argparse.Namespace) -> int:
     from scrobble_gateway.main import run
 
     settings = _settings()
-    try:
-        return run(settings)
-    except KafkaConnectionError:
-        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
-    except OSError as exc:
-        where = f"{settings.gateway_host}:{settings.gateway_port}"
-        raise CommandError(f"gateway cannot listen on {where}: {exc.strerror}") from None
+    return _serve("gateway", run, settings, f"{settings.gateway_host}:{settings.gateway_port}")
 
 
 def intake(_: argparse.Namespace) -> int:
-    from aiokafka.errors import KafkaConnectionError
-
     from scrobble_intake.main import run
 
     settings = _settings()
-    try:
-        return run(settings)
-    except KafkaConnectionError:
-        raise CommandError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}") from None
-    except OSError as exc:
-        where = f"{settings.intake_host}:{settings.intake_port}"
-        raise CommandError(f"intake cannot listen on {where}: {exc.strerror}") from None
+    return _serve("intake", run, settings, f"{settings.intake_host}:{settings.intake_port}")
 
 
 # --- dlq -----------------------------------------------------------------------------
@@ -302,12 +301,11 @@ async def _account_name(
     if not isinstance(flow, UserToken) or token is None:
         return None
     title = tracker(service).title
-    request = flow.validate(api_url or settings.tracker(service).api_url, token)
     try:
         async with httpx.AsyncClient(timeout=15) as http:
-            answer = await http.get(request.url, headers=request.headers)
-        body = answer.json() if answer.content else None
-        return flow.parse(answer.status_code, body)
+            return await check_user_token(
+                http, flow, api_url or settings.tracker(service).api_url, token
+            )
     except InvalidUserToken:
         raise CommandError(f"{title} does not accept this token (--token)") from None
     except (httpx.HTTPError, ValueError, ExchangeFailed) as exc:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from faststream import AckPolicy, FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaMessage
 
 from scrobble_dispatcher.consumer import WorkSubscriber, poll_due_work
 from scrobble_dispatcher.decide import DeliveryPolicy
@@ -24,13 +24,13 @@ from scrobble_dispatcher.imports.wiring import app_keys
 from scrobble_dispatcher.resolve.resolver import IdResolver
 from scrobble_dispatcher.token_refresh import refresh_configs
 from scrobble_dispatcher.transport import ClientSet
-from scrobble_shared import logs
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.runtime import (
     no_decode,
     open_core,
     recover_forever,
     serve_health,
+    service_broker,
     supervised,
     tune_gc,
 )
@@ -74,14 +74,7 @@ def build_app(settings: Settings) -> FastStream:
     assert settings.token_encryption_key is not None
     token_keys = settings.token_encryption_key.get_secret_value()
     services = settings.enabled_services()
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id="scrobble-dispatcher",
-        logger=logging.getLogger("scrobble_dispatcher.broker"),
-        log_level=logging.DEBUG,
-    )
-    # FastStream brings its own stderr handler; its lines go through ours (JSON, ids).
-    logs.adopt("faststream")
+    broker = service_broker(settings, "dispatcher")
     state: dict[str, Any] = {}
 
     for service in services:

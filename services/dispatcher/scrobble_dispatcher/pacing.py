@@ -313,13 +313,8 @@ class Pacer:
 
         while True:
             slot = await self._reserve_once(keys, left())
-            if not slot.turn:
+            if not slot.turn or not await _waited_for(slot, left()):
                 return slot
-            wait = max(slot.at - datetime.now(UTC), LANE_POLL)
-            remaining = left()
-            if remaining is not None and wait > remaining:
-                return slot
-            await asyncio.sleep(wait.total_seconds())
 
     async def _reserve_once(self, keys: Sequence[PaceKey], within: timedelta | None) -> Slot:
         windowed = tuple(sorted(pace.key for pace in keys if pace.lanes > 1))
@@ -343,15 +338,20 @@ class Pacer:
             while True:
                 async with self._pool.acquire() as conn:
                     slot = await reserve_within(conn, keys, left())
-                if not slot.busy:
+                if not slot.busy or not await _waited_for(slot, left()):
                     return slot
-                wait = max(slot.at - datetime.now(UTC), LANE_POLL)
-                remaining = left()
-                if remaining is not None and wait > remaining:
-                    return slot
-                await asyncio.sleep(wait.total_seconds())
         finally:
             queue.release()
+
+
+async def _waited_for(slot: Slot, remaining: timedelta | None) -> bool:
+    """Sleep until ``slot`` is due (looking again no sooner than ``LANE_POLL``); False,
+    without sleeping, when that is beyond what ``remaining`` allows."""
+    wait = max(slot.at - datetime.now(UTC), LANE_POLL)
+    if remaining is not None and wait > remaining:
+        return False
+    await asyncio.sleep(wait.total_seconds())
+    return True
 
 
 async def after_call(

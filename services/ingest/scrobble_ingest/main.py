@@ -14,19 +14,19 @@ from typing import Any
 
 import uvloop
 from faststream import AckPolicy, FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaMessage
 
 from scrobble_ingest import metrics
 from scrobble_ingest.connections_cache import ConnectionCache
 from scrobble_ingest.consumer import Ingestor
 from scrobble_ingest.sweeper import run_sweeper
-from scrobble_shared import logs
 from scrobble_shared.partitioning import keyed_partitioner
 from scrobble_shared.runtime import (
     no_decode,
     open_core,
     recover_forever,
     serve_health,
+    service_broker,
     supervised,
     tune_gc,
 )
@@ -37,14 +37,7 @@ log = logging.getLogger("scrobble_ingest")
 
 
 def build_app(settings: Settings) -> FastStream:
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id="scrobble-ingest",
-        logger=logging.getLogger("scrobble_ingest.broker"),
-        log_level=logging.DEBUG,
-    )
-    # FastStream brings its own stderr handler; its lines go through ours (JSON, ids).
-    logs.adopt("faststream")
+    broker = service_broker(settings, "ingest")
     state: dict[str, Any] = {}
 
     @broker.subscriber(

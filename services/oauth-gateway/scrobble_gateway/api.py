@@ -33,6 +33,7 @@ from scrobble_gateway.validation import (
     parse_body,
     parse_cursor,
     parse_limit,
+    query_uuid,
 )
 from scrobble_gateway.views import (
     connection_view,
@@ -66,16 +67,6 @@ def _path_id(request: web.Request) -> uuid.UUID | None:
         return None
 
 
-def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
-    text = request.query.get(name)
-    if text is None:
-        return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise field_error(name, "must be a UUID") from None
-
-
 def _query_choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
     text = request.query.get(name)
     if text is not None and text not in allowed:
@@ -85,7 +76,7 @@ def _query_choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> 
 
 async def _owned_connection_filter(request: web.Request) -> uuid.UUID | None:
     """The ``connection_id`` filter, which must name one of the caller's connections."""
-    connection_id = _query_uuid(request, "connection_id")
+    connection_id = query_uuid(request, "connection_id")
     if connection_id is not None:
         found = await repo.get_connection(request.app[POOL], caller(request).user_id, connection_id)
         if found is None:

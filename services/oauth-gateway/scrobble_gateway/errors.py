@@ -27,7 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Headers of an HTTP error worth keeping on its problem (405 must say what is allowed).
 _KEPT_HEADERS: Final = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
-_UNAVAILABLE: Final = (
+# The database (or the network to it) being away: a 503 to try again, not a 500.
+UNAVAILABLE: Final = (
     DatabaseUnavailable,
     asyncpg.CannotConnectNowError,
     asyncpg.ConnectionDoesNotExistError,
@@ -70,7 +71,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400 or exc.content_type == "text/html":
             raise
         return _from_http_error(exc)
-    except _UNAVAILABLE as exc:
+    except UNAVAILABLE as exc:
         log.warning(
             "%s %s: a dependency is unavailable (%s)",
             request.method,

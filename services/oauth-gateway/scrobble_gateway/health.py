@@ -4,16 +4,11 @@ scrobble_shared)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from scrobble_gateway.keys import POOL, PRODUCER
-from scrobble_shared.health import CHECK_TIMEOUT_S
-
-log = logging.getLogger(__name__)
+from scrobble_shared.health import readiness
 
 routes = web.RouteTableDef()
 
@@ -33,19 +28,8 @@ async def _kafka(app: web.Application) -> bool:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    results: dict[str, str] = {}
-    for name, check in (("postgres", _postgres), ("kafka", _kafka)):
-        try:
-            ok = await asyncio.wait_for(check(request.app), CHECK_TIMEOUT_S)
-        except Exception as exc:  # any failure means "not ready"; the probe says which
-            log.debug("readiness check %s failed: %s", name, type(exc).__name__)
-            ok = False
-        results[name] = "ok" if ok else "unavailable"
-    ready = all(v == "ok" for v in results.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": results},
-        status=200 if ready else 503,
-    )
+    app = request.app
+    return await readiness({"postgres": lambda: _postgres(app), "kafka": lambda: _kafka(app)})
 
 
 @routes.get("/metrics")

@@ -36,10 +36,10 @@ from scrobble_gateway.routing import API_BASE as BASE
 from scrobble_gateway.schemas import _Body
 from scrobble_gateway.validation import (
     check_known_params,
-    field_error,
     parse_body,
     parse_cursor,
     parse_limit,
+    query_uuid,
 )
 from scrobble_gateway.views import json_response, page
 from scrobble_shared.db import Conn
@@ -232,16 +232,6 @@ async def start_import(request: web.Request) -> web.Response:
     return json_response(job_view(row), status=202 if created else 200)
 
 
-def _query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
-    text = request.query.get(name)
-    if text is None:
-        return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise field_error(name, "must be a UUID") from None
-
-
 async def _jobs_page(
     db: Db, user_id: uuid.UUID, connection_id: uuid.UUID | None, limit: int, after: Any
 ) -> list[Row]:
@@ -264,7 +254,7 @@ async def _jobs_page(
 async def list_jobs(request: web.Request) -> web.Response:
     check_known_params(request.query, {"connection_id", "limit", "cursor"})
     limit, after = parse_limit(request.query), parse_cursor(request)
-    connection_id = _query_uuid(request, "connection_id")
+    connection_id = query_uuid(request, "connection_id")
     user_id = caller(request).user_id
     if connection_id is not None:
         owned = await request.app[POOL].fetchval(

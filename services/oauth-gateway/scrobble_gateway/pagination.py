@@ -93,6 +93,16 @@ class CursorSigner:
             raise BadCursor("not a cursor this service handed out")
         return _position(body)
 
+    def decode_or_start(self, cursor: str | None) -> Position | None:
+        """The position of a cursor we signed; None (the first page) for no cursor or one
+        we did not sign: a page's links are followed by people, who get the start again."""
+        if not cursor:
+            return None
+        try:
+            return self.decode(cursor)
+        except BadCursor:
+            return None
+
 
 def _position(body: str) -> Position:
     # Signed by us, so written by encode(); read with care all the same.

@@ -8,6 +8,7 @@ before any model sees it; the app's ``client_max_size`` bounds the size.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -115,6 +116,17 @@ def parse_cursor(request: web.Request) -> Position | None:
         return request.app[CURSORS].decode(text)
     except BadCursor as exc:
         raise field_error("cursor", str(exc)) from None
+
+
+def query_uuid(request: web.Request, name: str) -> uuid.UUID | None:
+    """The query parameter ``name`` as a UUID (None when absent), or a 422 naming it."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise field_error(name, "must be a UUID") from None
 
 
 def check_known_params(query: MultiMapping[str], known: set[str]) -> None:

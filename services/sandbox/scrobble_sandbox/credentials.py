@@ -19,3 +19,11 @@ ANILIST_CLIENT_SECRET: Final = "sandbox-anilist-client-secret"
 # A UUID, because ListenBrainz user tokens are UUIDs and a client may check the shape.
 SANDBOX_TOKEN: Final = "5a4db0c5-5a4d-4b0c-8000-000000000001"
 SANDBOX_USER: Final = "sandbox"
+
+
+def app_env(prefix: str, app_id: str, secret: str, *, api_key: bool = False) -> dict[str, str]:
+    """The settings naming a tracker's app: ``<PREFIX>_CLIENT_ID`` and
+    ``<PREFIX>_CLIENT_SECRET``, or ``<PREFIX>_API_KEY`` and ``<PREFIX>_API_SECRET`` for the
+    Last.fm protocol's trackers."""
+    names = ("API_KEY", "API_SECRET") if api_key else ("CLIENT_ID", "CLIENT_SECRET")
+    return {f"{prefix}_{names[0]}": app_id, f"{prefix}_{names[1]}": secret}

@@ -7,7 +7,7 @@ from scrobble_sandbox.registry import FAKES
 
 # Each *_URL has the shape of the real one, so a client only swaps the base; the real
 # value is beside each fake's own.
-URL_PATHS = {name: path for fake in FAKES for name, path in fake.env_paths.items()}
+URL_PATHS = {name: path for fake in FAKES for name, path in fake.env_urls().items()}
 CREDENTIALS = {name: value for fake in FAKES for name, value in fake.env_values.items()}
 
 

@@ -58,10 +58,10 @@ def pacing_keys(
     """The keys a write to ``service`` for this connection counts against (its folder's
     ``limits.py`` says why each one)."""
     who = PaceFor(connection_id, app_key, share, account, app_interval)
-    return tracker(service).write_keys(who)
+    return tracker(service).limits.write_keys(who)
 
 
 def limited_account(service: str, token: str | None, account_name: str | None) -> str | None:
     """What ``service``'s per-user limit counts for a connection with this token and
     account name, as a digest for its key; None when it limits no user by them."""
-    return tracker(service).limited_account(token, account_name)
+    return tracker(service).limits.limited_account(token, account_name)

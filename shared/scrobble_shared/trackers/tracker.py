@@ -9,7 +9,8 @@ A tracker declares:
 - its client (requests and the outcome of answers: one error table for delivery) and
   whether a backlog goes in batches (``batch_size``);
 - its history reader (imports), and an id resolver when it needs ids a play does not carry;
-- its limits (``write_keys``, and what its per-user limit counts: ``limited_account``);
+- its limits (``limits``: its ``write_keys``, and what its per-user limit counts:
+  ``limited_account``);
 - token refresh, when its tokens expire;
 - how a person connects it (``connect``) and the settings it reads (``settings``).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from scrobble_shared.trackers.connect import ConnectFlow
 from scrobble_shared.trackers.history import HistoryReader
@@ -27,6 +29,8 @@ from scrobble_shared.trackers.pace import PaceFor, PaceKey
 from scrobble_shared.trackers.recheck import Recheck
 from scrobble_shared.trackers.refresh import RefreshConfig
 from scrobble_shared.work import PlayRules
+
+Part = TypeVar("Part")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,22 @@ class TrackerSettings:
     # The setting a user's token comes from when the tracker has no connect flow of its own
     # (a deployment-wide default token), if any.
     secret_extra: tuple[str, ...] = ()
+
+    @classmethod
+    def with_app(
+        cls,
+        prefix: str,
+        api_url: str,
+        auth_url: str,
+        *,
+        app: tuple[str, str] = ("CLIENT_ID", "CLIENT_SECRET"),
+        extra: tuple[str, ...] = (),
+    ) -> TrackerSettings:
+        """The settings of a tracker our app is registered at: its id and secret
+        (``<PREFIX>_CLIENT_ID`` and ``<PREFIX>_CLIENT_SECRET``, or the suffixes in ``app``)
+        are required."""
+        names = (f"{prefix}_{app[0]}", f"{prefix}_{app[1]}")
+        return cls(prefix, api_url, auth_url, app=names, extra=extra, required=names)
 
     def full_api_url(self, url: str) -> str:
         """``url`` (an operator's ``<PREFIX>_API_URL``) with the API's path, once."""
@@ -79,6 +99,29 @@ class TrackerConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def with_app(make: Callable[[str, AppCredentials], Part]) -> Callable[[TrackerConfig], Part]:
+    """A tracker's part (client, reader...) made from its API URL and our app's credentials."""
+    return lambda config: make(config.api_url, config.app)
+
+
+def with_api_url(make: Callable[[str], Part]) -> Callable[[TrackerConfig], Part]:
+    """A tracker's part (client, reader...) made from its API URL alone."""
+    return lambda config: make(config.api_url)
+
+
+class TrackerLimits(Protocol):
+    """A tracker's limits (its folder's ``limits.py`` module)."""
+
+    def write_keys(self, who: PaceFor) -> list[PaceKey]:
+        """The keys a write for ``who`` counts against."""
+        ...
+
+    def limited_account(self, token: str | None, account_name: str | None) -> str | None:
+        """What the tracker's per-user limit counts, from the token and the account's name
+        (a digest for the key); None: the connection (or no per-user limit)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Tracker:
     """One tracker, as the house reads it (module docstring)."""
@@ -91,10 +134,7 @@ class Tracker:
     connect: ConnectFlow
     client: Callable[[TrackerConfig], ServiceClient]
     reader: Callable[[TrackerConfig], HistoryReader]
-    write_keys: Callable[[PaceFor], list[PaceKey]]
-    # What the tracker's per-user limit counts, from the token and the account's name (a
-    # digest for the key); None: the connection (or no per-user limit).
-    limited_account: Callable[[str | None, str | None], str | None]
+    limits: TrackerLimits
     resolver: Callable[[TrackerConfig], ServiceResolver] | None = None
     # Its "is it there already?" question, for trackers that keep a repeated write twice
     # (``recheck.py``); asked before work tried before goes out again.

@@ -402,7 +402,8 @@ def test_pending_connect_hides_the_verifier() -> None:
 def test_an_answer_no_bounded_reader_takes_is_no_answer_not_a_crash(body: bytes) -> None:
     """A token endpoint (or a proxy before it) answering JSON nested thousands deep was a
     RecursionError, a 500 at the callback; now it is an answer we cannot use (502)."""
-    from scrobble_gateway.connect.handlers import _json_or_none
+    from scrobble_shared.json_limits import json_or_none
 
-    assert _json_or_none(httpx.Response(200, content=body)) is None
-    assert _json_or_none(httpx.Response(200, json={"access_token": "a"})) == {"access_token": "a"}
+    assert json_or_none(httpx.Response(200, content=body).content) is None
+    answer = httpx.Response(200, json={"access_token": "a"})
+    assert json_or_none(answer.content) == {"access_token": "a"}

@@ -151,16 +151,14 @@ class IdResolver:
         exchange: Exchange,
     ) -> LookupResult | Outcome:
         name = (resolver.service, lookup.key)
-        known = self._remembered(name)
+        known = self._remembered_here(name)
         if known is not None:
-            LOOKUPS.labels(resolver.service, "cached_local").inc()
             return known
         lock = self._locks.setdefault(name, asyncio.Lock())
         try:
             async with lock:
-                known = self._remembered(name)
+                known = self._remembered_here(name)
                 if known is not None:
-                    LOOKUPS.labels(resolver.service, "cached_local").inc()
                     return known
                 return await self._shared_answer(resolver, lookup, connection_id, user, exchange)
         finally:
@@ -227,6 +225,13 @@ class IdResolver:
             del self._local[name]
             return None
         return entry[1]
+
+    def _remembered_here(self, name: tuple[str, str]) -> LookupResult | None:
+        """What this process remembers of the lookup ``name``, counted as a local hit."""
+        known = self._remembered(name)
+        if known is not None:
+            LOOKUPS.labels(name[0], "cached_local").inc()
+        return known
 
     def _remember(self, name: tuple[str, str], result: LookupResult) -> None:
         self._local[name] = (asyncio.get_running_loop().time() + self._local_ttl_s, result)

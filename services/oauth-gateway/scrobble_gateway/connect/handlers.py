@@ -54,7 +54,7 @@ from scrobble_gateway.problems import problem
 from scrobble_gateway.repository import get_connection
 from scrobble_gateway.validation import field_error, parse_body
 from scrobble_gateway.views import connection_view, json_response
-from scrobble_shared.json_limits import UnreadableJson, load_json
+from scrobble_shared.json_limits import json_or_none
 from scrobble_shared.service_names import ServiceName
 from scrobble_shared.trackers.connect import (
     AuthorizationCode,
@@ -78,6 +78,7 @@ from scrobble_shared.trackers.connect import (
     web_auth_session_request,
 )
 from scrobble_shared.trackers.registry import SERVICES
+from scrobble_shared.user_tokens import check_user_token
 
 log = logging.getLogger(__name__)
 
@@ -114,30 +115,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _json_or_none(answer: httpx.Response) -> Any:
-    """A service's JSON answer, or None for anything else: read by the bounded reader, so
-    a crafted answer (nested thousands deep) is an answer we cannot use, not a crash."""
-    try:
-        return load_json(answer.content)
-    except UnreadableJson:
-        return None
-
-
 async def _post_json(request: web.Request, call: JsonRequest) -> tuple[int, Any]:
     answer = await request.app[HTTP].post(
         call.url, json=call.body, headers={"Accept": "application/json"}
     )
-    return answer.status_code, _json_or_none(answer)
+    return answer.status_code, json_or_none(answer.content)
 
 
 async def _post_form(request: web.Request, call: FormRequest) -> tuple[int, Any]:
     answer = await request.app[HTTP].post(call.url, data=call.form)
-    return answer.status_code, _json_or_none(answer)
+    return answer.status_code, json_or_none(answer.content)
 
 
 async def _get_json(request: web.Request, call: GetRequest) -> tuple[int, Any]:
     answer = await request.app[HTTP].get(call.url, headers=call.headers)
-    return answer.status_code, _json_or_none(answer)
+    return answer.status_code, json_or_none(answer.content)
 
 
 def _log_dropped(service: str, user_id: uuid.UUID, dropped: int) -> None:
@@ -270,8 +262,7 @@ async def _connect_with_token(
     own_url = _own_api_url(service, user_token, body.api_url)
     api_url = own_url or request.app[SETTINGS].tracker(service).api_url
     try:
-        status, answer = await _get_json(request, user_token.validate(api_url, body.token))
-        user_name = user_token.parse(status, answer)
+        user_name = await check_user_token(request.app[HTTP], user_token, api_url, body.token)
     except httpx.HTTPError as exc:
         if own_url is not None:
             # The address the user gave, not a tracker of ours, failed: their input.

@@ -15,7 +15,6 @@ from scrobble_gateway.page import describe, queries
 from scrobble_gateway.page.common import context, signed_in
 from scrobble_gateway.page.render import fragment_message, page_view, render
 from scrobble_gateway.page.session_auth import current_session
-from scrobble_gateway.pagination import BadCursor, CursorSigner, Position
 from scrobble_shared.trackers.registry import SERVICES
 
 ACTIVITY_PATH: Final = "/activity"
@@ -30,15 +29,6 @@ def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
     return value if value in allowed else None
 
 
-def _cursor(cursors: CursorSigner, text: str | None) -> Position | None:
-    if not text:
-        return None
-    try:
-        return cursors.decode(text)
-    except BadCursor:
-        return None
-
-
 def _link(service: str | None, status: str | None, cursor: str | None) -> str:
     query = {k: v for k, v in (("service", service), ("status", status), ("cursor", cursor)) if v}
     return ACTIVITY_PATH + (f"?{urlencode(query)}" if query else "")
@@ -51,7 +41,7 @@ async def activity_page(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     service = _choice(request.query.get("service"), SERVICES)
     status = _choice(request.query.get("status"), repo.SCROBBLE_STATUSES)
-    after = _cursor(request.app[CURSORS], request.query.get("cursor"))
+    after = request.app[CURSORS].decode_or_start(request.query.get("cursor"))
     notices = []
     if request.query.get("service") and service is None:
         notices.append("That tracker is not one this server knows; showing every tracker.")

@@ -14,7 +14,6 @@ from scrobble_gateway.keys import CURSORS, POOL
 from scrobble_gateway.page import queries
 from scrobble_gateway.page.common import context, signed_in
 from scrobble_gateway.page.render import page_view, render
-from scrobble_gateway.pagination import BadCursor, CursorSigner, Position
 
 PROBLEMS_PATH: Final = "/problems"
 PAGE_SIZE: Final = 25
@@ -23,22 +22,13 @@ FAILED_SHOWN: Final = 25
 routes = web.RouteTableDef()
 
 
-def _cursor(cursors: CursorSigner, text: str | None) -> Position | None:
-    if not text:
-        return None
-    try:
-        return cursors.decode(text)
-    except BadCursor:
-        return None
-
-
 @routes.get(PROBLEMS_PATH)
 @page_view
 async def problems_page(request: web.Request) -> web.Response:
     session = await signed_in(request)
     pool = request.app[POOL]
     scope = None if session.is_admin else session.user_id
-    after = _cursor(request.app[CURSORS], request.query.get("cursor"))
+    after = request.app[CURSORS].decode_or_start(request.query.get("cursor"))
     dead = await repo.dead_page(pool, service=None, limit=PAGE_SIZE, after=after, user_id=scope)
     dead, next_position = repo.page_end(dead, PAGE_SIZE, "updated_at")
     failed = await queries.problems_page(

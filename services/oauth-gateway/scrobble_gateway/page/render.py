@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp_jinja2
-import asyncpg
 import jinja2
 import markupsafe
 from aiohttp import web
 
+from scrobble_gateway.errors import UNAVAILABLE
 from scrobble_gateway.page import describe
 from scrobble_gateway.routing import metrics_route
-from scrobble_shared.db.connect import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +52,6 @@ STATIC_CACHE: Final = "public, max-age=31536000, immutable"
 # A static file asked for without (or with an old) version is checked again each time.
 STATIC_REVALIDATE: Final = "no-cache"
 
-_UNAVAILABLE: Final = (
-    DatabaseUnavailable,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,
-    TimeoutError,
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -180,7 +171,7 @@ def page_view(handler: Handler) -> Handler:
             return await handler(request)
         except web.HTTPException:
             raise
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             log.warning(
                 "page %s: a dependency is unavailable (%s)", request.path, type(exc).__name__
             )

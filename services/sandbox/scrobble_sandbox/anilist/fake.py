@@ -25,16 +25,14 @@ class AniListRateLimits(RateLimitConfig):
 
 class AniListFake(ServiceFake[AniListState, AniListRateLimits]):
     name = "anilist"
-    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
-    # shaped like the real one, which the comment gives) and the app credentials it takes.
-    env_paths: ClassVar[dict[str, str]] = {
-        "ANILIST_API_URL": "/anilist-graphql",  # https://graphql.anilist.co
-        "ANILIST_AUTH_URL": "/anilist-www/api/v2/oauth",  # https://anilist.co/api/v2/oauth
+    # Paths under the sandbox's address, each shaped like the real URL (the comment).
+    prefixes: ClassVar[dict[str, str]] = {
+        "api": "/anilist-graphql",  # https://graphql.anilist.co
+        "auth": "/anilist-www/api/v2/oauth",  # https://anilist.co/api/v2/oauth
     }
-    env_values: ClassVar[dict[str, str]] = {
-        "ANILIST_CLIENT_ID": credentials.ANILIST_CLIENT_ID,
-        "ANILIST_CLIENT_SECRET": credentials.ANILIST_CLIENT_SECRET,
-    }
+    env_values: ClassVar[dict[str, str]] = credentials.app_env(
+        "ANILIST", credentials.ANILIST_CLIENT_ID, credentials.ANILIST_CLIENT_SECRET
+    )
     state_type = AniListState
     limits_type = AniListRateLimits
 
@@ -43,13 +41,9 @@ class AniListFake(ServiceFake[AniListState, AniListRateLimits]):
         self.api = AniListApi(self)
         self.oauth = AniListOAuth(self)
 
-    def surfaces(self) -> dict[str, str]:
-        return {"api": "/anilist-graphql", "auth": "/anilist-www/api/v2/oauth"}
-
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        prefixes = self.surfaces()
-        self.api.add_routes(router, prefixes["api"])
-        self.oauth.add_routes(router, prefixes["auth"])
+        self.api.add_routes(router, self.prefixes["api"])
+        self.oauth.add_routes(router, self.prefixes["auth"])
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

@@ -59,9 +59,11 @@ class Fake(ABC):
     """State, log, faults and limits of one fake service, plus its routes."""
 
     name: str
-    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
-    # shaped like the real one) and the app credentials it takes.
-    env_paths: ClassVar[dict[str, str]] = {}
+    # Surface name -> URL prefix on the sandbox server.
+    prefixes: ClassVar[dict[str, str]] = {}
+    # Surface name -> path of the documented base URL, where it lies below the prefix.
+    base_paths: ClassVar[dict[str, str]] = {}
+    # The app credentials a client sets to talk to this fake (``env_urls`` gives the URLs).
     env_values: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
@@ -73,14 +75,23 @@ class Fake(ABC):
         self.base_urls: dict[str, str] = {}
         self.closing = asyncio.Event()
 
+    @classmethod
+    def env_urls(cls) -> dict[str, str]:
+        """What a client sets to talk to this fake: ``<NAME>_<SURFACE>_URL``, the path of
+        each surface's base under the sandbox's address, shaped like the real URL."""
+        bases = cls.prefixes | cls.base_paths
+        return {
+            f"{cls.name.upper()}_{surface.upper()}_URL": path for surface, path in bases.items()
+        }
+
     # --- what each fake provides -------------------------------------------------------
-    @abstractmethod
     def surfaces(self) -> dict[str, str]:
-        """Surface name -> URL prefix on the sandbox server."""
+        """Surface name -> URL prefix on the sandbox server (``prefixes``)."""
+        return dict(self.prefixes)
 
     def bases(self) -> dict[str, str]:
-        """Surface name -> path of the documented base URL (default: the prefix itself)."""
-        return self.surfaces()
+        """Surface name -> path of the documented base URL (``base_paths``, else the prefix)."""
+        return self.surfaces() | self.base_paths
 
     @abstractmethod
     def add_routes(self, router: web.UrlDispatcher) -> None:

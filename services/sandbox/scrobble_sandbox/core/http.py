@@ -44,13 +44,19 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return {k: str(v) for k, v in (await request.post()).items()}
 
 
-def bearer_token(request: web.Request) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
+def scheme_token(request: web.Request, scheme: str) -> str | None:
+    """The token of an `Authorization: <scheme> <token>` header (scheme case-insensitive);
+    None when absent or of another scheme."""
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    given, _, token = header.partition(" ")
+    if given.lower() != scheme or not token.strip():
         return None
     return token.strip()
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
+    return scheme_token(request, "bearer")
 
 
 def int_arg(request: web.Request, name: str, default: int) -> int:

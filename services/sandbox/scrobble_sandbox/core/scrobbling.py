@@ -12,12 +12,36 @@ from typing import Any, ClassVar, TypeVar
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import iso_utc, parse_iso
-from scrobble_sandbox.core.http import json_response, read_json
-from scrobble_sandbox.core.items import id_keys
+from scrobble_sandbox.core.fake import USER_KEY
+from scrobble_sandbox.core.http import bearer_token, json_response, read_json
+from scrobble_sandbox.core.items import Catalog, id_keys
 from scrobble_sandbox.core.ledger import ScrobbleLedger
 from scrobble_sandbox.core.service import ServicePart
+from scrobble_sandbox.core.tokens import TokenStore
 
 ScrobbleStateT = TypeVar("ScrobbleStateT", bound=ScrobbleLedger)
+
+
+def seed_shared_kind(
+    state: ScrobbleLedger,
+    catalog: Catalog,
+    tokens: TokenStore,
+    kind: str,
+    items: list[dict[str, Any]],
+) -> int | None:
+    """The seed kinds Trakt and Simkl take alike: ``unknown_ids``, ``catalog`` items and
+    ``users`` ({token, name}); how many were stored, or None for another kind."""
+    if kind == "unknown_ids":
+        return state.add_unknown_ids(items)
+    if kind == "catalog":
+        for item in items:
+            catalog.add_json(item)
+        return len(items)
+    if kind == "users":
+        for entry in items:
+            tokens.add(entry["token"], entry["name"])
+        return len(items)
+    return None
 
 
 def objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -49,8 +73,42 @@ class ScrobbleApi(ServicePart[ScrobbleStateT], ABC):
     non_object_body_text: ClassVar[str]
 
     @abstractmethod
+    def app_refusal(self, request: web.Request) -> web.Response | None:
+        """The service's refusal of a call without the app's credentials (or the headers
+        every call must carry); None when they are all right."""
+
+    @abstractmethod
+    def token_refusal(self) -> web.Response:
+        """The service's 401 for a missing, unknown, expired or revoked token."""
+
+    @abstractmethod
+    def tokens(self) -> TokenStore:
+        """The access tokens the service takes."""
+
+    def signed_in(self, request: web.Request) -> str | None:
+        """The user of the request's bearer token, noted for its record; None if none."""
+        user = self.tokens().user_for(bearer_token(request))
+        if user is not None:
+            request[USER_KEY] = user
+        return user
+
     def guard(self, request: web.Request) -> str | web.Response:
         """The authenticated user, or the service's refusal."""
+        bad = self.app_refusal(request)
+        if bad is not None:
+            return bad
+        user = self.signed_in(request)
+        return self.token_refusal() if user is None else user
+
+    def reader(self, request: web.Request) -> web.Response | None:
+        """Reads that take OAuth optionally: the app's credentials as always, and a token
+        only when one is sent (then it must be live)."""
+        bad = self.app_refusal(request)
+        if bad is not None:
+            return bad
+        if "Authorization" in request.headers and self.signed_in(request) is None:
+            return self.token_refusal()
+        return None
 
     @abstractmethod
     def bad_request(self, message: str) -> web.Response:

@@ -26,16 +26,16 @@ class LastfmRateLimits(RateLimitConfig):
 
 class LastfmFake(ServiceFake[LastfmState, LastfmRateLimits]):
     name = "lastfm"
-    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
-    # shaped like the real one, which the comment gives) and the app credentials it takes.
-    env_paths: ClassVar[dict[str, str]] = {
-        "LASTFM_API_URL": "/lastfm-api/2.0/",  # https://ws.audioscrobbler.com/2.0/
-        "LASTFM_AUTH_URL": "/lastfm-www/api/auth/",  # https://www.last.fm/api/auth/
+    prefixes: ClassVar[dict[str, str]] = {"api": "/lastfm-api", "auth": "/lastfm-www"}
+    # LASTFM_API_URL and LASTFM_AUTH_URL, shaped like the real ones (the comment): every
+    # API call's path is then `/`.
+    base_paths: ClassVar[dict[str, str]] = {
+        "api": "/lastfm-api/2.0/",  # https://ws.audioscrobbler.com/2.0/
+        "auth": "/lastfm-www/api/auth/",  # https://www.last.fm/api/auth/
     }
-    env_values: ClassVar[dict[str, str]] = {
-        "LASTFM_API_KEY": credentials.LASTFM_API_KEY,
-        "LASTFM_API_SECRET": credentials.LASTFM_API_SECRET,
-    }
+    env_values: ClassVar[dict[str, str]] = credentials.app_env(
+        "LASTFM", credentials.LASTFM_API_KEY, credentials.LASTFM_API_SECRET, api_key=True
+    )
     state_type = LastfmState
     limits_type = LastfmRateLimits
     # The API and the web-auth page (another tracker speaking the protocol: its own).
@@ -47,18 +47,9 @@ class LastfmFake(ServiceFake[LastfmState, LastfmRateLimits]):
         self.api = self.api_type(self)
         self.web_auth = self.web_auth_type(self)
 
-    def surfaces(self) -> dict[str, str]:
-        return {"api": "/lastfm-api", "auth": "/lastfm-www"}
-
-    def bases(self) -> dict[str, str]:
-        # LASTFM_API_URL and LASTFM_AUTH_URL, as https://ws.audioscrobbler.com/2.0/ and
-        # https://www.last.fm/api/auth/: every API call's path is then `/`.
-        return {"api": "/lastfm-api/2.0/", "auth": "/lastfm-www/api/auth/"}
-
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        prefixes = self.surfaces()
-        self.api.add_routes(router, prefixes["api"])
-        self.web_auth.add_routes(router, prefixes["auth"])
+        self.api.add_routes(router, self.prefixes["api"])
+        self.web_auth.add_routes(router, self.prefixes["auth"])
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from scrobble_sandbox.core.pages import message_page
 from scrobble_sandbox.core.ratelimit import Verdict
+from scrobble_sandbox.credentials import app_env
 from scrobble_sandbox.lastfm.api import LastfmApi
 from scrobble_sandbox.lastfm.auth import LastfmWebAuth
 from scrobble_sandbox.lastfm.fake import LastfmFake, LastfmRateLimits
@@ -28,25 +29,19 @@ class LibrefmRateLimits(LastfmRateLimits):
 
 class LibrefmFake(LastfmFake):
     name = "librefm"
-    env_paths: ClassVar[dict[str, str]] = {
-        "LIBREFM_API_URL": f"{PREFIX}/2.0/",  # https://libre.fm/2.0/
-        "LIBREFM_AUTH_URL": f"{PREFIX}/api/auth/",  # https://libre.fm/api/auth/
+    # One host: the API's prefix is the longer one, so every other path is the site's.
+    prefixes: ClassVar[dict[str, str]] = {"api": f"{PREFIX}/2.0", "auth": PREFIX}
+    base_paths: ClassVar[dict[str, str]] = {
+        "api": f"{PREFIX}/2.0/",  # https://libre.fm/2.0/
+        "auth": f"{PREFIX}/api/auth/",  # https://libre.fm/api/auth/
     }
-    env_values: ClassVar[dict[str, str]] = {
-        "LIBREFM_API_KEY": LIBREFM_API_KEY,
-        "LIBREFM_API_SECRET": LIBREFM_API_SECRET,
-    }
+    env_values: ClassVar[dict[str, str]] = app_env(
+        "LIBREFM", LIBREFM_API_KEY, LIBREFM_API_SECRET, api_key=True
+    )
     state_type: type[LastfmState] = LibrefmState
     limits_type = LibrefmRateLimits
     api_type: ClassVar[type[LastfmApi]] = LibrefmApi
     web_auth_type: ClassVar[type[LastfmWebAuth]] = LibrefmWebAuth
-
-    def surfaces(self) -> dict[str, str]:
-        # One host: the API's prefix is the longer one, so every other path is the site's.
-        return {"api": f"{PREFIX}/2.0", "auth": PREFIX}
-
-    def bases(self) -> dict[str, str]:
-        return {"api": f"{PREFIX}/2.0/", "auth": f"{PREFIX}/api/auth/"}
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         self.api.add_routes(router, PREFIX)

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from scrobble_sandbox.core.clock import now
 from scrobble_sandbox.core.fake import RAW_BODY_KEY, USER_KEY
-from scrobble_sandbox.core.http import int_arg, json_response
+from scrobble_sandbox.core.http import int_arg, json_response, scheme_token
 from scrobble_sandbox.core.service import ServicePart
 from scrobble_sandbox.listenbrainz.state import Listen, ListenBrainzState
 from scrobble_sandbox.listenbrainz.validation import ListenError, is_valid_uuid, parse_submission
@@ -22,11 +22,7 @@ def lb_error(status: int, message: str) -> web.Response:
 
 def token_of(request: web.Request) -> str | None:
     """The token of `Authorization: Token <t>`; None when absent or another scheme."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "token" or not token.strip():
-        return None
-    return token.strip()
+    return scheme_token(request, "token")
 
 
 class ListenBrainzApi(ServicePart[ListenBrainzState]):

@@ -24,12 +24,9 @@ class ListenBrainzRateLimits(RateLimitConfig):
 
 class ListenBrainzFake(ServiceFake[ListenBrainzState, ListenBrainzRateLimits]):
     name = "listenbrainz"
-    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
-    # shaped like the real one, which the comment gives) and the app credentials it takes.
-    env_paths: ClassVar[dict[str, str]] = {
-        "LISTENBRAINZ_API_URL": "/listenbrainz/1",  # https://api.listenbrainz.org/1
-    }
-    env_values: ClassVar[dict[str, str]] = {}
+    prefixes: ClassVar[dict[str, str]] = {"api": "/listenbrainz"}
+    # LISTENBRAINZ_API_URL ends in /1, as https://api.listenbrainz.org/1 does.
+    base_paths: ClassVar[dict[str, str]] = {"api": "/listenbrainz/1"}
     state_type = ListenBrainzState
     limits_type = ListenBrainzRateLimits
 
@@ -37,15 +34,8 @@ class ListenBrainzFake(ServiceFake[ListenBrainzState, ListenBrainzRateLimits]):
         super().__init__()
         self.api = ListenBrainzApi(self)
 
-    def surfaces(self) -> dict[str, str]:
-        return {"api": "/listenbrainz"}
-
-    def bases(self) -> dict[str, str]:
-        # LISTENBRAINZ_API_URL ends in /1, as https://api.listenbrainz.org/1 does.
-        return {"api": "/listenbrainz/1"}
-
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        self.api.add_routes(router, self.surfaces()["api"])
+        self.api.add_routes(router, self.prefixes["api"])
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

@@ -107,26 +107,29 @@ class MalojaApi(ServicePart[MalojaState]):
         request[USER_KEY] = client
         return client
 
-    async def validate_token(self, request: web.Request) -> web.Response:
+    def _authorized(self, request: web.Request) -> tuple[str, dict[str, Any]] | web.Response:
+        """The client whose API key the call carries and the call's keys; else Maloja's
+        refusal."""
         try:
             keys = self._keys(request)
         except (ValueError, UnicodeDecodeError):
             return web.Response(status=400, text="Invalid JSON", content_type="text/html")
         client = self._client(request, keys)
-        if isinstance(client, web.Response):
-            return client
+        return client if isinstance(client, web.Response) else (client, keys)
+
+    async def validate_token(self, request: web.Request) -> web.Response:
+        authorized = self._authorized(request)
+        if isinstance(authorized, web.Response):
+            return authorized
         return json_response(
             {"code": 200, "message": "Token valid.", "valid": True, "user_name": self.state.name}
         )
 
     async def submit_listens(self, request: web.Request) -> web.Response:
-        try:
-            keys = self._keys(request)
-        except (ValueError, UnicodeDecodeError):
-            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
-        client = self._client(request, keys)
-        if isinstance(client, web.Response):
-            return client
+        authorized = self._authorized(request)
+        if isinstance(authorized, web.Response):
+            return authorized
+        client, keys = authorized
         if "listen_type" not in keys or "payload" not in keys:
             return lb_error(400, "Invalid JSON document submitted.")
         listen_type, payload = keys["listen_type"], keys["payload"]

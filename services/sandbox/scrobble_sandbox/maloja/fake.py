@@ -20,12 +20,8 @@ class MalojaRateLimits(RateLimitConfig):
 
 class MalojaFake(ServiceFake[MalojaState, MalojaRateLimits]):
     name = "maloja"
-    # What a client sets to talk to this fake: the server's address (each user's own,
-    # which the comment gives as Maloja's default) and no app credentials.
-    env_paths: ClassVar[dict[str, str]] = {
-        "MALOJA_API_URL": "/maloja",  # http://localhost:42010
-    }
-    env_values: ClassVar[dict[str, str]] = {}
+    # The server's address (each user's own; the comment gives Maloja's default).
+    prefixes: ClassVar[dict[str, str]] = {"api": "/maloja"}  # http://localhost:42010
     state_type = MalojaState
     limits_type = MalojaRateLimits
 
@@ -33,11 +29,8 @@ class MalojaFake(ServiceFake[MalojaState, MalojaRateLimits]):
         super().__init__()
         self.api = MalojaApi(self)
 
-    def surfaces(self) -> dict[str, str]:
-        return {"api": "/maloja"}
-
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        self.api.add_routes(router, self.surfaces()["api"])
+        self.api.add_routes(router, self.prefixes["api"])
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface

@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
-from scrobble_sandbox.core.fake import USER_KEY
-from scrobble_sandbox.core.http import bearer_token, json_response
+from scrobble_sandbox.core.http import json_response
 from scrobble_sandbox.core.items import CatalogItem, is_int, is_number
 from scrobble_sandbox.core.scrobbling import ScrobbleApi, objects, watched_at
+from scrobble_sandbox.core.tokens import TokenStore
 from scrobble_sandbox.credentials import SIMKL_CLIENT_ID
 from scrobble_sandbox.simkl.state import GROUPS, Kind, SimklRating, SimklState, WatchEvent
 
@@ -51,30 +51,17 @@ class SimklApi(ScrobbleApi[SimklState]):
         router.add_get(f"{prefix}/search/id", self.id_lookup)
         router.add_get(f"{prefix}/search/{{type}}", self.text_search)
 
-    def guard(self, request: web.Request) -> str | web.Response:
-        bad = check_client(request)
-        if bad is not None:
-            return bad
-        user = self.state.tokens.user_for(bearer_token(request))
-        if user is None:
-            return simkl_error(401, "user_token_failed", "The user token is missing or invalid")
-        request[USER_KEY] = user
-        return user
+    def app_refusal(self, request: web.Request) -> web.Response | None:
+        return check_client(request)
+
+    def token_refusal(self) -> web.Response:
+        return simkl_error(401, "user_token_failed", "The user token is missing or invalid")
+
+    def tokens(self) -> TokenStore:
+        return self.state.tokens
 
     def bad_request(self, message: str) -> web.Response:
         return simkl_error(400, "bad_request", message)
-
-    def reader(self, request: web.Request) -> web.Response | None:
-        """Public reads: the app id always; a token only when one is sent (then live)."""
-        bad = check_client(request)
-        if bad is not None:
-            return bad
-        if "Authorization" in request.headers:
-            user = self.state.tokens.user_for(bearer_token(request))
-            if user is None:
-                return simkl_error(401, "user_token_failed", "The user token is missing or invalid")
-            request[USER_KEY] = user
-        return None
 
     # --- search ----------------------------------------------------------------------------
     async def text_search(self, request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from scrobble_sandbox.core.clock import now, parse_iso
 from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.scrobbling import seed_shared_kind
 from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.simkl.api import SimklApi, client_id_of, simkl_error
@@ -27,16 +28,14 @@ class SimklRateLimits(RateLimitConfig):
 
 class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
     name = "simkl"
-    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
-    # shaped like the real one, which the comment gives) and the app credentials it takes.
-    env_paths: ClassVar[dict[str, str]] = {
-        "SIMKL_API_URL": "/simkl-api",  # https://api.simkl.com
-        "SIMKL_AUTH_URL": "/simkl-www",  # https://simkl.com (then /oauth/authorize)
+    # Paths under the sandbox's address, each shaped like the real URL (the comment).
+    prefixes: ClassVar[dict[str, str]] = {
+        "api": "/simkl-api",  # https://api.simkl.com
+        "auth": "/simkl-www",  # https://simkl.com (then /oauth/authorize)
     }
-    env_values: ClassVar[dict[str, str]] = {
-        "SIMKL_CLIENT_ID": credentials.SIMKL_CLIENT_ID,
-        "SIMKL_CLIENT_SECRET": credentials.SIMKL_CLIENT_SECRET,
-    }
+    env_values: ClassVar[dict[str, str]] = credentials.app_env(
+        "SIMKL", credentials.SIMKL_CLIENT_ID, credentials.SIMKL_CLIENT_SECRET
+    )
     state_type = SimklState
     limits_type = SimklRateLimits
 
@@ -45,13 +44,9 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
         self.api = SimklApi(self)
         self.oauth = SimklOAuth(self)
 
-    def surfaces(self) -> dict[str, str]:
-        return {"api": "/simkl-api", "auth": "/simkl-www"}
-
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        prefixes = self.surfaces()
-        self.api.add_routes(router, prefixes["api"])
-        self.oauth.add_routes(router, prefixes["api"], prefixes["auth"])
+        self.api.add_routes(router, self.prefixes["api"])
+        self.oauth.add_routes(router, self.prefixes["api"], self.prefixes["auth"])
 
     async def rate_limit_keys(
         self, request: web.Request, surface: Surface
@@ -83,10 +78,7 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
         owner = user or SANDBOX_USER
         if kind == "history":
             for item in items:
-                typed = _kind(item.get("type", "movie"))
-                obj = item[typed]
-                key = self.api.media_key(typed, obj) or str(obj)
-                when = parse_iso(item["watched_at"]) if "watched_at" in item else now()
+                typed, obj, key, when = self._seeded(item, "watched_at")
                 episode = item.get("episode")
                 season = episode.get("season", 1) if episode else None
                 number = episode.get("number") if episode else None
@@ -94,27 +86,25 @@ class SimklFake(ServiceFake[SimklState, SimklRateLimits]):
             return len(items)
         if kind == "ratings":
             for item in items:
-                typed = _kind(item.get("type", "movie"))
-                obj = item[typed]
-                key = self.api.media_key(typed, obj) or str(obj)
-                rated = parse_iso(item["rated_at"]) if "rated_at" in item else now()
+                typed, obj, key, rated = self._seeded(item, "rated_at")
                 self.state.ratings[(owner, f"{typed}:{key}")] = SimklRating(
                     owner, typed, key, obj, int(item["rating"]), rated
                 )
             return len(items)
-        if kind == "unknown_ids":
-            return self.state.add_unknown_ids(items)
-        if kind == "catalog":
-            for item in items:
-                self.state.catalog.add_json(item)
-            return len(items)
-        if kind == "users":
-            for entry in items:
-                self.state.tokens.add(entry["token"], entry["name"])
-            return len(items)
+        stored = seed_shared_kind(self.state, self.state.catalog, self.state.tokens, kind, items)
+        if stored is not None:
+            return stored
         raise ValueError(
             f"simkl seeds history, ratings, unknown_ids, catalog or users, not {kind!r}"
         )
+
+    def _seeded(self, item: dict[str, Any], stamp: str) -> tuple[Kind, Any, str, float]:
+        """A seeded item's type, object, catalogue key and moment (its ``stamp`` field, else
+        now)."""
+        typed = _kind(item.get("type", "movie"))
+        obj = item[typed]
+        key = self.api.media_key(typed, obj) or str(obj)
+        return typed, obj, key, parse_iso(item[stamp]) if stamp in item else now()
 
     def approve_pin(self, user_code: str, user: str = SANDBOX_USER) -> bool:
         grant = self.state.pins.get(user_code.upper())

@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from scrobble_sandbox.core.clock import now, parse_iso
-from scrobble_sandbox.core.fake import USER_KEY
-from scrobble_sandbox.core.http import bearer_token, int_arg, json_response
+from scrobble_sandbox.core.http import int_arg, json_response
 from scrobble_sandbox.core.items import CatalogItem, is_int, is_number
 from scrobble_sandbox.core.scrobbling import ScrobbleApi, objects, watched_at
+from scrobble_sandbox.core.tokens import TokenStore
 from scrobble_sandbox.credentials import TRAKT_CLIENT_ID
 from scrobble_sandbox.trakt.state import Rating, TraktState
 
@@ -62,31 +62,17 @@ class TraktApi(ScrobbleApi[TraktState]):
         router.add_get(f"{prefix}/search/{{type}}", self.text_search)
         router.add_get(f"{prefix}/search/{{id_type}}/{{id}}", self.id_lookup)
 
-    def authed_user(self, request: web.Request) -> str | None:
-        user = self.state.access.user_for(bearer_token(request))
-        if user is not None:
-            request[USER_KEY] = user
-        return user
+    def app_refusal(self, request: web.Request) -> web.Response | None:
+        return check_headers(request)
 
-    def guard(self, request: web.Request) -> str | web.Response:
-        bad = check_headers(request)
-        if bad is not None:
-            return bad
-        user = self.authed_user(request)
-        return unauthorized() if user is None else user
+    def token_refusal(self) -> web.Response:
+        return unauthorized()
+
+    def tokens(self) -> TokenStore:
+        return self.state.access
 
     def bad_request(self, message: str) -> web.Response:
         return error(400, "bad_request", message)
-
-    def reader(self, request: web.Request) -> web.Response | None:
-        """Reads that take OAuth optionally: the headers as always, and a token only when
-        one is sent (then it must be live)."""
-        bad = check_headers(request)
-        if bad is not None:
-            return bad
-        if "Authorization" in request.headers and self.authed_user(request) is None:
-            return unauthorized()
-        return None
 
     # --- search ----------------------------------------------------------------------------
     async def text_search(self, request: web.Request) -> web.Response:

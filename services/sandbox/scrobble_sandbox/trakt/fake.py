@@ -11,6 +11,7 @@ from scrobble_sandbox.core.clock import iso_utc, now, parse_iso
 from scrobble_sandbox.core.fake import Action, Surface
 from scrobble_sandbox.core.http import bearer_token, json_response
 from scrobble_sandbox.core.ratelimit import Limit, RateLimitConfig, Verdict
+from scrobble_sandbox.core.scrobbling import seed_shared_kind
 from scrobble_sandbox.core.service import ServiceFake
 from scrobble_sandbox.credentials import SANDBOX_USER
 from scrobble_sandbox.trakt.api import TraktApi
@@ -28,16 +29,14 @@ class TraktRateLimits(RateLimitConfig):
 
 class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
     name = "trakt"
-    # What a client sets to talk to this fake: URLs (paths under the sandbox's address, each
-    # shaped like the real one, which the comment gives) and the app credentials it takes.
-    env_paths: ClassVar[dict[str, str]] = {
-        "TRAKT_API_URL": "/trakt-api",  # https://api.trakt.tv
-        "TRAKT_AUTH_URL": "/trakt-auth",  # https://auth.trakt.tv (then /oauth/...)
+    # Paths under the sandbox's address, each shaped like the real URL (the comment).
+    prefixes: ClassVar[dict[str, str]] = {
+        "api": "/trakt-api",  # https://api.trakt.tv
+        "auth": "/trakt-auth",  # https://auth.trakt.tv (then /oauth/...)
     }
-    env_values: ClassVar[dict[str, str]] = {
-        "TRAKT_CLIENT_ID": credentials.TRAKT_CLIENT_ID,
-        "TRAKT_CLIENT_SECRET": credentials.TRAKT_CLIENT_SECRET,
-    }
+    env_values: ClassVar[dict[str, str]] = credentials.app_env(
+        "TRAKT", credentials.TRAKT_CLIENT_ID, credentials.TRAKT_CLIENT_SECRET
+    )
     state_type = TraktState
     limits_type = TraktRateLimits
 
@@ -46,14 +45,10 @@ class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
         self.api = TraktApi(self)
         self.oauth = TraktOAuth(self)
 
-    def surfaces(self) -> dict[str, str]:
-        return {"api": "/trakt-api", "auth": "/trakt-auth"}
-
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        prefixes = self.surfaces()
-        self.api.add_routes(router, prefixes["api"])
-        self.oauth.add_routes(router, prefixes["auth"], pages=True)
-        self.oauth.add_routes(router, prefixes["api"], pages=False)
+        self.api.add_routes(router, self.prefixes["api"])
+        self.oauth.add_routes(router, self.prefixes["auth"], pages=True)
+        self.oauth.add_routes(router, self.prefixes["api"], pages=False)
 
     # --- limits ----------------------------------------------------------------------------
     async def rate_limit_keys(
@@ -124,16 +119,9 @@ class TraktFake(ServiceFake[TraktState, TraktRateLimits]):
                     owner, item_type, found, int(item["rating"]), rated, obj, show
                 )
             return len(items)
-        if kind == "unknown_ids":
-            return self.state.add_unknown_ids(items)
-        if kind == "catalog":
-            for item in items:
-                self.state.catalog.add_json(item)
-            return len(items)
-        if kind == "users":
-            for entry in items:
-                self.state.access.add(entry["token"], entry["name"])
-            return len(items)
+        stored = seed_shared_kind(self.state, self.state.catalog, self.state.access, kind, items)
+        if stored is not None:
+            return stored
         raise ValueError(
             f"trakt seeds history, ratings, unknown_ids, catalog or users, not {kind!r}"
         )

@@ -10,7 +10,7 @@ from scrobble_shared.trackers.anilist import connect, limits
 from scrobble_shared.trackers.anilist.client import AniListClient
 from scrobble_shared.trackers.anilist.history import AniListReader
 from scrobble_shared.trackers.anilist.ids import AniListResolver
-from scrobble_shared.trackers.tracker import Tracker, TrackerSettings
+from scrobble_shared.trackers.tracker import Tracker, TrackerSettings, with_api_url
 from scrobble_shared.work import PlayRules, PlayStyle
 
 TRACKER: Final = Tracker(
@@ -18,17 +18,12 @@ TRACKER: Final = Tracker(
     title="AniList",
     keeps="anime episodes",
     play=PlayRules(frozenset({ContentType.ANIME_EPISODE}), PlayStyle.WATCHED),
-    settings=TrackerSettings(
-        prefix="ANILIST",
-        api_url="https://graphql.anilist.co",
-        auth_url="https://anilist.co/api/v2/oauth",
-        app=("ANILIST_CLIENT_ID", "ANILIST_CLIENT_SECRET"),
-        required=("ANILIST_CLIENT_ID", "ANILIST_CLIENT_SECRET"),
+    settings=TrackerSettings.with_app(
+        "ANILIST", "https://graphql.anilist.co", "https://anilist.co/api/v2/oauth"
     ),
     connect=connect.FLOW,
-    client=lambda config: AniListClient(config.api_url),
-    reader=lambda config: AniListReader(config.api_url),
-    resolver=lambda config: AniListResolver(config.api_url),
-    write_keys=limits.write_keys,
-    limited_account=limits.limited_account,
+    limits=limits,
+    client=with_api_url(AniListClient),
+    reader=with_api_url(AniListReader),
+    resolver=with_api_url(AniListResolver),
 )

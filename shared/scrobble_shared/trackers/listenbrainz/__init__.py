@@ -9,7 +9,7 @@ from scrobble_shared.events import ContentType
 from scrobble_shared.trackers.listenbrainz import connect, limits
 from scrobble_shared.trackers.listenbrainz.client import IMPORT_BATCH, ListenBrainzClient
 from scrobble_shared.trackers.listenbrainz.history import ListenBrainzReader
-from scrobble_shared.trackers.tracker import Tracker, TrackerSettings
+from scrobble_shared.trackers.tracker import Tracker, TrackerSettings, with_api_url
 from scrobble_shared.work import PlayRules, PlayStyle
 
 TRACKER: Final = Tracker(
@@ -26,9 +26,8 @@ TRACKER: Final = Tracker(
         secret_extra=("LISTENBRAINZ_TOKEN",),
     ),
     connect=connect.FLOW,
-    client=lambda config: ListenBrainzClient(config.api_url),
-    reader=lambda config: ListenBrainzReader(config.api_url),
-    write_keys=limits.write_keys,
-    limited_account=limits.limited_account,
+    limits=limits,
+    client=with_api_url(ListenBrainzClient),
+    reader=with_api_url(ListenBrainzReader),
     batch_size=IMPORT_BATCH,
 )

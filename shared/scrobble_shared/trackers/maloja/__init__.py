@@ -11,7 +11,7 @@ from scrobble_shared.events import ContentType
 from scrobble_shared.trackers.maloja import connect, limits
 from scrobble_shared.trackers.maloja.client import maloja_client
 from scrobble_shared.trackers.maloja.history import MalojaReader
-from scrobble_shared.trackers.tracker import Tracker, TrackerSettings
+from scrobble_shared.trackers.tracker import Tracker, TrackerSettings, with_api_url
 from scrobble_shared.work import PlayRules, PlayStyle
 
 TRACKER: Final = Tracker(
@@ -28,8 +28,7 @@ TRACKER: Final = Tracker(
         api_url="http://localhost:42010",
     ),
     connect=connect.FLOW,
-    client=lambda config: maloja_client(config.api_url),
-    reader=lambda config: MalojaReader(config.api_url),
-    write_keys=limits.write_keys,
-    limited_account=limits.limited_account,
+    limits=limits,
+    client=with_api_url(maloja_client),
+    reader=with_api_url(MalojaReader),
 )

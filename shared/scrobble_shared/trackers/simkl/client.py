@@ -46,6 +46,23 @@ from scrobble_shared.work_message import ScrobbleWork
 
 APP_NAME, _, APP_VERSION = USER_AGENT.split(" ", 1)[0].partition("/")
 
+
+def simkl_headers(app: AppCredentials, token: str, *, json: bool = False) -> dict[str, str]:
+    """The headers of a Simkl call: our app's id, the user's token and our name, and the
+    JSON content type where asked."""
+    typed = {"Content-Type": "application/json"} if json else {}
+    return typed | {
+        "User-Agent": USER_AGENT,
+        "simkl-api-key": app.client_id,
+        "Authorization": f"Bearer {token}",
+    }
+
+
+def app_params() -> dict[str, str]:
+    """The app's name and version, which Simkl asks every call to carry in its query."""
+    return {"app-name": APP_NAME, "app-version": APP_VERSION}
+
+
 _SCROBBLE_PATHS: Final = {
     WorkKind.START: "/scrobble/start",
     WorkKind.PAUSE: "/scrobble/pause",
@@ -75,14 +92,9 @@ class SimklClient:
         return HttpRequest(
             method="POST",
             url=f"{self._api_url}{path}",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                "simkl-api-key": self._app.client_id,
-                "Authorization": f"Bearer {user.token}",
-            },
+            headers=simkl_headers(self._app, user.token, json=True),
             json=body,
-            params={"app-name": APP_NAME, "app-version": APP_VERSION},
+            params=app_params(),
         )
 
     # --- classify ------------------------------------------------------------------------

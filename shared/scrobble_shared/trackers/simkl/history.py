@@ -32,7 +32,6 @@ from scrobble_shared.trackers.history import (
     text,
 )
 from scrobble_shared.trackers.http import (
-    USER_AGENT,
     AppCredentials,
     HttpRequest,
     HttpResponse,
@@ -41,7 +40,7 @@ from scrobble_shared.trackers.http import (
 )
 from scrobble_shared.trackers.ids import read_pace
 from scrobble_shared.trackers.pace import PaceKey, app_pacing_key
-from scrobble_shared.trackers.simkl.client import APP_NAME, APP_VERSION
+from scrobble_shared.trackers.simkl.client import app_params, simkl_headers
 from scrobble_shared.trackers.simkl.ids import GET_INTERVAL
 
 KINDS: Final = ("movies", "shows", "anime")
@@ -59,12 +58,8 @@ class SimklReader:
         return {"step": "activities"}
 
     def request(self, cursor: Cursor, ctx: JobContext) -> HttpRequest:
-        headers = {
-            "simkl-api-key": self._app.client_id,
-            "Authorization": f"Bearer {ctx.token}",
-            "User-Agent": USER_AGENT,
-        }
-        params = {"app-name": APP_NAME, "app-version": APP_VERSION}
+        headers = simkl_headers(self._app, ctx.token)
+        params = app_params()
         if cursor["step"] == "activities":
             return HttpRequest("GET", f"{self._api_url}/sync/activities", headers, params=params)
         params |= {"extended": "full", "episode_watched_at": "yes"}

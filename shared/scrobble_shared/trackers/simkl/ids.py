@@ -22,7 +22,6 @@ from uuid import UUID
 
 from scrobble_shared.events import Content, ContentType, ExternalIds
 from scrobble_shared.trackers.http import (
-    USER_AGENT,
     AppCredentials,
     HttpRequest,
     HttpResponse,
@@ -46,7 +45,7 @@ from scrobble_shared.trackers.ids import (
     unresolved_reason,
 )
 from scrobble_shared.trackers.pace import PaceKey, app_pacing_key
-from scrobble_shared.trackers.simkl.client import APP_NAME, APP_VERSION
+from scrobble_shared.trackers.simkl.client import app_params, simkl_headers
 
 GET_INTERVAL: Final = timedelta(seconds=0.1)  # 10 GET/s per token and per client id
 ACCEPTED: Final = ("simkl", "imdb", "tmdb", "tvdb", "mal", "anidb", "anilist")
@@ -108,13 +107,8 @@ class SimklResolver:
 
     # --- requests ------------------------------------------------------------------------
     def build(self, lookup: Lookup, user: UserCredentials) -> HttpRequest:
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "simkl-api-key": self._app.client_id,
-            "Authorization": f"Bearer {user.token}",
-        }
-        params = {"app-name": APP_NAME, "app-version": APP_VERSION}
+        headers = simkl_headers(self._app, user.token, json=True)
+        params = app_params()
         if lookup.kind == "search":
             assert lookup.title is not None
             path = f"/search/{_SEARCH_TYPES[lookup.media]}"

@@ -11,7 +11,6 @@ from uuid import UUID
 
 from scrobble_shared.events import ContentType
 from scrobble_shared.trackers.http import (
-    USER_AGENT,
     AppCredentials,
     HttpRequest,
     HttpResponse,
@@ -21,11 +20,11 @@ from scrobble_shared.trackers.ids import read_pace
 from scrobble_shared.trackers.pace import PaceKey, app_pacing_key
 from scrobble_shared.trackers.recheck import SAME_MOMENT, NoAnswer, close_to, same_item
 from scrobble_shared.trackers.simkl.client import (
-    APP_NAME,
-    APP_VERSION,
     anime_episode,
+    app_params,
     movie_item,
     show_episode,
+    simkl_headers,
 )
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
@@ -53,16 +52,8 @@ class SimklRecheck:
             ContentType.ANIME_EPISODE: "anime",
         }[work.content.type]
         since = (work.occurred_at - SAME_MOMENT).astimezone(UTC)
-        headers = {
-            "User-Agent": USER_AGENT,
-            "simkl-api-key": self._app.client_id,
-            "Authorization": f"Bearer {user.token}",
-        }
-        params = {
-            "date_from": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "app-name": APP_NAME,
-            "app-version": APP_VERSION,
-        }
+        headers = simkl_headers(self._app, user.token)
+        params = {"date_from": since.strftime("%Y-%m-%dT%H:%M:%SZ")} | app_params()
         return HttpRequest("GET", f"{self._api_url}/sync/all-items/{kind}", headers, params=params)
 
     def holds(self, work: ScrobbleWork, response: HttpResponse) -> bool:

@@ -7,7 +7,7 @@ from typing import Final
 
 from scrobble_shared.events import ContentType
 from scrobble_shared.trackers.refresh import RefreshConfig
-from scrobble_shared.trackers.tracker import Tracker, TrackerConfig, TrackerSettings
+from scrobble_shared.trackers.tracker import Tracker, TrackerConfig, TrackerSettings, with_app
 from scrobble_shared.trackers.trakt import connect, limits
 from scrobble_shared.trackers.trakt.client import TraktClient
 from scrobble_shared.trackers.trakt.history import TraktReader
@@ -28,22 +28,19 @@ TRACKER: Final = Tracker(
     title="Trakt",
     keeps="films and TV episodes",
     play=PlayRules(frozenset({ContentType.MOVIE, ContentType.EPISODE}), PlayStyle.LIVE),
-    settings=TrackerSettings(
-        prefix="TRAKT",
-        api_url="https://api.trakt.tv",
+    settings=TrackerSettings.with_app(
+        "TRAKT",
+        "https://api.trakt.tv",
         # EXTERNAL_APIS lists a CONFLICT between api.trakt.tv/oauth and auth.trakt.tv/oauth;
         # the contracts updated in 2026 name auth.trakt.tv, so that is the default.
-        auth_url="https://auth.trakt.tv",
-        app=("TRAKT_CLIENT_ID", "TRAKT_CLIENT_SECRET"),
+        "https://auth.trakt.tv",
         extra=(connect.REDIRECT_SETTING,),
-        required=("TRAKT_CLIENT_ID", "TRAKT_CLIENT_SECRET"),
     ),
     connect=connect.FLOW,
-    client=lambda config: TraktClient(config.api_url, config.app),
-    reader=lambda config: TraktReader(config.api_url, config.app),
-    resolver=lambda config: TraktResolver(config.api_url, config.app),
+    limits=limits,
+    client=with_app(TraktClient),
+    reader=with_app(TraktReader),
+    resolver=with_app(TraktResolver),
     refresh=_refresh,
     recheck=lambda config: TraktRecheck(TraktClient(config.api_url, config.app)),
-    write_keys=limits.write_keys,
-    limited_account=limits.limited_account,
 )
