@@ -19,10 +19,14 @@ with their own tokens there and stores their connections with encrypted tokens, 
 (b) Rate limits off: ListenBrainz calls (per-user pacing key, interval 0: no spacing) for
     many users, queued first, then dispatched to a fast stand-in in its own process
     (bench/fast_fake.py: answers "ok" at once; the faithful sandbox fake serves under
-    200 calls/s here, which capped both sides); beside it, a bare httpx.AsyncClient loop
-    (in its own process, like the dispatcher) posting the same bodies to the same fake with
-    ``--bare-concurrency`` requests in flight (default 10: httpx's best here; it made
-    about 685 calls/s with 10 in flight and 180 with 100).
+    200 calls/s here, which capped both sides); beside it, two bare client loops, each in
+    its own process like the dispatcher, posting the same bodies to the same fake with
+    ``--bare-concurrency`` requests in flight (default 10): aiohttp's client on uvloop, the
+    fastest this machine has (``fastest_ratio``: the dispatcher's calls/s over its), and a
+    bare httpx.AsyncClient for reference (``bare_ratio``; httpx's best was 10 in flight:
+    about 685 calls/s with 10, 180 with 100). For each: calls/s, the CPU it used per call
+    (the dispatcher's from when it was ready, over the calls that arrived from then on),
+    and the machine's load over its stretch.
 (c) End to end: "start" events of distinct tracks dated now, published at ``--e2e-rate``
     for ``--e2e-seconds`` while ingest and the dispatcher run (ListenBrainz, its rate
     limits back on); for each playing_now call the fake received, its arrival minus the
@@ -47,12 +51,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import httpx
+import uvloop
 from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from bench.ingest import committed_all, create_topics, delete_topics, produce
+from bench.machine import LoadWatch, MachineLoad, cpu_seconds
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.core.recording import RecordedRequest
 from scrobble_shared.crypto import TokenCipher
@@ -208,8 +215,11 @@ def listen_name(record: RecordedRequest) -> str:
         return ""
 
 
-# --- the bare loop (its own process) ----------------------------------------------------------
-async def bare_loop(url: str, jobs: list[tuple[str, Any]], concurrency: int) -> None:
+# --- the bare loops (each in its own process) --------------------------------------------
+BARE_KINDS = ("aiohttp", "httpx")
+
+
+async def bare_httpx(url: str, jobs: list[tuple[str, Any]], concurrency: int) -> None:
     queue = iter(jobs)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
@@ -222,17 +232,56 @@ async def bare_loop(url: str, jobs: list[tuple[str, Any]], concurrency: int) -> 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def run_bare(url: str, jobs: list[tuple[str, Any]], concurrency: int, tag: str) -> None:
+async def bare_aiohttp(url: str, jobs: list[tuple[str, Any]], concurrency: int) -> None:
+    queue = iter(jobs)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker() -> None:
+            for token, body in queue:
+                async with session.post(url, json=body, headers={"Authorization": token}) as answer:
+                    answer.raise_for_status()
+                    await answer.read()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def bare_child(kind: str, url: str, jobs_path: str, concurrency: int) -> None:
+    """run_bare's child: the loop, then its own CPU seconds on stdout (imports left out)."""
+    jobs = json.loads(Path(jobs_path).read_text())
+    cpu = time.process_time()
+    if kind == "aiohttp":
+        uvloop.run(bare_aiohttp(url, jobs, concurrency))
+    else:
+        asyncio.run(bare_httpx(url, jobs, concurrency))
+    print(f"cpu_s={time.process_time() - cpu}", flush=True)
+
+
+async def run_bare(
+    kind: str, url: str, jobs: list[tuple[str, Any]], concurrency: int, tag: str
+) -> float:
+    """Runs one bare loop in its own process; returns the CPU seconds its loop used."""
     path = LOG_DIR / f"{tag}-bare-jobs.json"
     path.write_text(json.dumps(jobs))
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.dispatch", "--bare", url, str(path), str(concurrency)
+            sys.executable,
+            "-m",
+            "bench.dispatch",
+            "--bare",
+            kind,
+            url,
+            str(path),
+            str(concurrency),
+            stdout=asyncio.subprocess.PIPE,
         )
-        if await proc.wait() != 0:
-            raise SystemExit("the bare loop failed")
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"the bare {kind} loop failed")
     finally:
         path.unlink(missing_ok=True)
+    return float(out.decode().strip().rpartition("cpu_s=")[2])
 
 
 # --- (b) the fast fake (its own process) ------------------------------------------------------
@@ -265,6 +314,19 @@ def arrival_rate(arrivals: Sequence[float]) -> tuple[float, float]:
         return float("nan"), 0.0
     span = times[-1] - times[0]
     return (len(times) - 1) / span, span
+
+
+def show_client(
+    name: str, arrivals: Sequence[float], calls: int, cpu_s: float, load: MachineLoad
+) -> float:
+    """Prints one (b) line: calls/s at the fake, CPU per call, the machine's load."""
+    per_s, span = arrival_rate(arrivals)
+    print(
+        f"(b) {name}: {len(arrivals)} calls in {span:.2f} s = {per_s:.0f} calls/s; "
+        f"CPU {cpu_s / max(calls, 1) * 1e6:.0f} us per call; {load.describe()}",
+        flush=True,
+    )
+    return per_s
 
 
 # --- (c) paced publishing -------------------------------------------------------------------
@@ -382,31 +444,43 @@ async def bench(args: argparse.Namespace, bootstrap: str, admin_dsn: str) -> Non
                 print(f"(b) {queued} ListenBrainz rows queued for {len(lb_users)} users")
                 fast_env = {**dispatch_env, "LISTENBRAINZ_API_URL": f"{fast_url}/1"}
                 dispatcher = ServiceProcess("dispatcher", fast_env, dispatcher_log)
+                watch = LoadWatch()
                 await dispatcher.start()
+                assert dispatcher.proc is not None
+                # From ready on: the process's start-up (imports, connections) is not a call.
+                ready_at, cpu_at_ready = time.time(), cpu_seconds(dispatcher.proc.pid)
                 _, busy = await wait_settled(dsn, "listenbrainz", 120)
+                cpu_s = cpu_seconds(dispatcher.proc.pid) - cpu_at_ready
                 await dispatcher.stop()
+                load = watch.stop()
                 dispatcher = None
                 arrivals, bodies = await fast_stats(fast_url)
-                lb_rate, lb_span = arrival_rate(arrivals)
-                print(
-                    f"(b) dispatcher -> fast fake: {len(arrivals)} calls in {lb_span:.2f} s = "
-                    f"{lb_rate:.0f} calls/s"
-                    + (f"; {busy} rows still busy at the deadline" if busy else ""),
-                    flush=True,
-                )
-                await fast_forget(fast_url)
+                after_ready = sum(1 for at in arrivals if at >= ready_at)
+                lb_rate = show_client("dispatcher -> fast fake", arrivals, after_ready, cpu_s, load)
+                if busy:
+                    print(f"(b) {busy} rows still busy at the deadline", flush=True)
                 jobs = [(f"Token {lb_tokens[i % len(lb_tokens)]}", b) for i, b in enumerate(bodies)]
-                await run_bare(f"{fast_url}/1/submit-listens", jobs, args.bare_concurrency, tag)
-                bare_arrivals, _ = await fast_stats(fast_url)
-                bare_rate, bare_span = arrival_rate(bare_arrivals)
+                bare: dict[str, float] = {}
+                for kind in BARE_KINDS:
+                    await fast_forget(fast_url)
+                    watch = LoadWatch()
+                    cpu_s = await run_bare(
+                        kind, f"{fast_url}/1/submit-listens", jobs, args.bare_concurrency, tag
+                    )
+                    load = watch.stop()
+                    bare_arrivals, _ = await fast_stats(fast_url)
+                    name = f"bare {kind} loop ({args.bare_concurrency} in flight, own process)"
+                    if kind == "aiohttp":
+                        name += ", uvloop"
+                    bare[kind] = show_client(name, bare_arrivals, len(bare_arrivals), cpu_s, load)
             finally:
                 fast.terminate()
                 await fast.wait()
-            ratio = lb_rate / bare_rate
+            ratio = lb_rate / bare["httpx"]
+            fastest_ratio = lb_rate / bare["aiohttp"]
             print(
-                f"(b) bare httpx loop ({args.bare_concurrency} in flight, own process): "
-                f"{len(bare_arrivals)} calls in {bare_span:.2f} s = {bare_rate:.0f} calls/s; "
-                f"dispatcher / bare = {ratio:.3f}",
+                f"(b) dispatcher / bare httpx = {ratio:.3f}; "
+                f"dispatcher / bare aiohttp (fastest) = {fastest_ratio:.3f}",
                 flush=True,
             )
             dispatcher = ServiceProcess("dispatcher", dispatch_env, dispatcher_log)
@@ -441,7 +515,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, admin_dsn: str) -> Non
             )
             print(
                 f"RESULT rate_share={lf_rate / LASTFM_PUBLISHED_PER_S:.3f} n429={n429} "
-                f"calls_per_s={lb_rate:.1f} bare_ratio={ratio:.3f} p99_ms={p99:.1f}"
+                f"calls_per_s={lb_rate:.1f} bare_ratio={ratio:.3f} p99_ms={p99:.1f} "
+                f"fastest_ratio={fastest_ratio:.3f}"
             )
     finally:
         for service in (dispatcher, ingest):
@@ -477,9 +552,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--bare":  # run_bare's child process
-        bare_jobs = json.loads(Path(sys.argv[3]).read_text())
-        asyncio.run(bare_loop(sys.argv[2], bare_jobs, int(sys.argv[4])))
+    if len(sys.argv) == 6 and sys.argv[1] == "--bare":  # run_bare's child process
+        bare_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         asyncio.run(main())

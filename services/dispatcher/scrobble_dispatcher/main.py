@@ -6,12 +6,12 @@ disabled with one log line (settings) and get no subscriber.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import uvloop
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaMessage
 
@@ -141,6 +141,9 @@ def build_app(settings: Settings) -> FastStream:
 
 
 def run(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code. On uvloop, as the intake and ingest:
+    the event loop's own work (sockets to the trackers, Postgres and Kafka; callbacks) is a
+    good part of a call's cost on asyncio's pure-Python loop."""
     tune_gc()
-    asyncio.run(build_app(settings).run())
+    uvloop.run(build_app(settings).run())
     return 0

@@ -1,9 +1,19 @@
 """The one small HTTP step every client shares: send an HttpRequest on a long-lived
 httpx client, hand back an HttpResponse with lower-case header names.
 
-Failure policy: a connection error or a timeout is a :class:`TransportFailure`, which the
-dispatcher treats as transient (retry with backoff); any HTTP answer, whatever its status,
-is a response for the client's classifier to judge.
+The clients speak httpx (the API the code and tests use) over aiohttp's connection pool
+(``httpx_aiohttp.AiohttpTransport``): against a local server that answers at once, httpx's
+own transport (httpcore) made 505-677 calls/s with 10 in flight, httpx over aiohttp
+2,016-2,277, using about a third less CPU per call.
+
+Failure policy: a connection error, a timeout or an answer that is not HTTP (a bad status
+line, a broken chunk, headers past aiohttp's 8190-byte line limit, a body cut short) is a
+:class:`TransportFailure`, which the dispatcher treats as transient (retry with backoff);
+any HTTP answer, whatever its status, is a response for the client's classifier to judge.
+The transport turns most of aiohttp's errors into httpx's (a refused connection becomes
+``httpx.ConnectTimeout``, a cut one ``ReadError``) but lets an unreadable answer through as
+``aiohttp.ClientResponseError``, so both families are caught here, the one place that
+classifies them; the message names aiohttp's own error, which says what happened.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from scrobble_shared.trackers.http import USER_AGENT, HttpRequest, HttpResponse
 
@@ -31,12 +43,17 @@ def new_client(
     limits: httpx.Limits | None = None,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
-    """A long-lived client: pooled connections, explicit timeouts, our User-Agent."""
+    """A long-lived client: pooled connections, explicit timeouts, our User-Agent.
+
+    The transport maps httpx's settings onto aiohttp's: the connect timeout to its
+    ``sock_connect``, the read timeout to ``sock_read``, the pool timeout to ``connect``
+    (waiting for a pooled connection and opening it); ``max_connections`` to the
+    connector's limit and ``keepalive_expiry`` to its keep-alive timeout. aiohttp has no
+    write timeout; the caller's own deadline (``pacing.CALL_DEADLINE``) bounds a call."""
     return httpx.AsyncClient(
         timeout=timeout,
         headers={"User-Agent": USER_AGENT},
-        limits=limits or httpx.Limits(),
-        verify=verify,
+        transport=AiohttpTransport(limits=limits or httpx.Limits(), verify=verify),
     )
 
 
@@ -86,7 +103,8 @@ async def send(client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
             data=dict(request.form) if request.form is not None else None,
             params=dict(request.params) if request.params is not None else None,
         )
-    except httpx.TransportError as exc:
-        raise TransportFailure(f"{type(exc).__name__} calling {request.url}") from exc
+    except (httpx.TransportError, aiohttp.ClientError) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+        raise TransportFailure(f"{type(cause).__name__} calling {request.url}") from exc
     headers = {name.lower(): value for name, value in answer.headers.items()}
     return HttpResponse(answer.status_code, headers, answer.content)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+import uvloop
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
@@ -39,10 +40,13 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
 
 def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT, on uvloop as the other services (aiohttp's server and
+    the httpx calls to the trackers and the identity provider cost less on it)."""
     app = create_app(settings)
     log.info("gateway: listening on %s:%d", settings.gateway_host, settings.gateway_port)
     web.run_app(
         app,
+        loop=uvloop.new_event_loop(),
         host=settings.gateway_host,
         port=settings.gateway_port,
         print=None,

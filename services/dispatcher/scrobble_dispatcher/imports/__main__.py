@@ -9,12 +9,12 @@ machines of their own, and for benchmarks and throughput tests, where
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
 
+import uvloop
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(app.run())
+    uvloop.run(app.run())  # as the dispatcher
     return 0
 
 
