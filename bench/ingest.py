@@ -42,6 +42,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.costs import database_work, records_on, topics_named
 from bench.machine import LoadWatch, MachineLoad, cpu_seconds
 from tests.support.databases import create_migrated_database, drop_database
 
@@ -389,7 +390,11 @@ async def main() -> None:
             "INGEST_GROUP_ID": group,
             "INGEST_BATCH_SIZE": str(args.batch_size),
         }
+        db_before = await database_work(dsn)
         ingest = await run_ingest(env, topic, group, bootstrap, dsn, args.processes)
+        db_work = (await database_work(dsn)).since(db_before)
+        written = set(await topics_named(bootstrap, f"{tag}.")) - {topic, bare_topic}
+        produced = sum((await records_on(bootstrap, sorted(written))).values())
         ingest_rate = args.events / ingest.seconds
         conn = await asyncpg.connect(dsn)
         try:
@@ -403,6 +408,11 @@ async def main() -> None:
         )
         # Less sensitive than the rate to whatever else shares the machine's cores.
         ingest.show("ingest", args.events)
+        print("\n".join(db_work.describe(args.events, "event")))
+        print(
+            f"kafka:         {1:10.4f} records read, {produced / args.events:.4f} written per "
+            f"event (work and dead letters: {produced} for {args.events} events)"
+        )
         bare = await run_bare_pipeline(
             bootstrap, topic, bare_topic, dsn, args.events, args.batch_size
         )
@@ -430,7 +440,8 @@ async def main() -> None:
         )
     finally:
         await drop_database(admin_dsn, tag)
-        await delete_topics(bootstrap, topics)
+        # With those the broker made when ingest first produced to them.
+        await delete_topics(bootstrap, sorted({*topics, *await topics_named(bootstrap, tag)}))
 
 
 if __name__ == "__main__":
