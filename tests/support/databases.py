@@ -51,3 +51,12 @@ async def create_migrated_template(admin_dsn: str) -> str:
     name = unique_name("tpl")
     await create_migrated_database(admin_dsn, name)
     return name
+
+
+async def fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
+    """The rows of one query, on a connection of its own."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
