@@ -34,6 +34,7 @@ from scrobble_shared.trackers.lastfm.client import (
 from scrobble_shared.trackers.lastfm.errors import RATE_LIMIT_BACKOFF_S
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 KEY = "vector-api-key"
 SECRET = "vector-shared-secret"
@@ -127,15 +128,14 @@ def work(
     rating: float | None = None,
     connection: UUID = CONNECTION,
 ) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
+    return scrobble_work(
+        "lastfm",
+        kind,
+        content or track(),
+        at or datetime.fromtimestamp(T0, UTC),
         connection_id=connection,
         user_id=UUID("00000000-0000-4000-8000-000000000002"),
-        service="lastfm",
-        kind=kind,
         dedupe_key="play:x:listen",
-        occurred_at=at or datetime.fromtimestamp(T0, UTC),
-        content=content or track(),
         rating=rating,
     )
 
