@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.migrate import apply_migrations
 
 
@@ -58,5 +59,21 @@ async def fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
         return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+async def insert_connection(
+    dsn: str, cipher: TokenCipher, user: uuid.UUID, service: str, token: str
+) -> None:
+    """A connection of ``user`` to ``service`` holding ``token`` (encrypted with ``cipher``)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO connections (user_id, service, access_token_enc) VALUES ($1, $2, $3)",
+            user,
+            service,
+            cipher.encrypt(token),
+        )
     finally:
         await conn.close()
