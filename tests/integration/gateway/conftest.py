@@ -11,10 +11,11 @@ for the session, reset before each test).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -22,12 +23,13 @@ import httpx
 import jwt
 import pytest
 import pytest_asyncio
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 from playwright.async_api import Browser
 
 from scrobble_gateway.app import create_app
+from scrobble_gateway.main import PathOnlyAccessLogger
 from scrobble_sandbox import Sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection, create_connection
@@ -125,6 +127,22 @@ class Gateway:
         return await databases.fetch(self.database_url, query, *args)
 
 
+@dataclass
+class AnswerLog:
+    """Every answer ``keep`` was given, body and headers as text, for the tests that look
+    for secrets in what the gateway sent back."""
+
+    texts: list[str] = field(default_factory=list)
+
+    async def keep(self, answer: ClientResponse) -> ClientResponse:
+        self.texts.append(await answer.text())
+        self.texts.append(repr(dict(answer.headers)))
+        return answer
+
+    def joined(self) -> str:
+        return "\n".join(self.texts)
+
+
 def gateway_environ(infra: Infra, database_url: str, prefix: str, key: str) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
@@ -159,6 +177,18 @@ async def open_gateway(
     client: TestClient[Any, Any] = TestClient(server)
     await client.start_server()
     return Gateway(client, settings, database_url, service_topics, TokenCipher(key))
+
+
+async def open_logged_gateway(infra: Infra, database_url: str, topics: Topics) -> Gateway:
+    """A gateway logging access as ``scrobble gateway`` does (paths only, no query strings),
+    for the tests that read every log line; close with ``client.close()``."""
+    return await open_gateway(
+        infra,
+        database_url,
+        topics,
+        access_log_class=PathOnlyAccessLogger,
+        access_log=logging.getLogger("scrobble_gateway.access"),
+    )
 
 
 @pytest.fixture
