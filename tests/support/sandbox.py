@@ -43,10 +43,13 @@ async def form_call(
     return await client.post(url, data=params)
 
 
-async def lastfm_signed_post(
-    sb: Sandbox, client: httpx.AsyncClient, params: dict[str, str]
+async def lastfm_write(
+    sb: Sandbox, client: httpx.AsyncClient, method: str, session_key: str, **fields: str
 ) -> httpx.Response:
-    """A Last.fm write, signed with the sandbox's shared secret."""
+    """A Last.fm write with the sandbox's API key and ``session_key``, signed with its
+    shared secret."""
+    params = {"method": method, "api_key": sb.env["LASTFM_API_KEY"], "sk": session_key}
+    params |= fields
     signature = sign(params, sb.env["LASTFM_API_SECRET"])
     return await client.post(
         sb.env["LASTFM_API_URL"], data=params | {"api_sig": signature, "format": "json"}

@@ -7,18 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from scrobble_shared.trackers.registry import TRACKERS
-from tests.support.sandbox import lastfm_signed_post
+from tests.support.sandbox import lastfm_write
 
 
 async def test_requests_are_recorded_with_secrets_redacted(sb, client, token):
-    params = {
-        "method": "track.updateNowPlaying",
-        "api_key": sb.env["LASTFM_API_KEY"],
-        "sk": token,
-        "artist": "Björk",
-        "track": "Jóga",
-    }
-    await lastfm_signed_post(sb, client, params)
+    await lastfm_write(sb, client, "track.updateNowPlaying", token, artist="Björk", track="Jóga")
     await client.post(
         f"{sb.env['TRAKT_API_URL']}/sync/history",
         json={"movies": []},

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from scrobble_sandbox import Limit, Sandbox
-from tests.support.sandbox import anilist_query, lastfm_signed_post, simkl_activities
+from tests.support.sandbox import anilist_query, lastfm_write, simkl_activities
 
 
 def trakt_headers(sb: Sandbox, token: str) -> dict[str, str]:
@@ -52,14 +52,7 @@ async def anilist_post(sb: Sandbox, client: httpx.AsyncClient, token: str) -> ht
 
 
 async def lastfm_post(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
-    params = {
-        "method": "track.love",
-        "api_key": sb.env["LASTFM_API_KEY"],
-        "sk": token,
-        "artist": "A",
-        "track": "B",
-    }
-    return await lastfm_signed_post(sb, client, params)
+    return await lastfm_write(sb, client, "track.love", token, artist="A", track="B")
 
 
 def check_trakt(r: httpx.Response) -> None:
