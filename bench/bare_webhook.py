@@ -8,12 +8,13 @@ JSON parser (orjson), so the ratio measures the intake's own work.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import orjson
 import uvloop
 from aiohttp import web
+
+from bench.serving import serve_until_killed
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -27,13 +28,5 @@ def build() -> web.Application:
     return app
 
 
-async def serve(port: int) -> None:
-    runner = web.AppRunner(build(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    uvloop.run(serve(int(sys.argv[1])))
+    uvloop.run(serve_until_killed(build(), int(sys.argv[1])))

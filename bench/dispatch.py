@@ -58,7 +58,7 @@ import uvloop
 from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from bench.ingest import committed_all, create_topics, delete_topics, produce
+from bench.ingest import committed_all, create_topics, delete_topics, local_infra, produce
 from bench.machine import LoadWatch, MachineLoad, cpu_seconds
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.core.recording import RecordedRequest
@@ -542,12 +542,7 @@ async def main() -> None:
     parser.add_argument("--e2e-rate", type=int, default=500, help="events/s")
     parser.add_argument("--e2e-seconds", type=float, default=10)
     args = parser.parse_args()
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    admin_dsn = os.environ.get("DATABASE_URL")
-    if not bootstrap or not admin_dsn:
-        raise SystemExit(
-            'set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (eval "$(deploy/local/infra.sh up)")'
-        )
+    bootstrap, admin_dsn = local_infra()
     await bench(args, bootstrap, admin_dsn)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bench.serving import serve_until_killed
+
 
 def build() -> web.Application:
     arrivals: list[float] = []
@@ -43,13 +45,5 @@ def build() -> web.Application:
     return app
 
 
-async def serve(port: int) -> None:
-    runner = web.AppRunner(build(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    asyncio.run(serve_until_killed(build(), int(sys.argv[1])))

@@ -32,6 +32,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,7 +126,18 @@ async def setup_database(admin_dsn: str, name: str, users: list[str], rng: rando
     return dsn
 
 
-async def create_topics(bootstrap: str, names: list[str]) -> None:
+def local_infra() -> tuple[str, str]:
+    """The Kafka bootstrap servers and the admin DSN of Postgres, from the environment."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    admin_dsn = os.environ.get("DATABASE_URL")
+    if not bootstrap or not admin_dsn:
+        raise SystemExit(
+            'set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (eval "$(deploy/local/infra.sh up)")'
+        )
+    return bootstrap, admin_dsn
+
+
+async def create_topics(bootstrap: str, names: Sequence[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -136,11 +148,11 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
+async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.delete_topics(names)
+        await admin.delete_topics(list(names))
     finally:
         await admin.close()
 
@@ -361,12 +373,7 @@ async def main() -> None:
         "--processes", type=int, default=1, help="ingest processes in the one consumer group"
     )
     args = parser.parse_args()
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    admin_dsn = os.environ.get("DATABASE_URL")
-    if not bootstrap or not admin_dsn:
-        raise SystemExit(
-            'set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (eval "$(deploy/local/infra.sh up)")'
-        )
+    bootstrap, admin_dsn = local_infra()
 
     rng = random.Random(11)
     tag = f"bench{uuid.uuid4().hex[:8]}"

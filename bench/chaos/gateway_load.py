@@ -28,7 +28,17 @@ from typing import Any, Final
 import httpx
 import jwt
 
-from bench.chaos.plays import NAMESPACE, Expect, Outcome, Play, Profile, User, marks, movie, track
+from bench.chaos.plays import (
+    Expect,
+    Outcome,
+    Play,
+    Profile,
+    User,
+    marks,
+    movie,
+    track,
+    viewers,
+)
 from bench.chaos.stack import ISSUER
 
 log = logging.getLogger("chaos.gateway")
@@ -230,16 +240,7 @@ class BrowserDriver:
 
 def browser_users(count: int, tag: str, first_index: int) -> list[User]:
     """People who connect through the gateway: no connection made for them beforehand."""
-    return [
-        User(
-            index=first_index + n,
-            id=uuid.uuid5(NAMESPACE, f"{tag}:browser:{n}"),
-            profile=Profile.VIEWER,
-            services=(),
-            name=f"{tag}-b{n}",
-        )
-        for n in range(count)
-    ]
+    return viewers(count, tag, first_index, "browser", ())
 
 
 async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:

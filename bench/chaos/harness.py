@@ -38,6 +38,7 @@ from bench.chaos.report import result_line, table
 from bench.chaos.scenarios import Scenario
 from bench.chaos.soak import Sampler
 from bench.chaos.stack import Stack
+from bench.ingest import create_topics, delete_topics
 from scrobble_shared.crypto import TokenCipher
 from tests.support.databases import create_database, drop_database
 
@@ -111,7 +112,7 @@ class Run:
         await create_database(self.infra.admin_dsn, self.stack.database)
         await durable(self.infra.admin_dsn, self.stack.database)
         await self.stack.migrate()
-        await world.create_topics(self.stack.bootstrap, self.topics.all())
+        await create_topics(self.stack.bootstrap, self.topics.all())
         sandbox_service = self.stack.sandbox_service()
         self.stack.services["sandbox"] = sandbox_service
         await sandbox_service.start(60)
@@ -184,7 +185,7 @@ class Run:
         after a kill -9 (each partition is recovered first), past its timeout in the end."""
         topics = await world.leftover_topics(self.stack.bootstrap, self.topics.prefix)
         if topics:
-            await world.delete_topics(self.stack.bootstrap, topics)
+            await delete_topics(self.stack.bootstrap, topics)
         databases = await world.leftover_databases(self.infra.admin_dsn, self.stack.database)
         for name in databases:
             await drop_database(self.infra.admin_dsn, name)
@@ -203,7 +204,7 @@ class Run:
             # Before the proxy stops: the broker advertises the proxy's port, so without it
             # no admin call gets past the bootstrap (every run's topics used to stay).
             with contextlib.suppress(Exception):
-                await world.delete_topics(self.stack.bootstrap, self.topics.all())
+                await delete_topics(self.stack.bootstrap, self.topics.all())
             with contextlib.suppress(Exception):
                 await drop_database(self.infra.admin_dsn, self.stack.database)
         for name in ("sandbox", "proxy"):

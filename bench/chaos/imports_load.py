@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import asyncpg
 import httpx
 
 from bench.chaos.gateway_load import bearer
-from bench.chaos.plays import NAMESPACE, Expect, Outcome, Play, Profile, User, marks, movie
+from bench.chaos.plays import Expect, Outcome, Play, User, marks, movie, viewers
 from bench.chaos.world import Sandbox
 
 log = logging.getLogger("chaos.imports")
@@ -41,16 +40,9 @@ FIRST_NUMBER: Final = 2_000_000  # items of their own, apart from the load's and
 
 
 def import_users(count: int, tag: str, first_index: int) -> list[User]:
-    return [
-        User(
-            index=first_index + n,
-            id=uuid.uuid5(NAMESPACE, f"{tag}:importer:{n}"),
-            profile=Profile.VIEWER,
-            services=("trakt", "simkl", "lastfm", "listenbrainz"),
-            name=f"{tag}-i{n}",
-        )
-        for n in range(count)
-    ]
+    return viewers(
+        count, tag, first_index, "importer", ("trakt", "simkl", "lastfm", "listenbrainz")
+    )
 
 
 @dataclass

@@ -20,7 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.chaos.ledger import DbView, DeadRow, Found, content_mark
-from bench.chaos.world import PARTITIONS, SERVICES, Sandbox, Topics
+from bench.chaos.world import SERVICES, Sandbox, Topics
+from bench.ingest import PARTITIONS
 
 WAITING: Final = ("queued", "sending", "retrying")
 # Work held this far ahead is parked (waiting for a reconnect), not on its way.

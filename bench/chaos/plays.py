@@ -142,6 +142,23 @@ def make_users(
     return users
 
 
+def viewers(
+    count: int, tag: str, first_index: int, role: str, services: tuple[str, ...]
+) -> list[User]:
+    """``count`` viewers with a ``role`` of their own (browser, importer): ids and names of
+    their own (the role's first letter in the name), with ``services`` connected."""
+    return [
+        User(
+            index=first_index + n,
+            id=uuid.uuid5(NAMESPACE, f"{tag}:{role}:{n}"),
+            profile=Profile.VIEWER,
+            services=services,
+            name=f"{tag}-{role[0]}{n}",
+        )
+        for n in range(count)
+    ]
+
+
 # --- items -------------------------------------------------------------------------------
 
 

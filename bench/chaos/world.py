@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.chaos.plays import POISON_IMDB_BASE, POISON_POOL, Profile, User
 from scrobble_shared.crypto import TokenCipher
@@ -23,7 +23,6 @@ from scrobble_shared.sources import webhook_path
 RUN_PREFIX: Final = "chaos"
 
 SERVICES: Final = ("trakt", "simkl", "anilist", "lastfm", "listenbrainz")
-PARTITIONS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -52,26 +51,6 @@ class Topics:
         names = [self.playback, self.playback_dlq]
         names += [t for s in SERVICES for t in (self.service(s), self.dead_letters(s))]
         return [*names, f"{self.scrobble_prefix}imports", f"{self.scrobble_prefix}imported"]
-
-
-async def create_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name=n, num_partitions=PARTITIONS, replication_factor=1) for n in names]
-        )
-    finally:
-        await admin.close()
-
-
-async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(list(names))
-    finally:
-        await admin.close()
 
 
 async def leftover_topics(bootstrap: str, keep_prefix: str) -> list[str]:

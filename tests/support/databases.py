@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.migrate import apply_migrations
 
 
@@ -51,3 +52,28 @@ async def create_migrated_template(admin_dsn: str) -> str:
     name = unique_name("tpl")
     await create_migrated_database(admin_dsn, name)
     return name
+
+
+async def fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
+    """The rows of one query, on a connection of its own."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+async def insert_connection(
+    dsn: str, cipher: TokenCipher, user: uuid.UUID, service: str, token: str
+) -> None:
+    """A connection of ``user`` to ``service`` holding ``token`` (encrypted with ``cipher``)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO connections (user_id, service, access_token_enc) VALUES ($1, $2, $3)",
+            user,
+            service,
+            cipher.encrypt(token),
+        )
+    finally:
+        await conn.close()

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from scrobble_shared.events import PlaybackEvent
 from scrobble_shared.trackers.registry import SERVICES
 from tests.support.infra import Infra
+from tests.support.kafka import event_record, publish
 from tests.support.services import ServiceProcess
 from tests.support.topics import Topics
 
@@ -32,6 +36,23 @@ class IngestSetup:
 
     def process(self) -> ServiceProcess:
         return ServiceProcess("ingest", self.env, self.tmp / "ingest.log")
+
+    async def publish_plays(self, events: Iterable[PlaybackEvent]) -> None:
+        """Onto this test's playback topic, keyed by user as intake keys them."""
+        records = [event_record(e.to_json_dict()) for e in events]
+        await publish(self.infra.kafka_bootstrap, self.playback, records)
+
+    @asynccontextmanager
+    async def running(self, *processes: ServiceProcess) -> AsyncIterator[None]:
+        """``processes`` started in this order; afterwards stopped in the reverse order,
+        each of which must exit 0."""
+        for process in processes:
+            await process.start()
+        try:
+            yield
+        finally:
+            for process in reversed(processes):
+                assert await process.stop() == 0
 
     async def connect(
         self, user: str, service: str, *, enabled: bool = True, **settings: object

@@ -75,3 +75,18 @@ class ServiceProcess:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> str:
+    """``scrobble <args>`` with ``env`` added to this environment; it must exit 0. Its
+    standard output."""
+    proc = await asyncio.create_subprocess_exec(
+        SCROBBLE,
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()

@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
 from scrobble_dispatcher.decide import DeliveryPolicy
@@ -25,11 +24,10 @@ from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.trackers.http import AppCredentials
 from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from scrobble_shared.trackers.trakt.client import TraktClient
+from tests.support.delivery import in_process_deliverer
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -46,26 +44,16 @@ class Setup:
 @pytest_asyncio.fixture(loop_scope="session")
 async def setup(database_url: str, infra: Infra) -> AsyncIterator[Setup]:
     async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        pool = await create_pool(database_url)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
-        await producer.start()
-        http = {"trakt": ClientSet(), "listenbrainz": ClientSet()}
         trakt = TraktClient(sb.env["TRAKT_API_URL"], AppCredentials(sb.env["TRAKT_CLIENT_ID"]))
-        deliverer = Deliverer(
-            pool,
+        async with in_process_deliverer(
+            database_url,
+            infra,
             CIPHER,
             {"trakt": trakt, "listenbrainz": ListenBrainzClient(sb.env["LISTENBRAINZ_API_URL"])},
-            http,
-            OutboxRelay(pool, producer, infra.kafka_bootstrap),
             DeliveryPolicy(3, timedelta(minutes=5), "scrobble.", {"trakt": "trakt-app"}),
-        )
-        try:
+            http={"trakt": ClientSet(), "listenbrainz": ClientSet()},
+        ) as (pool, deliverer):
             yield Setup(pool, deliverer, sb)
-        finally:
-            for client in http.values():
-                await client.aclose()
-            await producer.stop()
-            await pool.close()
 
 
 async def connect(pool: asyncpg.Pool, service: str, token: str, name: str | None) -> uuid.UUID:

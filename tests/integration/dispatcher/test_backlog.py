@@ -104,16 +104,9 @@ async def test_now_playing_with_nothing_after_it_goes_out(
     token = sb.env["SANDBOX_TOKEN"]
     for service in ("lastfm", "librefm", "listenbrainz"):
         await connect_with_token(setup, service, token)
-    ingest, dispatch = setup.process(), dispatcher(setup, sb)
-    await ingest.start()
-    await dispatch.start()
-    try:
-        start = event_record(event("start", 0, content_type="track", at_s=0).to_json_dict())
-        await publish(setup.infra.kafka_bootstrap, setup.playback, [start])
+    async with setup.running(setup.process(), dispatcher(setup, sb)):
+        await setup.publish_plays([event("start", 0, content_type="track", at_s=0)])
         found = await wait_until_settled(setup.database_url)
-    finally:
-        assert await dispatch.stop() == 0
-        assert await ingest.stop() == 0
     assert found == {
         ("lastfm", "now_playing"): ["sent"],
         ("librefm", "now_playing"): ["sent"],

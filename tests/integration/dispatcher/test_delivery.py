@@ -4,11 +4,8 @@ fakes, outcomes in Postgres. Both services run as processes, as an operator runs
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,8 +19,8 @@ from scrobble_sandbox.maloja.fake import MalojaFake
 from scrobble_shared.crypto import TokenCipher
 from tests.support.events import USER, event
 from tests.support.ingest import IngestSetup
-from tests.support.kafka import collect, event_record, publish
-from tests.support.services import ServiceProcess
+from tests.support.kafka import collect
+from tests.support.services import ServiceProcess, run_cli
 
 pytestmark = pytest.mark.integration
 KEY = Fernet.generate_key().decode()
@@ -123,19 +120,10 @@ async def test_every_service_gets_its_calls(ingest_setup: IngestSetup, sandbox: 
         event("progress", 200_000, content_type="track", at_s=500),
         event("rate", content_type="track", rating=9, at_s=600),
     ]
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(e.to_json_dict()) for e in events],
-    )
-    ingest, dispatch = setup.process(), dispatcher(setup, sb)
-    await ingest.start()
-    await dispatch.start()
-    try:
+    await setup.publish_plays(events)
+    dispatch = dispatcher(setup, sb)
+    async with setup.running(setup.process(), dispatch):
         found = await wait_until_settled(setup.database_url)
-    finally:
-        assert await dispatch.stop() == 0
-        assert await ingest.stop() == 0
     assert found == {
         ("trakt", "start"): ["sent"],
         ("trakt", "scrobble"): ["sent"],
@@ -201,11 +189,7 @@ async def test_retries_dead_letters_and_replay(ingest_setup: IngestSetup, sandbo
         event("stop", 9_500_000, at_s=0),
         event("progress", 200_000, content_type="track", at_s=300),
     ]
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(e.to_json_dict()) for e in events],
-    )
+    await setup.publish_plays(events)
     ingest, dispatch = setup.process(), dispatcher(setup, sb)
     await ingest.start()
     await dispatch.start()
@@ -219,12 +203,14 @@ async def test_retries_dead_letters_and_replay(ingest_setup: IngestSetup, sandbo
         assert len(dead_letters) == 1
         assert dead_letters[0].json()["connection_id"] == str(lastfm)
         assert dead_letters[0].headers["error.reason"]
-        listed = await cli("dlq", "list", "--service", "lastfm", env=dispatch.env)
+        listed = await run_cli("dlq", "list", "--service", "lastfm", env=dispatch.env)
         assert "lastfm" in listed
         assert "artist" in listed.lower()  # the readable reason
         # Last.fm lets the artist through again; the replayed scrobble goes out once.
         sb.lastfm.state.filtered_artists.discard("aphex twin")
-        assert "requeued 1" in await cli("dlq", "replay", "--service", "lastfm", env=dispatch.env)
+        assert "requeued 1" in await run_cli(
+            "dlq", "replay", "--service", "lastfm", env=dispatch.env
+        )
         replayed = await wait_until_settled(setup.database_url)
         assert replayed[("lastfm", "scrobble")] == ["sent"]
         scrobbles = [r for r in sb.lastfm.requests("/") if r.body.get("method") == "track.scrobble"]
@@ -232,16 +218,3 @@ async def test_retries_dead_letters_and_replay(ingest_setup: IngestSetup, sandbo
     finally:
         assert await dispatch.stop() == 0
         assert await ingest.stop() == 0
-
-
-async def cli(*args: str, env: dict[str, str]) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("scrobble")),
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()

@@ -3,7 +3,6 @@ except now playing, which would be stale by then and is dropped as failed."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,20 +11,14 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from scrobble_dispatcher import pacing, repository
-from scrobble_dispatcher.decide import DeliveryPolicy
+from scrobble_dispatcher import pacing
 from scrobble_dispatcher.delivery import Deliverer
-from scrobble_dispatcher.transport import ClientSet
-from scrobble_sandbox import running_sandbox
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.trackers import registry
-from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
+from tests.support.delivery import deliver_once, listenbrainz_deliverer, queue_work
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -37,58 +30,18 @@ USER = uuid.UUID("00000000-0000-4000-8000-000000000002")
 async def held(
     database_url: str, infra: Infra
 ) -> AsyncIterator[tuple[asyncpg.Pool, Deliverer, uuid.UUID]]:
-    async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        pool = await create_pool(database_url)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
-        await producer.start()
-        http = ClientSet()
-        deliverer = Deliverer(
-            pool,
-            CIPHER,
-            {"listenbrainz": ListenBrainzClient(sb.env["LISTENBRAINZ_API_URL"])},
-            {"listenbrainz": http},
-            OutboxRelay(pool, producer, infra.kafka_bootstrap),
-            DeliveryPolicy(3, timedelta(seconds=1), "scrobble.", {}),
-        )
-        connection: uuid.UUID = await pool.fetchval(
-            "INSERT INTO connections (user_id, service, access_token_enc) "
-            "VALUES ($1, 'listenbrainz', $2) RETURNING id",
-            USER,
-            CIPHER.encrypt(sb.env["SANDBOX_TOKEN"]),
-        )
-        try:
-            yield pool, deliverer, connection
-        finally:
-            await http.aclose()
-            await producer.stop()
-            await pool.close()
+    async with listenbrainz_deliverer(database_url, infra, CIPHER, USER, timedelta(seconds=1)) as (
+        pool,
+        deliverer,
+        _,
+        connection,
+    ):
+        yield pool, deliverer, connection
 
 
 async def queue(pool: asyncpg.Pool, connection: uuid.UUID, kind: str) -> uuid.UUID:
-    scrobble_id, content_id = uuid.uuid4(), uuid.uuid4()
-    message = {
-        "scrobble_id": str(scrobble_id),
-        "connection_id": str(connection),
-        "user_id": str(USER),
-        "service": "listenbrainz",
-        "kind": kind,
-        "dedupe_key": f"k-{scrobble_id}",
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "content": {"type": "track", "id": str(content_id), "title": "T", "artists": ["A"]},
-    }
-    await pool.execute(
-        "INSERT INTO scrobbles (id, connection_id, user_id, service, dedupe_key, kind, "
-        "content_type, content_id, request, occurred_at) "
-        "VALUES ($1, $2, $3, 'listenbrainz', $4, $5, 'track', $6, $7::jsonb, now())",
-        scrobble_id,
-        connection,
-        USER,
-        message["dedupe_key"],
-        kind,
-        content_id,
-        json.dumps(message),
-    )
-    return scrobble_id
+    track = {"type": "track", "title": "T", "artists": ["A"]}
+    return await queue_work(pool, connection, USER, "listenbrainz", kind, track)
 
 
 async def test_far_slots_put_work_back_and_drop_stale_now_playing(
@@ -104,10 +57,7 @@ async def test_far_slots_put_work_back_and_drop_stale_now_playing(
     outcomes: dict[str, dict[str, Any]] = {}
     for kind in ("now_playing", "scrobble"):
         scrobble_id = await queue(pool, connection, kind)
-        async with pool.acquire() as conn:
-            claimed = await repository.claim(conn, scrobble_id)
-        assert claimed is not None
-        assert await deliverer.deliver(claimed) == "paced"
+        assert await deliver_once(pool, deliverer, scrobble_id) == "paced"
         row = await pool.fetchrow(
             "SELECT status, attempts, next_attempt_at, last_error FROM scrobbles WHERE id = $1",
             scrobble_id,

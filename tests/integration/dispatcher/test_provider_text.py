@@ -21,7 +21,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
-from scrobble_dispatcher import repository
 from scrobble_dispatcher.decide import DeliveryPolicy
 from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.transport import ClientSet
@@ -34,6 +33,7 @@ from scrobble_shared.trackers.refresh import RefreshConfig
 from scrobble_shared.trackers.simkl.client import SimklClient
 from scrobble_shared.trackers.trakt.client import TraktClient
 from tests.integration.gateway.conftest import Gateway, open_gateway
+from tests.support.delivery import deliver_once, queue_work
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 
@@ -79,38 +79,12 @@ class Setup:
     async def queue(
         self, connection_id: uuid.UUID, service: str, item: dict[str, Any]
     ) -> uuid.UUID:
-        scrobble_id, content_id = uuid.uuid4(), uuid.uuid4()
-        message = {
-            "scrobble_id": str(scrobble_id),
-            "connection_id": str(connection_id),
-            "user_id": str(USER),
-            "service": service,
-            "kind": "scrobble",
-            "dedupe_key": f"k-{scrobble_id}",
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "content": {"id": str(content_id), **item},
-            "progress_percent": 95.0,
-        }
-        await self.pool.execute(
-            "INSERT INTO scrobbles (id, connection_id, user_id, service, dedupe_key, kind, "
-            "content_type, content_id, request, occurred_at) "
-            "VALUES ($1, $2, $3, $4, $5, 'scrobble', $6, $7, $8::jsonb, now())",
-            scrobble_id,
-            connection_id,
-            USER,
-            service,
-            message["dedupe_key"],
-            item["type"],
-            content_id,
-            json.dumps(message),
+        return await queue_work(
+            self.pool, connection_id, USER, service, "scrobble", item, progress_percent=95.0
         )
-        return scrobble_id
 
     async def attempt(self, scrobble_id: uuid.UUID) -> str:
-        async with self.pool.acquire() as conn:
-            claimed = await repository.claim(conn, scrobble_id)
-        assert claimed is not None
-        return await self.deliverer.deliver(claimed)
+        return await deliver_once(self.pool, self.deliverer, scrobble_id)
 
     async def api(self, path: str, *roles: str) -> Any:
         answer = await self.gateway.client.get(

@@ -19,18 +19,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from scrobble_dispatcher.decide import DeliveryPolicy
 from scrobble_dispatcher.delivery import Deliverer
-from scrobble_dispatcher.transport import ClientSet
-from scrobble_sandbox import RecordedRequest, Sandbox, running_sandbox
+from scrobble_sandbox import RecordedRequest, Sandbox
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.outbox import OutboxRelay
-from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from tests.integration.dispatcher.test_fair_lanes import Lanes, lanes, listen, queue
+from tests.support.delivery import listenbrainz_deliverer
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -121,31 +116,10 @@ async def in_process(
     database_url: str, infra: Infra
 ) -> AsyncIterator[tuple[asyncpg.Pool, Deliverer, Sandbox, uuid.UUID]]:
     """A Deliverer of ListenBrainz work against the sandbox, in this process."""
-    async with running_sandbox(host="127.0.0.1", port=0) as sb:
-        pool = await create_pool(database_url)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
-        await producer.start()
-        http = ClientSet()
-        deliverer = Deliverer(
-            pool,
-            CIPHER,
-            {"listenbrainz": ListenBrainzClient(sb.env["LISTENBRAINZ_API_URL"])},
-            {"listenbrainz": http},
-            OutboxRelay(pool, producer, infra.kafka_bootstrap),
-            DeliveryPolicy(3, timedelta(minutes=5), "scrobble.", {}),
-        )
-        connection = await pool.fetchval(
-            "INSERT INTO connections (user_id, service, access_token_enc) "
-            "VALUES ($1, 'listenbrainz', $2) RETURNING id",
-            uuid.uuid4(),
-            CIPHER.encrypt(sb.env["SANDBOX_TOKEN"]),
-        )
-        try:
-            yield pool, deliverer, sb, connection
-        finally:
-            await http.aclose()
-            await producer.stop()
-            await pool.close()
+    async with listenbrainz_deliverer(
+        database_url, infra, CIPHER, uuid.uuid4(), timedelta(minutes=5)
+    ) as held:
+        yield held
 
 
 async def test_a_service_that_only_says_slow_down_ends_the_work_a_day_after_it_was_queued(

@@ -26,7 +26,6 @@ from tests.integration.gateway.test_connect_support import serve_gateway
 from tests.support.events import T0, event
 from tests.support.infra import Infra
 from tests.support.ingest import IngestSetup
-from tests.support.kafka import event_record, publish
 from tests.support.maloja import OWNER, RealMaloja, running_maloja
 
 pytestmark = pytest.mark.integration
@@ -55,22 +54,12 @@ async def test_listen_is_in_real_malojas_records(
         event("start", 0, content_type="track", content=track, at_s=300),
         event("progress", 200_000, content_type="track", content=track, at_s=500),
     ]
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(e.to_json_dict()) for e in events],
-    )
+    await setup.publish_plays(events)
     process = dispatcher(setup, sandbox)
     # No connection names the fake; the configured server is the real one too.
     process.env["MALOJA_API_URL"] = maloja.url
-    ingest = setup.process()
-    await ingest.start()
-    await process.start()
-    try:
+    async with setup.running(setup.process(), process):
         found = await wait_until_settled(setup.database_url)
-    finally:
-        assert await process.stop() == 0
-        assert await ingest.stop() == 0
     assert found == {("maloja", "scrobble"): ["sent"]}, (process.log_tail(), maloja.log_tail())
     assert (await sync_status(setup.database_url))["maloja"][0] == "ok"
     [kept] = await maloja.scrobbles()

@@ -30,9 +30,10 @@ from tests.integration.dispatcher.test_delivery import (
     sandbox,
     wait_until_settled,
 )
+from tests.support.databases import insert_connection
 from tests.support.events import event
 from tests.support.ingest import IngestSetup
-from tests.support.kafka import event_record, publish, wait_for_group
+from tests.support.kafka import wait_for_group
 from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -44,16 +45,7 @@ TRACK_MS = 367_000
 
 
 async def connect_user(setup: IngestSetup, user: uuid.UUID, service: str, token: str) -> None:
-    conn = await asyncpg.connect(setup.database_url)
-    try:
-        await conn.execute(
-            "INSERT INTO connections (user_id, service, access_token_enc) VALUES ($1, $2, $3)",
-            user,
-            service,
-            TokenCipher(KEY).encrypt(token),
-        )
-    finally:
-        await conn.close()
+    await insert_connection(setup.database_url, TokenCipher(KEY), user, service, token)
 
 
 def movie(n: int) -> dict[str, object]:
@@ -122,11 +114,7 @@ async def test_two_replicas_share_the_work_and_the_limits(
                 content=track(i),
             ),
         ]  # fmt: skip
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(e.to_json_dict()) for e in events],
-    )
+    await setup.publish_plays(events)
     ingest = setup.process()
     first = dispatcher(setup, sb)
     second = ServiceProcess("dispatcher", first.env, setup.tmp / "dispatcher-2.log")
@@ -209,11 +197,7 @@ async def test_a_killed_dispatcher_loses_nothing_and_doubles_are_absorbed(
         event("stop", 9_000_000, at_s=60 * n, user=str(user), session=f"m{n}", content=movie(n))
         for n in range(PLAYS)
     ]
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(e.to_json_dict()) for e in events],
-    )
+    await setup.publish_plays(events)
     ingest, first = setup.process(), dispatcher(setup, sb)
     killed = asyncio.Event()
 

@@ -7,7 +7,6 @@ replicas ask once, and a lookup that got no answer is retried like a write."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from scrobble_shared.trackers.http import AppCredentials, ServiceClient
 from scrobble_shared.trackers.simkl.client import SimklClient
 from scrobble_shared.trackers.trakt.client import TraktClient
 from tests.integration.gateway.conftest import open_gateway
+from tests.support.delivery import claim as claim_row
+from tests.support.delivery import queue_work
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 
@@ -85,40 +86,13 @@ class Rig:
     ) -> repository.Claimed:
         connection = connection or await self.connection(service)
         user = await self.pool.fetchval("SELECT user_id FROM connections WHERE id = $1", connection)
-        scrobble_id, content_id = uuid.uuid4(), uuid.uuid4()
-        body = {"id": str(content_id), **content}
-        message = {
-            "scrobble_id": str(scrobble_id),
-            "connection_id": str(connection),
-            "user_id": str(user),
-            "service": service,
-            "kind": kind,
-            "dedupe_key": f"k-{scrobble_id}",
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "progress_percent": 95.0,
-            "content": body,
-        }
-        await self.pool.execute(
-            "INSERT INTO scrobbles (id, connection_id, user_id, service, dedupe_key, kind, "
-            "content_type, content_id, request, occurred_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now())",
-            scrobble_id,
-            connection,
-            user,
-            service,
-            message["dedupe_key"],
-            kind,
-            content["type"],
-            content_id,
-            json.dumps(message),
+        scrobble_id = await queue_work(
+            self.pool, connection, user, service, kind, content, progress_percent=95.0
         )
         return await self.claim(scrobble_id)
 
     async def claim(self, scrobble_id: uuid.UUID) -> repository.Claimed:
-        async with self.pool.acquire() as conn:
-            claimed = await repository.claim(conn, scrobble_id)
-        assert claimed is not None
-        return claimed
+        return await claim_row(self.pool, scrobble_id)
 
     async def row(self, scrobble_id: uuid.UUID) -> dict[str, Any]:
         row = await self.pool.fetchrow(

@@ -22,9 +22,9 @@ import pytest
 from scrobble_sandbox import Sandbox
 from scrobble_shared.crypto import TokenCipher
 from tests.integration.dispatcher.test_delivery import KEY, dispatcher, wait_until_settled
+from tests.support.databases import insert_connection
 from tests.support.events import event
 from tests.support.ingest import IngestSetup
-from tests.support.kafka import event_record, publish
 from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -50,16 +50,7 @@ def anime(n: int) -> dict[str, Any]:
 
 
 async def connect(dsn: str, user: uuid.UUID, service: str, token: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO connections (user_id, service, access_token_enc) VALUES ($1, $2, $3)",
-            user,
-            service,
-            TokenCipher(KEY).encrypt(token),
-        )
-    finally:
-        await conn.close()
+    await insert_connection(dsn, TokenCipher(KEY), user, service, token)
 
 
 def seed_catalogues(sb: Sandbox) -> None:
@@ -138,11 +129,7 @@ async def test_a_thousand_plays_of_fifty_items_are_looked_up_fifty_times(
                     session=f"a{j}", content=anime(n),
                 )
             )  # fmt: skip
-        await publish(
-            setup.infra.kafka_bootstrap,
-            setup.playback,
-            [event_record(e.to_json_dict()) for e in events],
-        )
+        await setup.publish_plays(events)
         ingest = setup.process()
         first = dispatcher(setup, sb)
         second = ServiceProcess("dispatcher", first.env, setup.tmp / "dispatcher-2.log")

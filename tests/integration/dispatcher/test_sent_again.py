@@ -19,19 +19,16 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from scrobble_dispatcher import repository
 from scrobble_dispatcher.decide import DeliveryPolicy
 from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.main import build_clients, build_rechecks
 from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.outbox import OutboxRelay
 from scrobble_shared.settings import Settings
+from tests.support.delivery import deliver_once, in_process_deliverer, queue_work
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -55,66 +52,34 @@ async def setup(database_url: str, infra: Infra) -> AsyncIterator[Setup]:
         settings = Settings.model_validate(
             {k.lower(): v for k, v in sb.env.items() if not k.startswith("SANDBOX")}
         )
-        pool = await create_pool(database_url)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
-        await producer.start()
-        http = ClientSet(4)
-        clients = build_clients(settings, list(SERVICES))
-        deliverer = Deliverer(
-            pool,
+        async with in_process_deliverer(
+            database_url,
+            infra,
             CIPHER,
-            clients,
-            dict.fromkeys(SERVICES, http),
-            OutboxRelay(pool, producer, infra.kafka_bootstrap),
+            build_clients(settings, list(SERVICES)),
             DeliveryPolicy(3, timedelta(seconds=1), "scrobble.", {}),
+            http=dict.fromkeys(SERVICES, ClientSet(4)),
             rechecks=build_rechecks(settings, list(SERVICES)),
-        )
-        connections = {}
-        for service in SERVICES:
-            connections[service] = await pool.fetchval(
-                "INSERT INTO connections (user_id, service, access_token_enc, external_user_name) "
-                "VALUES ($1, $2, $3, 'sandbox') RETURNING id",
-                USER,
-                service,
-                CIPHER.encrypt(sb.env["SANDBOX_TOKEN"]),
-            )
-        try:
+        ) as (pool, deliverer):
+            connections = {}
+            for service in SERVICES:
+                connections[service] = await pool.fetchval(
+                    "INSERT INTO connections "
+                    "(user_id, service, access_token_enc, external_user_name) "
+                    "VALUES ($1, $2, $3, 'sandbox') RETURNING id",
+                    USER,
+                    service,
+                    CIPHER.encrypt(sb.env["SANDBOX_TOKEN"]),
+                )
             yield Setup(pool, sb, deliverer, connections)
-        finally:
-            await http.aclose()
-            await producer.stop()
-            await pool.close()
 
 
 async def queued(setup: Setup, service: str, kind: str, content: dict[str, Any]) -> uuid.UUID:
-    scrobble_id = uuid.uuid4()
     occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
-    message = {
-        "scrobble_id": str(scrobble_id),
-        "connection_id": str(setup.connections[service]),
-        "user_id": str(USER),
-        "service": service,
-        "kind": kind,
-        "dedupe_key": f"k-{scrobble_id}",
-        "occurred_at": occurred.isoformat(),
-        "content": content,
-    }
-    await setup.pool.execute(
-        "INSERT INTO scrobbles (id, connection_id, user_id, service, dedupe_key, kind, "
-        "content_type, content_id, request, occurred_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)",
-        scrobble_id,
-        setup.connections[service],
-        USER,
-        service,
-        message["dedupe_key"],
-        kind,
-        content["type"],
-        uuid.UUID(content["id"]),
-        json.dumps(message),
-        occurred,
+    connection = setup.connections[service]
+    return await queue_work(
+        setup.pool, connection, USER, service, kind, content, occurred_at=occurred
     )
-    return scrobble_id
 
 
 async def deliver(setup: Setup, scrobble_id: uuid.UUID) -> str:
@@ -122,10 +87,7 @@ async def deliver(setup: Setup, scrobble_id: uuid.UUID) -> str:
     await setup.pool.execute(
         "UPDATE scrobbles SET next_attempt_at = now() WHERE id = $1", scrobble_id
     )
-    async with setup.pool.acquire() as conn:
-        claimed = await repository.claim(conn, scrobble_id)
-    assert claimed is not None
-    return await setup.deliverer.deliver(claimed)
+    return await deliver_once(setup.pool, setup.deliverer, scrobble_id)
 
 
 FILM = {

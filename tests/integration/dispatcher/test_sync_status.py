@@ -9,30 +9,21 @@ dispatcher as a process is checked in test_delivery.py."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
 from cryptography.fernet import Fernet
 
-from scrobble_dispatcher import repository
-from scrobble_dispatcher.decide import DeliveryPolicy
 from scrobble_dispatcher.delivery import Deliverer
-from scrobble_dispatcher.transport import ClientSet
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
-from scrobble_shared.db.connect import create_pool
-from scrobble_shared.outbox import OutboxRelay
-from scrobble_shared.trackers.http import AppCredentials
-from scrobble_shared.trackers.refresh import RefreshConfig
-from scrobble_shared.trackers.trakt.client import TraktClient
+from tests.support.delivery import deliver_once, queue_work, trakt_deliverer
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -60,28 +51,9 @@ class Setup:
     async def deliver(self, connection_id: uuid.UUID) -> str:
         """Queue one movie scrobble and deliver it once; the outcome label ("done" and
         "already_done", Trakt's 409 for the same movie again, are both sent)."""
-        scrobble_id = uuid.uuid4()
-        message = {
-            "scrobble_id": str(scrobble_id),
-            "connection_id": str(connection_id),
-            "user_id": str(USER),
-            "service": "trakt",
-            "kind": "scrobble",
-            "dedupe_key": f"k-{scrobble_id}",
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "content": {"type": "movie", "id": str(uuid.uuid4()), "title": "Heat", "year": 1995},
-            "progress_percent": 95.0,
-        }
-        await self.pool.execute(
-            "INSERT INTO scrobbles (id, connection_id, user_id, service, dedupe_key, kind, "
-            "content_type, content_id, request, occurred_at) "
-            "VALUES ($1, $2, $3, 'trakt', $4, 'scrobble', 'movie', $5, $6::jsonb, now())",
-            scrobble_id,
-            connection_id,
-            USER,
-            message["dedupe_key"],
-            uuid.uuid4(),
-            json.dumps(message),
+        movie = {"type": "movie", "title": "Heat", "year": 1995}
+        scrobble_id = await queue_work(
+            self.pool, connection_id, USER, "trakt", "scrobble", movie, progress_percent=95.0
         )
         return await self.again(scrobble_id)
 
@@ -89,10 +61,7 @@ class Setup:
         await self.pool.execute(
             "UPDATE scrobbles SET next_attempt_at = now() WHERE id = $1", scrobble_id
         )
-        async with self.pool.acquire() as conn:
-            claimed = await repository.claim(conn, scrobble_id)
-        assert claimed is not None
-        return await self.deliverer.deliver(claimed)
+        return await deliver_once(self.pool, self.deliverer, scrobble_id)
 
     async def sync(self, connection_id: uuid.UUID) -> dict[str, Any]:
         row = await self.pool.fetchrow(
@@ -108,27 +77,8 @@ class Setup:
 async def setup(database_url: str, infra: Infra) -> AsyncIterator[Setup]:
     async with running_sandbox(host="127.0.0.1", port=0) as sb:
         sb.disable_rate_limits()
-        env = sb.env
-        app = AppCredentials(env["TRAKT_CLIENT_ID"], env["TRAKT_CLIENT_SECRET"])
-        pool = await create_pool(database_url)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
-        await producer.start()
-        http = ClientSet()
-        deliverer = Deliverer(
-            pool,
-            CIPHER,
-            {"trakt": TraktClient(env["TRAKT_API_URL"], app)},
-            {"trakt": http},
-            OutboxRelay(pool, producer, infra.kafka_bootstrap),
-            DeliveryPolicy(3, timedelta(seconds=1), "scrobble.", {"trakt": app.client_id}),
-            refresh={"trakt": RefreshConfig.trakt(env["TRAKT_AUTH_URL"], app)},
-        )
-        try:
+        async with trakt_deliverer(database_url, infra, CIPHER, sb) as (pool, deliverer):
             yield Setup(pool, deliverer, sb)
-        finally:
-            await http.aclose()
-            await producer.stop()
-            await pool.close()
 
 
 async def test_the_connection_says_when_its_last_delivery_was_and_how_it_went(

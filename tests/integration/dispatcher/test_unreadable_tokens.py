@@ -21,7 +21,6 @@ from tests.integration.dispatcher.test_delivery import KEY, dispatcher, sandbox
 from tests.integration.dispatcher.test_token_refresh import Setup, sb, setup
 from tests.support.events import event
 from tests.support.ingest import IngestSetup
-from tests.support.kafka import event_record, publish
 
 pytestmark = pytest.mark.integration
 # The fixtures, shared with test_delivery (a dispatcher process) and test_token_refresh
@@ -107,19 +106,10 @@ async def test_unreadable_tokens_wait_for_a_reconnect_and_the_rest_of_the_batch_
     )
     users = [*good[:4], unreadable_user, *good[4:], unreadable_refresh_user]
     # All queued before the dispatcher starts: they arrive in one batch of the consumer.
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(event("stop", 9_500_000, user=str(u)).to_json_dict()) for u in users],
-    )
-    ingest, dispatch = setup.process(), dispatcher(setup, sb)
-    await ingest.start()
-    await dispatch.start()
-    try:
+    await setup.publish_plays([event("stop", 9_500_000, user=str(u)) for u in users])
+    dispatch = dispatcher(setup, sb)
+    async with setup.running(setup.process(), dispatch):
         rows = await wait_for_outcomes(setup.database_url, len(users))
-    finally:
-        assert await dispatch.stop() == 0
-        assert await ingest.stop() == 0
     log = dispatch.log_path.read_text()
     by_user = {r["user_id"]: r for r in rows}
     assert len(by_user) == len(users), rows

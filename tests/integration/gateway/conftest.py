@@ -3,30 +3,46 @@
 
 ``gateway.auth(user)`` makes the headers of a valid bearer token for that user: signed with
 the test gateway's secret and carrying its issuer and audience.
+
+The connect tests (httpx or a real Chromium as the browser) take ``gw``: the gateway as
+``scrobble gateway`` serves it, talking to the sandbox's fakes (``sb``, one sandbox server
+for the session, reset before each test).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import httpx
 import jwt
 import pytest
-from aiohttp import web
+import pytest_asyncio
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
+from playwright.async_api import Browser
 
 from scrobble_gateway.app import create_app
+from scrobble_gateway.main import PathOnlyAccessLogger
+from scrobble_sandbox import Sandbox
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.db.connections import NewConnection, create_connection
 from scrobble_shared.settings import Settings, load_settings
 from scrobble_shared.trackers.registry import SERVICES
+from tests.integration.gateway.browser_support import chromium
+from tests.integration.gateway.test_connect_support import ConnectGateway, serve_gateway
+from tests.support import databases
 from tests.support.infra import Infra
+from tests.support.sandbox import sandbox_server, sb
 from tests.support.topics import Topics
+
+__all__ = ["sandbox_server", "sb"]  # the fixtures
 
 JWT_SECRET = "test-secret-of-the-gateway-0123456789abcdef"
 JWT_ISSUER = "https://auth.gateway-tests.example"
@@ -108,11 +124,23 @@ class Gateway:
         return created.id
 
     async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
+        return await databases.fetch(self.database_url, query, *args)
+
+
+@dataclass
+class AnswerLog:
+    """Every answer ``keep`` was given, body and headers as text, for the tests that look
+    for secrets in what the gateway sent back."""
+
+    texts: list[str] = field(default_factory=list)
+
+    async def keep(self, answer: ClientResponse) -> ClientResponse:
+        self.texts.append(await answer.text())
+        self.texts.append(repr(dict(answer.headers)))
+        return answer
+
+    def joined(self) -> str:
+        return "\n".join(self.texts)
 
 
 def gateway_environ(infra: Infra, database_url: str, prefix: str, key: str) -> dict[str, str]:
@@ -151,6 +179,18 @@ async def open_gateway(
     return Gateway(client, settings, database_url, service_topics, TokenCipher(key))
 
 
+async def open_logged_gateway(infra: Infra, database_url: str, topics: Topics) -> Gateway:
+    """A gateway logging access as ``scrobble gateway`` does (paths only, no query strings),
+    for the tests that read every log line; close with ``client.close()``."""
+    return await open_gateway(
+        infra,
+        database_url,
+        topics,
+        access_log_class=PathOnlyAccessLogger,
+        access_log=logging.getLogger("scrobble_gateway.access"),
+    )
+
+
 @pytest.fixture
 async def gateway(infra: Infra, database_url: str, topics: Topics) -> AsyncIterator[Gateway]:
     started = await open_gateway(infra, database_url, topics)
@@ -178,3 +218,23 @@ async def unthrottled_gateway(
         yield started
     finally:
         await started.client.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
+    async with serve_gateway(infra, database_url, sb) as gateway:
+        yield gateway
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """A browser played by httpx: its own cookie jar, no redirect followed by itself."""
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """A real headless Chromium for the module; each test opens contexts of its own."""
+    async with chromium() as launched:
+        yield launched

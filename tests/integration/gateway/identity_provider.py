@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
@@ -174,9 +175,15 @@ async def jwks_gateway(
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The gateway checking tokens against ``jwks_url``; ``environ`` adds settings."""
     settings = load_settings(jwks_environ(infra, database_url, topics, jwks_url, **environ))
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
-    await client.start_server()
-    try:
+    async with TestClient(TestServer(create_app(settings))) as client:
         yield client
-    finally:
-        await client.close()
+
+
+@pytest.fixture
+async def client(
+    infra: Infra, database_url: str, topics: Topics, provider: IdentityProvider
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The fixture of the JWKS tests: a gateway checking tokens against the test module's
+    ``provider`` fixture."""
+    async with jwks_gateway(infra, database_url, topics, provider.url) as started:
+        yield started

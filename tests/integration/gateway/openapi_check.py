@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator, FormatChecker
 
 from scrobble_gateway.openapi import load_document
@@ -46,3 +47,17 @@ def check_answer(method: str, template: str, status: int, content_type: str, bod
     assert not errors, f"{method} {template} {status}: " + "; ".join(
         f"{list(e.path)}: {e.message}" for e in errors[:5]
     )
+
+
+async def answers_as_documented(
+    client: TestClient[Any, Any], calls: list[tuple[str, str, str, dict[str, Any]]]
+) -> list[int]:
+    """Make each call (method, path template, path, request options), nothing followed,
+    and check each answer against the document; the statuses, in order."""
+    statuses = []
+    for method, template, path, options in calls:
+        answer = await client.request(method, path, allow_redirects=False, **options)
+        body = await answer.read()
+        statuses.append(answer.status)
+        check_answer(method, template, answer.status, answer.content_type, body)
+    return statuses

@@ -11,16 +11,13 @@ exist for A or for B. Each test prints what happened.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from playwright.async_api import Browser
 
-from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox import Sandbox
 from tests.integration.gateway.browser_support import (
     TITLES,
-    chromium,
     new_page,
     start_in_browser,
 )
@@ -28,39 +25,12 @@ from tests.integration.gateway.test_connect_support import (
     API,
     ConnectGateway,
     exchanges,
-    serve_gateway,
     token_owner,
 )
-from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
 WRONG_BROWSER = "open this link in the browser that started it"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox_server() -> AsyncIterator[Sandbox]:
-    async with running_sandbox("127.0.0.1", 0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox_server: Sandbox) -> Sandbox:
-    sandbox_server.reset()  # auto-approve is off: B presses Approve on the consent page
-    sandbox_server.disable_rate_limits()
-    return sandbox_server
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
-    async with serve_gateway(infra, database_url, sb) as gateway:
-        yield gateway
 
 
 @pytest.mark.parametrize("service", ["trakt", "simkl", "anilist", "lastfm", "librefm"])

@@ -1,7 +1,7 @@
 """Connecting accounts end to end: the real gateway app against the sandbox's fakes, with
 httpx as the browser (the fakes approve at once, or their consent form is submitted).
 
-Each test has its own database and gateway; the sandbox is shared by the module and reset
+Each test has its own database and gateway; the sandbox is shared by the session and reset
 before each test.
 """
 
@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from scrobble_gateway.connect.revoke import revoke_at_service
-from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox import Sandbox
 from scrobble_sandbox.core.recording import RecordedRequest
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
 from scrobble_sandbox.maloja.fake import MalojaFake
@@ -38,6 +36,7 @@ from tests.integration.gateway.test_connect_support import (
     set_cookies,
     token_owner,
 )
+from tests.integration.gateway.test_connections import CONNECTION_FIELDS
 from tests.support.infra import Infra
 from tests.support.services import free_port
 
@@ -49,31 +48,6 @@ TITLES = {t.name: t.title for t in TRACKERS}
 WEB_AUTH = ("lastfm", "librefm")
 # The user pastes a token (and, for Maloja, gives the address of their own server).
 TOKEN_SERVICES = ("listenbrainz", "maloja")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox_server() -> AsyncIterator[Sandbox]:
-    async with running_sandbox("127.0.0.1", 0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox_server: Sandbox) -> Sandbox:
-    sandbox_server.reset()
-    sandbox_server.disable_rate_limits()
-    return sandbox_server
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
-    async with serve_gateway(infra, database_url, sb) as gateway:
-        yield gateway
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as c:
-        yield c
 
 
 # --- each service end to end --------------------------------------------------------------
@@ -224,19 +198,7 @@ async def test_pasted_token_is_checked_then_stored(
 
     assert answer.status_code == 201, answer.text
     body = answer.json()
-    assert {
-        "id",
-        "user_id",
-        "service",
-        "enabled",
-        "scrobble_threshold_percent",
-        "sync_watch_status",
-        "sync_ratings",
-        "last_sync_at",
-        "last_sync_status",
-        "status",
-        "status_reason",
-    } <= set(body)
+    assert set(body) >= CONNECTION_FIELDS  # a connection as GET /connections shows it
     assert (body["user_id"], body["service"], body["status"]) == (str(user), service, "active")
     assert SANDBOX_TOKEN not in answer.text
     [check] = token_checks(sb, service)

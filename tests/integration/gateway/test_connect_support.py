@@ -32,6 +32,7 @@ from scrobble_sandbox import Sandbox
 from scrobble_sandbox.librefm.fake import LibrefmFake
 from scrobble_shared.crypto import TokenCipher
 from scrobble_shared.settings import Settings, load_settings
+from tests.support import databases
 from tests.support.infra import Infra
 
 JWT_SECRET = "connect-tests-jwt-secret-0123456789abcdef"
@@ -59,11 +60,7 @@ class ConnectGateway:
     database_url: str
 
     async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
+        return await databases.fetch(self.database_url, query, *args)
 
     async def connections(self, user: uuid.UUID | None = None) -> list[asyncpg.Record]:
         """Every stored connection (of one user), with the raw token columns."""

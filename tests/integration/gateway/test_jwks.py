@@ -25,6 +25,7 @@ from tests.integration.gateway.identity_provider import (
     AUDIENCE,
     ISSUER,
     IdentityProvider,
+    client,
     ec_key,
     identity_provider,
     jwks_gateway,
@@ -34,6 +35,7 @@ from tests.support.infra import Infra
 from tests.support.topics import Topics
 
 pytestmark = pytest.mark.integration
+__all__ = ["client"]  # the fixture, shared by the JWKS test modules
 USER = uuid.UUID("0b9a1c52-7f43-4c1e-9d6a-3a7d2e1f5c10")
 CONNECTIONS = "/api/v1/scrobble/connections"
 
@@ -43,14 +45,6 @@ async def provider() -> AsyncIterator[IdentityProvider]:
     async with identity_provider() as started:
         started.publish("k1", alg="RS256")
         started.publish("e1", alg="ES256")
-        yield started
-
-
-@pytest.fixture
-async def client(
-    infra: Infra, database_url: str, topics: Topics, provider: IdentityProvider
-) -> AsyncIterator[TestClient[Any, Any]]:
-    async with jwks_gateway(infra, database_url, topics, provider.url) as started:
         yield started
 
 

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from tests.integration.gateway.identity_provider import (
     IdentityProvider,
     Mode,
+    client,
     identity_provider,
     jwks_gateway,
     rsa_key,
@@ -30,6 +31,7 @@ from tests.support.infra import Infra
 from tests.support.topics import Topics
 
 pytestmark = pytest.mark.integration
+__all__ = ["client"]  # the fixture, shared by the JWKS test modules
 USER = uuid.UUID("8c0e3f7a-2d51-4b9e-a6c4-1f2e3d4c5b6a")
 CONNECTIONS = "/api/v1/scrobble/connections"
 CONCURRENT = 50
@@ -53,14 +55,6 @@ async def assert_cannot_check_tokens_now(answer: Any, why: str) -> None:
 async def provider() -> AsyncIterator[IdentityProvider]:
     async with identity_provider() as started:
         started.publish("k1")
-        yield started
-
-
-@pytest.fixture
-async def client(
-    infra: Infra, database_url: str, topics: Topics, provider: IdentityProvider
-) -> AsyncIterator[TestClient[Any, Any]]:
-    async with jwks_gateway(infra, database_url, topics, provider.url) as started:
         yield started
 
 

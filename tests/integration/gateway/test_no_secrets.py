@@ -8,10 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
 
-from scrobble_gateway.main import PathOnlyAccessLogger
-from tests.integration.gateway.conftest import bearer, make_token, open_gateway
+from tests.integration.gateway.conftest import AnswerLog, bearer, make_token, open_logged_gateway
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 
@@ -26,22 +24,12 @@ async def test_no_token_reaches_a_response_or_a_log_line(
     infra: Infra, database_url: str, topics: Topics, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    gateway = await open_gateway(
-        infra,
-        database_url,
-        topics,
-        access_log_class=PathOnlyAccessLogger,
-        access_log=logging.getLogger("scrobble_gateway.access"),
-    )
+    gateway = await open_logged_gateway(infra, database_url, topics)
     jwt_token = make_token(ALICE)
     expired = make_token(ALICE, expires_in=-120)  # beyond GATEWAY_JWT_LEEWAY
     alice = bearer(jwt_token)
-    seen: list[str] = []
-
-    async def keep(answer: ClientResponse) -> ClientResponse:
-        seen.append(await answer.text())
-        seen.append(repr(dict(answer.headers)))
-        return answer
+    seen = AnswerLog()
+    keep = seen.keep
 
     try:
         trakt = await gateway.connect(ALICE, "trakt", access_token=ACCESS, refresh_token=REFRESH)
@@ -85,7 +73,7 @@ async def test_no_token_reaches_a_response_or_a_log_line(
     logged = caplog.text
     # The captured logs are real: the access log saw the callback, by path only.
     assert "/api/v1/scrobble/trakt/callback" in logged
-    everything = "\n".join(seen) + "\n" + logged
+    everything = seen.joined() + "\n" + logged
     for secret in (jwt_token, expired, ACCESS, REFRESH, SESSION, OAUTH_CODE):
         assert secret not in everything
     # Nor the parts of a JWT (its signature alone identifies it).

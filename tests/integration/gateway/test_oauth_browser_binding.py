@@ -17,7 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox import Sandbox
 from scrobble_shared.trackers.registry import TRACKERS
 from tests.integration.gateway.openapi_check import check_answer
 from tests.integration.gateway.test_connect_support import (
@@ -37,25 +37,6 @@ pytestmark = pytest.mark.integration
 BROWSER_SERVICES = ("trakt", "simkl", "anilist", "lastfm", "librefm")
 TITLES = {t.name: t.title for t in TRACKERS}
 WRONG_BROWSER = "open this link in the browser that started it"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox_server() -> AsyncIterator[Sandbox]:
-    async with running_sandbox("127.0.0.1", 0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox_server: Sandbox) -> Sandbox:
-    sandbox_server.reset()
-    sandbox_server.disable_rate_limits()
-    return sandbox_server
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
-    async with serve_gateway(infra, database_url, sb) as gateway:
-        yield gateway
 
 
 def new_browser() -> httpx.AsyncClient:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from scrobble_sandbox import Sandbox, running_sandbox
+from scrobble_sandbox import Sandbox
 from tests.integration.gateway.test_connect_support import (
     API,
     HTML,
@@ -35,31 +35,12 @@ OPEN = """SELECT state FROM oauth_states
           ORDER BY created_at"""
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def sandbox_server() -> AsyncIterator[Sandbox]:
-    async with running_sandbox("127.0.0.1", 0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(sandbox_server: Sandbox) -> Sandbox:
-    sandbox_server.reset()
-    sandbox_server.disable_rate_limits()
-    return sandbox_server
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def gw(infra: Infra, database_url: str, sb: Sandbox) -> AsyncIterator[ConnectGateway]:
     async with serve_gateway(
         infra, database_url, sb, GATEWAY_MAX_OPEN_OAUTH_STATES=str(LIMIT)
     ) as gateway:
         yield gateway
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as c:
-        yield c
 
 
 async def open_states(gw: ConnectGateway, user: uuid.UUID) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 import schemathesis
-from aiohttp import ClientResponse, web
+from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
@@ -22,11 +22,17 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
 from scrobble_gateway.keys import SETTINGS
-from scrobble_gateway.main import PathOnlyAccessLogger
 from scrobble_gateway.openapi import load_document
 from scrobble_shared.db.sources import source_by_secret
-from tests.integration.gateway.conftest import Gateway, bearer, make_token, open_gateway
-from tests.integration.gateway.openapi_check import check_answer
+from tests.integration.gateway.conftest import (
+    AnswerLog,
+    Gateway,
+    bearer,
+    make_token,
+    open_gateway,
+    open_logged_gateway,
+)
+from tests.integration.gateway.openapi_check import answers_as_documented
 from tests.support.infra import Infra
 from tests.support.topics import Topics
 
@@ -574,22 +580,12 @@ async def test_no_source_secret_reaches_a_later_answer_or_a_log_line(
     infra: Infra, database_url: str, topics: Topics, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    gateway = await open_gateway(
-        infra,
-        database_url,
-        topics,
-        access_log_class=PathOnlyAccessLogger,
-        access_log=logging.getLogger("scrobble_gateway.access"),
-    )
+    gateway = await open_logged_gateway(infra, database_url, topics)
     token = make_token(ALICE)
     alice = bearer(token)
     secrets: list[str] = []
-    later: list[str] = []
-
-    async def keep(answer: ClientResponse) -> ClientResponse:
-        later.append(await answer.text())
-        later.append(repr(dict(answer.headers)))
-        return answer
+    later = AnswerLog()
+    keep = later.keep
 
     try:
         client = gateway.client
@@ -616,7 +612,7 @@ async def test_no_source_secret_reaches_a_later_answer_or_a_log_line(
     # The captured logs are real: the access log and the route's own lines are in them.
     assert f"{BASE}/{made['id']}/rotate" in logged
     assert f"source {made['id']}" in logged
-    everything = "\n".join(later) + "\n" + logged
+    everything = later.joined() + "\n" + logged
     assert len(set(secrets)) == 2
     for secret in secrets:
         assert SECRET.fullmatch(secret)
@@ -681,12 +677,7 @@ async def test_answers_of_the_source_routes_match_the_document(gateway: Gateway)
         ("DELETE", f"{BASE}/{{id}}", source, {"headers": alice}),
         ("DELETE", f"{BASE}/{{id}}", source, {"headers": alice}),
     ]
-    statuses = []
-    for method, template, path, options in calls:
-        answer = await gateway.client.request(method, path, allow_redirects=False, **options)
-        body = await answer.read()
-        statuses.append(answer.status)
-        check_answer(method, template, answer.status, answer.content_type, body)
+    statuses = await answers_as_documented(gateway.client, calls)
     assert {200, 201, 204, 400, 401, 403, 404, 422} <= set(statuses)
 
 

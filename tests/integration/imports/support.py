@@ -106,6 +106,18 @@ class ImportSetup:
                 raise AssertionError(f"job not there in {deadline_s} s: {job}\n{worker.log_tail()}")
             await asyncio.sleep(0.2)
 
+    async def run_job(
+        self, worker: ServiceProcess, service: str = "trakt", deadline_s: float = 60
+    ) -> dict[str, Any]:
+        """Start ``worker``, start an import of ``service`` and wait until the job is
+        finished; the worker must then stop cleanly. The finished job."""
+        await worker.start()
+        try:
+            job = await self.start(service)
+            return await self.wait_job(job["id"], worker, deadline_s=deadline_s)
+        finally:
+            assert await worker.stop() == 0
+
     async def count(self, query: str, *args: Any) -> int:
         conn = await asyncpg.connect(self.gateway.database_url)
         try:

@@ -42,12 +42,7 @@ async def test_an_expired_trakt_token_is_refreshed_and_the_import_finishes(
     connection, _ = await connect_with_pair(imports, expired_here=expired_here)
     trakt_seed(sb, 0, PLAYS)
     worker = imports.worker(read_pacing=False)
-    await worker.start()
-    try:
-        job = await imports.start("trakt")
-        done = await imports.wait_job(job["id"], worker, deadline_s=60)
-    finally:
-        assert await worker.stop() == 0
+    done = await imports.run_job(worker)
     assert (done["state"], done["last_error"]) == ("done", None), worker.log_tail()
     assert done["items_added"] == PLAYS
     assert len(sb.trakt.requests("/oauth/token")) == 1  # one refresh, whichever way it came
@@ -72,12 +67,7 @@ async def test_a_refused_refresh_fails_the_import_and_asks_for_a_reconnect(
     sb.trakt.state.refresh.pop(refresh_token)  # spent or revoked at Trakt
     trakt_seed(sb, 0, PLAYS)
     worker = imports.worker(read_pacing=False)
-    await worker.start()
-    try:
-        job = await imports.start("trakt")
-        failed = await imports.wait_job(job["id"], worker, deadline_s=60)
-    finally:
-        assert await worker.stop() == 0
+    failed = await imports.run_job(worker)
     reason = "Trakt refused the token refresh (invalid_grant); reconnect Trakt"
     assert (failed["state"], failed["last_error"]) == ("failed", reason), worker.log_tail()
     [row] = await imports.gateway.sql(

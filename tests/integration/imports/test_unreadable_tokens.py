@@ -26,12 +26,7 @@ async def test_an_import_with_unreadable_tokens_fails_and_asks_for_a_reconnect(
         stranger.encrypt(imports.sandbox.env["SANDBOX_TOKEN"]),
     )
     worker = imports.worker(read_pacing=True)
-    await worker.start()
-    try:
-        job = await imports.start("trakt")
-        finished = await imports.wait_job(job["id"], worker, deadline_s=60)
-    finally:
-        assert await worker.stop() == 0
+    finished = await imports.run_job(worker)
     assert finished["state"] == "failed", finished
     assert finished["last_error"] == UNREADABLE_TOKENS_REASON
     [connection] = await imports.gateway.sql(

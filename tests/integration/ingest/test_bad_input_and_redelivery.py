@@ -112,11 +112,7 @@ async def test_everything_consumed_again_has_no_second_effect(ingest_setup: Inge
         event("stop", 9_000_000, at_s=501),
         event("start", 0, content_type="track", user=str(uuid.uuid4())),  # dead letter
     ]
-    await publish(
-        setup.infra.kafka_bootstrap,
-        setup.playback,
-        [event_record(e.to_json_dict()) for e in events],
-    )
+    await setup.publish_plays(events)
     topics = [*setup.service_topics.values(), setup.dead_letters]
 
     first = setup.process()

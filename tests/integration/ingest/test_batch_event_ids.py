@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
@@ -24,16 +25,21 @@ def record(offset: int, document: dict[str, object]) -> Record:
     return Record("playback.events", 0, offset, USER.encode(), json.dumps(document).encode())
 
 
+async def start_in_two_spellings(conn: asyncpg.Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The user connected to Last.fm; a start event, and the same with its id in capitals."""
+    await conn.execute(
+        "INSERT INTO connections (user_id, service) VALUES ($1, 'lastfm')", uuid.UUID(USER)
+    )
+    start = event("start", 0, content_type="track").to_json_dict()
+    return start, {**start, "event_id": str(start["event_id"]).upper()}
+
+
 async def test_an_event_id_in_capitals_is_processed_and_then_a_duplicate(
     database_url: str,
 ) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            "INSERT INTO connections (user_id, service) VALUES ($1, 'lastfm')", uuid.UUID(USER)
-        )
-        start = event("start", 0, content_type="track").to_json_dict()
-        capitals = {**start, "event_id": str(start["event_id"]).upper()}
+        start, capitals = await start_in_two_spellings(conn)
 
         first = await process_batch(conn, [record(0, capitals)], store.load_connections, TOPICS)
         assert first.outcomes.get(PROCESSED) == 1
@@ -53,11 +59,7 @@ async def test_an_event_id_in_capitals_is_processed_and_then_a_duplicate(
 async def test_one_event_twice_in_a_batch_in_two_spellings_counts_once(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            "INSERT INTO connections (user_id, service) VALUES ($1, 'lastfm')", uuid.UUID(USER)
-        )
-        start = event("start", 0, content_type="track").to_json_dict()
-        capitals = {**start, "event_id": str(start["event_id"]).upper()}
+        start, capitals = await start_in_two_spellings(conn)
         batch = [record(0, start), record(1, capitals)]
         result = await process_batch(conn, batch, store.load_connections, TOPICS)
         assert (result.outcomes.get(PROCESSED), result.outcomes.get(DUPLICATE)) == (1, 1)

@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet
 
 from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_shared.crypto import TokenCipher
+from tests.support.databases import insert_connection
 from tests.support.events import T0
 from tests.support.ingest import IngestSetup
 from tests.support.intake import IntakeSetup
@@ -60,16 +61,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 async def connect(dsn: str, user: uuid.UUID, service: str, token: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO connections (user_id, service, access_token_enc) VALUES ($1, $2, $3)",
-            user,
-            service,
-            TokenCipher(KEY).encrypt(token),
-        )
-    finally:
-        await conn.close()
+    await insert_connection(dsn, TokenCipher(KEY), user, service, token)
 
 
 async def settled(dsn: str, expected: int, deadline_s: float = 90) -> dict[tuple[str, str], int]:

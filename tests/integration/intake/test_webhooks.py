@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from scrobble_shared.events import parse_usable_event
 from scrobble_shared.sources import SourceFilters
 from tests.support.events import event
 from tests.support.intake import IntakeSetup
-from tests.support.services import ServiceProcess
+from tests.support.services import ServiceProcess, run_cli
 from tests.unit.intake.test_translate_emby import MOVIE as EMBY_MOVIE
 from tests.unit.intake.test_translate_emby import emby
 from tests.unit.intake.test_translate_jellyfin import EPISODE, JF_ALICE, MOVIE, jellyfin
@@ -197,19 +196,6 @@ async def test_plex_multipart_without_a_payload_is_a_400(
     assert huge_thumb.status_code == 413  # the thumb counts against the limit, never kept
 
 
-async def cli(*args: str, env: dict[str, str]) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        SCROBBLE,
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
-
-
 async def until_status(http: httpx.AsyncClient, path: str, body: Any, status: int) -> float:
     """Seconds until ``path`` answers ``status`` (the cache hears of the change)."""
     loop = asyncio.get_running_loop()
@@ -226,7 +212,7 @@ async def test_sources_through_the_cli_rotation_and_removal(
 ) -> None:
     env = intake.env
     made = json.loads(
-        await cli(
+        await run_cli(
             "source",
             "add",
             "--kind",
@@ -243,7 +229,7 @@ async def test_sources_through_the_cli_rotation_and_removal(
     first_path = made["webhook_url"].removeprefix(base(intake))
     secret = first_path.rsplit("/", 1)[1]
     assert len(secret) >= 32
-    human = await cli(
+    human = await run_cli(
         "source",
         "map",
         "--source",
@@ -255,14 +241,14 @@ async def test_sources_through_the_cli_rotation_and_removal(
         env=env,
     )
     assert "alice ->" in human
-    listed = await cli("source", "list", env=env)
+    listed = await run_cli("source", "list", env=env)
     assert made["id"] in listed
     assert secret not in listed
     payload = jellyfin("PlaybackStart", MOVIE, NotificationUsername="alice")
     async with httpx.AsyncClient(base_url=base(intake), timeout=10) as http:
         assert (await http.post(first_path, json=payload)).status_code == 202
         rotated = json.loads(
-            await cli("source", "rotate", "--source", made["id"], "--json", env=env)
+            await run_cli("source", "rotate", "--source", made["id"], "--json", env=env)
         )
         second_path = rotated["webhook_url"].removeprefix(base(intake))
         assert second_path != first_path
@@ -270,7 +256,7 @@ async def test_sources_through_the_cli_rotation_and_removal(
         for _ in range(5):
             assert (await http.post(first_path, json=payload)).status_code == 404
         assert (await http.post(second_path, json=payload)).status_code == 202
-        await cli("source", "remove", "--source", made["id"], env=env)
+        await run_cli("source", "remove", "--source", made["id"], env=env)
         await until_status(http, second_path, payload, 404)
     print(f"old secret refused {waited * 1000:.0f} ms after the rotation")
     published = await intake_setup.published(expected=2)

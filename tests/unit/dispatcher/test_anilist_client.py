@@ -20,7 +20,6 @@ from scrobble_dispatcher.transport import send
 from scrobble_sandbox import Limit, Sandbox
 from scrobble_sandbox.anilist.schema import schema_text as sandbox_schema_text
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
-from scrobble_shared.events import Content
 from scrobble_shared.trackers.anilist.client import (
     NOT_FOUND_REASON,
     AniListClient,
@@ -46,6 +45,7 @@ from scrobble_shared.trackers.http import (
 )
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 
 def parse_current_progress(response: HttpResponse) -> int | None:
@@ -85,17 +85,8 @@ def work(
         content["number"] = number
     if episode_count is not None:
         content["episode_count"] = episode_count
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
-        connection_id=uuid4(),
-        user_id=uuid4(),
-        service="anilist",
-        kind=kind,
-        dedupe_key="k",
-        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
-        content=Content.model_validate(content),
-        rating=rating,
-    )
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return scrobble_work("anilist", kind, content, at, dedupe_key="k", rating=rating)
 
 
 def answer(status: int, body: Any, **headers: str) -> HttpResponse:

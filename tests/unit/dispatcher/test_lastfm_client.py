@@ -34,6 +34,7 @@ from scrobble_shared.trackers.lastfm.client import (
 from scrobble_shared.trackers.lastfm.errors import RATE_LIMIT_BACKOFF_S
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 KEY = "vector-api-key"
 SECRET = "vector-shared-secret"
@@ -82,6 +83,19 @@ NOW_PLAYING_STRING = (
     "vector-shared-secret"
 )
 NOW_PLAYING_MD5 = "289117c60682258b07decf4d7ba3e108"
+# The now-playing vector: Björk's "Jóga" with every optional parameter.
+NOW_PLAYING = {
+    "method": "track.updateNowPlaying",
+    "api_key": KEY,
+    "sk": SK,
+    "artist": "Björk",
+    "track": "Jóga",
+    "album": "Homogenic",
+    "albumArtist": "Björk",
+    "trackNumber": "3",
+    "duration": "305",
+    "mbid": MBID,
+}
 LOVE_STRING = (
     "api_keyvector-api-keyartistSigur Rósmethodtrack.loveskvector-session-key"
     "trackHoppípollavector-shared-secret"
@@ -127,15 +141,14 @@ def work(
     rating: float | None = None,
     connection: UUID = CONNECTION,
 ) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
+    return scrobble_work(
+        "lastfm",
+        kind,
+        content or track(),
+        at or datetime.fromtimestamp(T0, UTC),
         connection_id=connection,
         user_id=UUID("00000000-0000-4000-8000-000000000002"),
-        service="lastfm",
-        kind=kind,
         dedupe_key="play:x:listen",
-        occurred_at=at or datetime.fromtimestamp(T0, UTC),
-        content=content or track(),
         rating=rating,
     )
 
@@ -178,19 +191,7 @@ def test_sign_matches_the_hand_worked_batch_vector():
 
 
 def test_sign_matches_the_now_playing_and_love_vectors():
-    now_playing = {
-        "method": "track.updateNowPlaying",
-        "api_key": KEY,
-        "sk": SK,
-        "artist": "Björk",
-        "track": "Jóga",
-        "album": "Homogenic",
-        "albumArtist": "Björk",
-        "trackNumber": "3",
-        "duration": "305",
-        "mbid": MBID,
-    }
-    assert sign(now_playing, SECRET) == NOW_PLAYING_MD5
+    assert sign(NOW_PLAYING, SECRET) == NOW_PLAYING_MD5
     love = {"method": "track.love", "api_key": KEY, "sk": SK, "artist": "Sigur Rós"}
     assert sign(love | {"track": "Hoppípolla"}, SECRET) == LOVE_MD5
 
@@ -235,20 +236,7 @@ def test_now_playing_sends_everything_known():
     assert request.headers == {"User-Agent": USER_AGENT}
     assert request.json is None
     assert request.params is None
-    assert request.form == {
-        "method": "track.updateNowPlaying",
-        "api_key": KEY,
-        "sk": SK,
-        "artist": "Björk",
-        "track": "Jóga",
-        "album": "Homogenic",
-        "albumArtist": "Björk",
-        "trackNumber": "3",
-        "duration": "305",
-        "mbid": MBID,
-        "api_sig": NOW_PLAYING_MD5,
-        "format": "json",
-    }
+    assert request.form == NOW_PLAYING | {"api_sig": NOW_PLAYING_MD5, "format": "json"}
 
 
 def test_love_sends_artist_and_track_only():

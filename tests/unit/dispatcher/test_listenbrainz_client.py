@@ -27,11 +27,13 @@ from scrobble_shared.trackers.http import (
 from scrobble_shared.trackers.listenbrainz.client import MAX_DURATION_MS, ListenBrainzClient
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 API = "https://api.listenbrainz.org/1"
 TOKEN = "5a4db0c5-5a4d-4b0c-8000-0000000000ff"
 USER = UserCredentials(TOKEN)
 CONNECTION = UUID("7d1e4f38-2c1a-4d5e-9f80-1b2c3d4e5f60")
+USER_ID = UUID("11111111-2222-4333-8444-555555555555")
 STARTED = datetime(2026, 3, 1, 20, 15, 30, 999_000, tzinfo=UTC)
 STARTED_TS = 1772396130  # STARTED in whole Unix seconds (rounded down)
 
@@ -100,16 +102,16 @@ def work(
     occurred_at: datetime = STARTED,
     **changes: Any,
 ) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
-        connection_id=changes.pop("connection_id", CONNECTION),
-        user_id=UUID("11111111-2222-4333-8444-555555555555"),
-        service="listenbrainz",
-        kind=kind,
-        dedupe_key=f"test:{uuid4()}",
-        occurred_at=occurred_at,
-        content=content_of(MINIMAL_CONTENT if content is None else content),
-        **changes,
+    fields = MINIMAL_CONTENT if content is None else content
+    return scrobble_work(
+        "listenbrainz",
+        kind,
+        content_of(fields),
+        occurred_at,
+        **(
+            {"connection_id": CONNECTION, "user_id": USER_ID, "dedupe_key": f"test:{uuid4()}"}
+            | changes
+        ),
     )
 
 

@@ -30,6 +30,7 @@ from scrobble_shared.trackers.listenbrainz.client import ListenBrainzClient
 from scrobble_shared.trackers.registry import tracker
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 SERVER = "http://192.168.1.20:42010"
 KEY = "Ao5Zw3b4kKTnbVgUq1N8Yf0Xh2LcRmDsE6pJ7tAuI9vWyOeQrF"
@@ -53,15 +54,14 @@ def work(
     content: dict[str, Any] | None = None,
     occurred_at: datetime = STARTED,
 ) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
+    return scrobble_work(
+        "maloja",
+        kind,
+        Content.model_validate(DUET if content is None else content),
+        occurred_at,
         connection_id=UUID("7d1e4f38-2c1a-4d5e-9f80-1b2c3d4e5f60"),
         user_id=UUID("11111111-2222-4333-8444-555555555555"),
-        service="maloja",
-        kind=kind,
         dedupe_key=f"test:{uuid4()}",
-        occurred_at=occurred_at,
-        content=Content.model_validate(DUET if content is None else content),
     )
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
-from scrobble_shared.events import Content
 from scrobble_shared.trackers.http import (
     AppCredentials,
     HttpResponse,
@@ -23,6 +21,7 @@ from scrobble_shared.trackers.trakt.client import TraktClient
 from scrobble_shared.trackers.trakt.recheck import TraktRecheck
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 AT = datetime(2026, 11, 20, 21, 4, 5, tzinfo=UTC)
 USER = UserCredentials("token")
@@ -45,16 +44,7 @@ TRACK = {"type": "track", "title": "Xtal", "artists": ["Aphex Twin"]}
 
 
 def work(kind: WorkKind, item: dict[str, Any], service: str = "trakt") -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
-        connection_id=uuid4(),
-        user_id=uuid4(),
-        service=service,
-        kind=kind,
-        dedupe_key="test",
-        occurred_at=AT,
-        content=Content.model_validate({"id": str(uuid4()), **item}),
-    )
+    return scrobble_work(service, kind, item, AT)
 
 
 def answer(body: Any, status: int = 200) -> HttpResponse:

@@ -35,6 +35,7 @@ from scrobble_shared.trackers.trakt.client import TraktClient
 from scrobble_shared.trackers.trakt.ids import TraktResolver
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 USER = UserCredentials("user-token")
 APP = AppCredentials("client-id", "secret")
@@ -68,16 +69,9 @@ def answer(body: Any, status: int = 200) -> HttpResponse:
 
 
 def work(item: Content, kind: WorkKind = WorkKind.SCROBBLE, service: str = "trakt") -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid.uuid4(),
-        connection_id=CONN,
-        user_id=uuid.uuid4(),
-        service=service,
-        kind=kind,
-        dedupe_key="k",
-        occurred_at=datetime(2026, 11, 20, 21, 0, tzinfo=UTC),
-        content=item,
-        progress_percent=95.0,
+    at = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+    return scrobble_work(
+        service, kind, item, at, connection_id=CONN, dedupe_key="k", progress_percent=95.0
     )
 
 

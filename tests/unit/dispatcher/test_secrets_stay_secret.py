@@ -14,7 +14,6 @@ from uuid import uuid4
 import pytest
 
 from scrobble_dispatcher.repository import ConnectionState
-from scrobble_shared.events import Content
 from scrobble_shared.trackers.anilist.client import AniListClient
 from scrobble_shared.trackers.anilist.history import AniListReader
 from scrobble_shared.trackers.anilist.ids import AniListResolver
@@ -51,6 +50,7 @@ from scrobble_shared.trackers.trakt.history import TraktReader
 from scrobble_shared.trackers.trakt.ids import TraktResolver
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 TOKEN = "user-access-token-5e1f0c9a7d"
 REFRESH = "user-refresh-token-8b2d4f6a1c"
@@ -88,17 +88,7 @@ CONNECTION = uuid4()
 
 
 def work(service: str, kind: WorkKind, item: dict[str, Any], **extra: Any) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
-        connection_id=CONNECTION,
-        user_id=uuid4(),
-        service=service,
-        kind=kind,
-        dedupe_key="k",
-        occurred_at=AT,
-        content=Content.model_validate({"id": str(uuid4()), **item}),
-        **extra,
-    )
+    return scrobble_work(service, kind, item, AT, connection_id=CONNECTION, dedupe_key="k", **extra)
 
 
 def delivery_requests() -> list[tuple[str, HttpRequest]]:

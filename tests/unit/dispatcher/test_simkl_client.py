@@ -27,6 +27,7 @@ from scrobble_shared.trackers.http import (
 from scrobble_shared.trackers.simkl.client import SimklClient, clamp_progress, clamp_rating, iso_utc
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 API = "https://api.simkl.test"
 CLIENT = SimklClient(API, AppCredentials("app-id", "app-secret"))
@@ -83,17 +84,16 @@ def work(
     rating: float | None = None,
     occurred_at: datetime = AT,
 ) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=UUID(int=1),
-        connection_id=UUID(int=2),
-        user_id=UUID(int=3),
-        service="simkl",
-        kind=kind,
+    ids = {"scrobble_id": UUID(int=1), "connection_id": UUID(int=2), "user_id": UUID(int=3)}
+    return scrobble_work(
+        "simkl",
+        kind,
+        item,
+        occurred_at,
         dedupe_key=f"test:{kind.value}",
-        occurred_at=occurred_at,
-        content=item,
         progress_percent=progress,
         rating=rating,
+        **ids,
     )
 
 

@@ -26,6 +26,7 @@ from scrobble_shared.trackers.http import (
 from scrobble_shared.trackers.trakt.client import ACCOUNT_LIMIT_REASON, TraktClient
 from scrobble_shared.work import WorkKind
 from scrobble_shared.work_message import ScrobbleWork
+from tests.support.work import scrobble_work
 
 API = "https://api.trakt.tv"
 CLIENT_ID = "the-client-id"
@@ -46,18 +47,7 @@ def work(
     rating: float | None = None,
     at: datetime = AT,
 ) -> ScrobbleWork:
-    return ScrobbleWork(
-        scrobble_id=uuid4(),
-        connection_id=uuid4(),
-        user_id=uuid4(),
-        service="trakt",
-        kind=kind,
-        dedupe_key="test",
-        occurred_at=at,
-        content=item,
-        progress_percent=progress,
-        rating=rating,
-    )
+    return scrobble_work("trakt", kind, item, at, progress_percent=progress, rating=rating)
 
 
 def trakt(api_url: str = API, client_id: str = CLIENT_ID) -> TraktClient:

@@ -12,22 +12,10 @@ import pytest
 from aiohttp import web
 
 from scrobble_gateway.connect import binding, providers
-from scrobble_shared.settings import Settings, load_settings
 from scrobble_shared.trackers import connect as flows
 from scrobble_shared.trackers.connect import ExchangeFailed
 from scrobble_shared.trackers.trakt import connect as trakt_connect
-
-ENV = {
-    "GATEWAY_PUBLIC_URL": "https://scrobble.example/",
-    "TRAKT_CLIENT_ID": "trakt-id",
-    "TRAKT_CLIENT_SECRET": "trakt-secret",
-    "SIMKL_CLIENT_ID": "simkl-id",
-    "SIMKL_CLIENT_SECRET": "simkl-secret",
-}
-
-
-def settings(**extra: str) -> Settings:
-    return load_settings({**ENV, **extra})
+from tests.unit.gateway.test_connect_providers import settings  # their credentials
 
 
 def cookie_header(response: web.Response) -> SimpleCookie:

@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from scrobble_intake.translate import Ignored, Skip, Unusable
-from tests.unit.intake.support import ALICE, item_id, outcome, published, session_id, source
+from tests.unit.intake import items
+from tests.unit.intake.support import (
+    ALICE,
+    item_id,
+    outcome,
+    published,
+    session_id,
+    source,
+)
 
 EMBY_ALICE = "8d5e2f1a9b3c4d6e7f8091a2b3c4d5e6"
 MOVIE: dict[str, Any] = {
@@ -87,11 +95,8 @@ def test_playback_start_of_a_movie_field_by_field() -> None:
         "occurred_at": "2026-11-20T21:04:05Z",
         "position_ms": 0,
         "content": {
-            "type": "movie",
+            **items.HEAT,
             "id": item_id("123456"),
-            "title": "Heat",
-            "duration_ms": 10_200_000,
-            "year": 1995,
             "external_ids": {"imdb": "tt0113277", "tmdb": 949},
         },
         "client": {"name": "Emby Theater", "version": "3.0.20", "device": "Living room"},
@@ -110,13 +115,9 @@ def test_pause_unpause_stop_carry_the_position(name: str, action: str) -> None:
 def test_an_episode_matches_provider_ids_whatever_their_case() -> None:
     event = published(emby("playback.stop", EPISODE, position_ticks=32_490_000_000), HOME)
     assert event["content"] == {
-        "type": "episode",
+        **items.GOOD_NEWS_ABOUT_HELL,
         "id": item_id("223344"),
-        "title": "Good News About Hell",
-        "duration_ms": 3_420_000,
         "year": 2022,
-        "season": 1,
-        "number": 1,
         "show": {"title": "Severance"},
         "external_ids": {"imdb": "tt11650328", "tvdb": 8472645},
     }
@@ -125,12 +126,8 @@ def test_an_episode_matches_provider_ids_whatever_their_case() -> None:
 def test_a_track_carries_artists_album_number_and_recording() -> None:
     content = published(emby("playback.start", TRACK), HOME)["content"]
     assert content == {
-        "type": "track",
+        **items.WINDOWLICKER,
         "id": item_id("334455"),
-        "title": "Windowlicker",
-        "duration_ms": 367_000,
-        "artists": ["Aphex Twin"],
-        "album": "Windowlicker",
         "album_artist": "Aphex Twin",
         "track_number": 1,
         "external_ids": {"musicbrainz_recording": "bd1fbd09-5b3c-45c4-a0e1-3a5d5f3a1f11"},

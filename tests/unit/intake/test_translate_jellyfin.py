@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scrobble_intake.translate import Ignored, Skip, Unusable
+from tests.unit.intake import items
 from tests.unit.intake.support import (
     ALICE,
     BOB,
@@ -117,11 +118,8 @@ def test_playback_start_of_a_movie_field_by_field() -> None:
         "occurred_at": "2026-11-20T21:04:05.123456Z",
         "position_ms": 0,
         "content": {
-            "type": "movie",
+            **items.HEAT,
             "id": item_id(MOVIE_ITEM),
-            "title": "Heat",
-            "duration_ms": 10_200_000,
-            "year": 1995,
             "external_ids": {"imdb": "tt0113277", "tmdb": 949},
         },
         "client": {"name": "Jellyfin Web", "device": "Firefox"},
@@ -169,12 +167,8 @@ def test_playback_stop_of_an_episode_carries_show_season_number_and_its_own_ids(
     assert event["action"] == "stop"
     assert event["position_ms"] == 3_249_000
     assert event["content"] == {
-        "type": "episode",
+        **items.GOOD_NEWS_ABOUT_HELL,
         "id": item_id(EPISODE_ITEM),
-        "title": "Good News About Hell",
-        "duration_ms": 3_420_000,
-        "season": 1,
-        "number": 1,
         "show": {"title": "Severance", "year": 2022},
         "external_ids": {"tvdb": 8472645, "imdb": "tt11650328"},
     }
@@ -201,13 +195,9 @@ def test_a_track_carries_artists_album_length_and_musicbrainz_ids() -> None:
     event = published(payload, HOME)
     assert event["position_ms"] == 360_000
     assert event["content"] == {
-        "type": "track",
+        **items.WINDOWLICKER,
         "id": item_id(TRACK_ITEM),
-        "title": "Windowlicker",
-        "duration_ms": 367_000,
         "year": 1999,
-        "artists": ["Aphex Twin"],
-        "album": "Windowlicker",
         "external_ids": {
             "musicbrainz_recording": "bd1fbd09-5b3c-45c4-a0e1-3a5d5f3a1f11",
             "musicbrainz_release": "5d6a2a5e-1b1a-4f0e-9a5b-8c2d3e4f5a6b",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scrobble_intake.translate import Ignored, Skip, Unusable
+from tests.unit.intake import items
 from tests.unit.intake.support import (
     ALICE,
     OWNER,
@@ -97,11 +98,8 @@ def test_play_of_a_movie_field_by_field() -> None:
         "action": "start",
         "position_ms": 0,
         "content": {
-            "type": "movie",
+            **items.HEAT,
             "id": item_id("4217"),
-            "title": "Heat",
-            "duration_ms": 10_200_000,
-            "year": 1995,
             "external_ids": {"imdb": "tt0113277", "tmdb": 949, "tvdb": 1019},
         },
         "client": {"device": "Living Room TV"},
@@ -139,13 +137,9 @@ def test_pause_resume_stop_carry_the_view_offset_in_ms(name: str, action: str) -
 def test_an_episode_carries_show_season_number_and_its_own_ids() -> None:
     content = published(plex("media.play", EPISODE), PERSONAL)["content"]
     assert content == {
-        "type": "episode",
+        **items.GOOD_NEWS_ABOUT_HELL,
         "id": item_id("9001"),
-        "title": "Good News About Hell",
-        "duration_ms": 3_420_000,
         "year": 2022,
-        "season": 1,
-        "number": 1,
         "show": {"title": "Severance"},
         "external_ids": {"imdb": "tt11650328", "tvdb": 8472645},
     }
@@ -193,12 +187,8 @@ def test_a_hama_anidb_guid_makes_an_anime_episode() -> None:
 def test_a_track_carries_artist_album_and_number() -> None:
     content = published(plex("media.play", TRACK), PERSONAL)["content"]
     assert content == {
-        "type": "track",
+        **items.WINDOWLICKER,
         "id": item_id("77"),
-        "title": "Windowlicker",
-        "duration_ms": 367_000,
-        "artists": ["Aphex Twin"],
-        "album": "Windowlicker",
         "album_artist": "Aphex Twin",
         "track_number": 1,
     }

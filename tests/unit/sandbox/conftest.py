@@ -1,7 +1,6 @@
-"""Fixtures for the sandbox tests: one sandbox server per session, reset before each test.
-
-Rate limits are switched off after the reset so rule tests can send several writes in a
-row; the rate-limit tests switch them back on with small, explicit figures.
+"""Fixtures for the sandbox tests: one sandbox server per session, reset before each test
+(``sb``, from tests/support/sandbox.py), and an httpx client that submits forms as a
+browser does.
 """
 
 import ssl
@@ -14,21 +13,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from scrobble_sandbox import Sandbox, running_sandbox
 from scrobble_sandbox.credentials import SANDBOX_TOKEN
+from tests.support.sandbox import sandbox_server, sb
 
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def server() -> AsyncIterator[Sandbox]:
-    async with running_sandbox("127.0.0.1", 0) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb(server: Sandbox) -> Sandbox:
-    server.reset()
-    server.disable_rate_limits()
-    return server
+__all__ = ["sandbox_server", "sb"]  # the fixtures
 
 
 @pytest.fixture(scope="session")

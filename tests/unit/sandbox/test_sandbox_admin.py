@@ -6,22 +6,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from scrobble_sandbox.lastfm.signature import sign
 from scrobble_shared.trackers.registry import TRACKERS
+from tests.support.sandbox import lastfm_write
 
 
 async def test_requests_are_recorded_with_secrets_redacted(sb, client, token):
-    params = {
-        "method": "track.updateNowPlaying",
-        "api_key": sb.env["LASTFM_API_KEY"],
-        "sk": token,
-        "artist": "Björk",
-        "track": "Jóga",
-    }
-    await client.post(
-        sb.env["LASTFM_API_URL"],
-        data=params | {"api_sig": sign(params, sb.env["LASTFM_API_SECRET"]), "format": "json"},
-    )
+    await lastfm_write(sb, client, "track.updateNowPlaying", token, artist="Björk", track="Jóga")
     await client.post(
         f"{sb.env['TRAKT_API_URL']}/sync/history",
         json={"movies": []},

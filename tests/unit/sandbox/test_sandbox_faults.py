@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from scrobble_sandbox import Sandbox
+from tests.support.sandbox import anilist_query, simkl_activities
 
 
 def lb(sb: Sandbox, path: str = "/validate-token") -> str:
@@ -73,19 +74,8 @@ async def _trakt_history(sb: Sandbox, client: httpx.AsyncClient, token: str) -> 
     )
 
 
-async def _simkl_activities(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.get(
-        f"{sb.env['SIMKL_API_URL']}/sync/activities",
-        headers={"simkl-api-key": sb.env["SIMKL_CLIENT_ID"], "Authorization": f"Bearer {token}"},
-    )
-
-
 async def _anilist_viewer(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.post(
-        sb.env["ANILIST_API_URL"],
-        json={"query": "{ Viewer { id name } }"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    return await anilist_query(sb, client, token, "{ Viewer { id name } }")
 
 
 Call = Callable[[Sandbox, httpx.AsyncClient, str], Awaitable[httpx.Response]]
@@ -96,7 +86,7 @@ RELATIVE_CASES: list[tuple[str, Call, str, str]] = [
     ("lastfm", _lastfm_recent, "/", "/lastfm-api/2.0/"),
     ("lastfm", _lastfm_auth_page, "/", "/lastfm-www/api/auth/"),
     ("trakt", _trakt_history, "/sync/history", "/trakt-api/sync/history"),
-    ("simkl", _simkl_activities, "/sync/activities", "/simkl-api/sync/activities"),
+    ("simkl", simkl_activities, "/sync/activities", "/simkl-api/sync/activities"),
     ("anilist", _anilist_viewer, "/", "/anilist-graphql"),
 ]
 RELATIVE_IDS = ["listenbrainz", "lastfm-api", "lastfm-auth", "trakt", "simkl", "anilist"]
@@ -151,7 +141,7 @@ FAULT_CALLS: list[tuple[str, Call]] = [
     ("trakt", _trakt_history),
     ("lastfm", _lastfm_recent),
     ("listenbrainz", _lb_submit),
-    ("simkl", _simkl_activities),
+    ("simkl", simkl_activities),
     ("anilist", _anilist_viewer),
 ]
 

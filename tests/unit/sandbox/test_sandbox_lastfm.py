@@ -13,6 +13,7 @@ from scrobble_sandbox import Sandbox
 from scrobble_sandbox.core.clock import now
 from scrobble_sandbox.lastfm.signature import sign, signature_base
 from scrobble_sandbox.lastfm.state import AuthToken
+from tests.support.sandbox import form_call
 
 KEY = "sandbox-lastfm-api-key"
 SECRET = "sandbox-lastfm-api-secret"
@@ -53,10 +54,7 @@ def signed(params: dict[str, str]) -> dict[str, str]:
 async def call(
     sb: Sandbox, client: httpx.AsyncClient, params: dict[str, str], http: str = "POST"
 ) -> httpx.Response:
-    url = sb.env["LASTFM_API_URL"]
-    if http == "GET":
-        return await client.get(url, params=params)
-    return await client.post(url, data=params)
+    return await form_call(client, sb.env["LASTFM_API_URL"], params, http)
 
 
 def recent(offset: int = 0) -> str:

@@ -14,6 +14,7 @@ from scrobble_sandbox import Sandbox
 from scrobble_sandbox.lastfm.signature import sign
 from scrobble_sandbox.librefm import LIBREFM_API_KEY, LIBREFM_API_SECRET
 from scrobble_sandbox.librefm.fake import LibrefmFake
+from tests.support.sandbox import form_call
 
 SK = "5a4db0c5-5a4d-4b0c-8000-000000000001"
 BASE = 1_760_000_000
@@ -41,10 +42,7 @@ def scrobble(*items: tuple[str, str, int]) -> dict[str, str]:
 async def call(
     sb: Sandbox, client: httpx.AsyncClient, params: dict[str, str], http: str = "POST"
 ) -> httpx.Response:
-    url = sb.env["LIBREFM_API_URL"]
-    if http == "GET":
-        return await client.get(url, params=params)
-    return await client.post(url, data=params)
+    return await form_call(client, sb.env["LIBREFM_API_URL"], params, http)
 
 
 def lastfm_signed(params: dict[str, str]) -> dict[str, str]:

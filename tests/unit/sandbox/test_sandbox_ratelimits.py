@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from scrobble_sandbox import Limit, Sandbox
-from scrobble_sandbox.lastfm.signature import sign
+from tests.support.sandbox import anilist_query, lastfm_write, simkl_activities
 
 
 def trakt_headers(sb: Sandbox, token: str) -> dict[str, str]:
@@ -40,13 +40,6 @@ async def simkl_post(sb: Sandbox, client: httpx.AsyncClient, token: str) -> http
     )
 
 
-async def simkl_get(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.get(
-        f"{sb.env['SIMKL_API_URL']}/sync/activities",
-        headers={"simkl-api-key": sb.env["SIMKL_CLIENT_ID"], "Authorization": f"Bearer {token}"},
-    )
-
-
 async def lb_get(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.get(
         f"{sb.env['LISTENBRAINZ_API_URL']}/validate-token",
@@ -55,25 +48,11 @@ async def lb_get(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Re
 
 
 async def anilist_post(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.post(
-        sb.env["ANILIST_API_URL"],
-        json={"query": "{ Viewer { id } }"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    return await anilist_query(sb, client, token, "{ Viewer { id } }")
 
 
 async def lastfm_post(sb: Sandbox, client: httpx.AsyncClient, token: str) -> httpx.Response:
-    params = {
-        "method": "track.love",
-        "api_key": sb.env["LASTFM_API_KEY"],
-        "sk": token,
-        "artist": "A",
-        "track": "B",
-    }
-    return await client.post(
-        sb.env["LASTFM_API_URL"],
-        data=params | {"api_sig": sign(params, sb.env["LASTFM_API_SECRET"]), "format": "json"},
-    )
+    return await lastfm_write(sb, client, "track.love", token, artist="A", track="B")
 
 
 def check_trakt(r: httpx.Response) -> None:
@@ -110,7 +89,7 @@ LIMIT_CASES = [
     ("trakt", "write", trakt_write, check_trakt),
     ("trakt", "get", trakt_get, check_trakt),
     ("simkl", "post", simkl_post, check_simkl),
-    ("simkl", "get", simkl_get, check_simkl),
+    ("simkl", "get", simkl_activities, check_simkl),
     ("listenbrainz", "per_token", lb_get, check_lb),
     ("anilist", "per_minute", anilist_post, check_anilist),
     ("lastfm", "per_key", lastfm_post, check_lastfm),
@@ -154,9 +133,13 @@ async def test_anilist_headers_on_every_answer(sb, client, token):
 async def test_window_slides(sb, client, token):
     sb.simkl.rate_limits.enabled = True
     sb.simkl.rate_limits.update({"get": {"limit": 2, "window": 0.3}})
-    assert [(await simkl_get(sb, client, token)).status_code for _ in range(3)] == [200, 200, 429]
+    assert [(await simkl_activities(sb, client, token)).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
     await asyncio.sleep(0.35)  # let the window pass: the thing under test is time itself
-    assert (await simkl_get(sb, client, token)).status_code == 200
+    assert (await simkl_activities(sb, client, token)).status_code == 200
 
 
 async def test_trakt_default_write_limit_one_per_second(sb, client, token):

@@ -505,17 +505,27 @@ async def test_history_read_needs_token(sb, client):
 
 
 # --- OAuth -----------------------------------------------------------------------------------
-async def authorize_code(sb: Sandbox, client: httpx.AsyncClient, **extra: str) -> str:
-    sb.trakt.auto_approve = True
-    params = {
+def authorize_params(sb: Sandbox, **extra: str) -> dict[str, str]:
+    """The authorize request's query: our client, a loopback redirect, state "xyz"."""
+    return {
         "response_type": "code",
         "client_id": sb.env["TRAKT_CLIENT_ID"],
         "redirect_uri": "http://127.0.0.1:9/cb",
         "state": "xyz",
     } | extra
+
+
+async def authorized(sb: Sandbox, client: httpx.AsyncClient, **extra: str) -> dict[str, list[str]]:
+    """The query of the fake's redirect back, auto-approving."""
+    sb.trakt.auto_approve = True
+    params = authorize_params(sb, **extra)
     response = await client.get(f"{sb.env['TRAKT_AUTH_URL']}/oauth/authorize", params=params)
     assert response.status_code == 302
-    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    return parse_qs(urlsplit(response.headers["Location"]).query)
+
+
+async def authorize_code(sb: Sandbox, client: httpx.AsyncClient, **extra: str) -> str:
+    query = await authorized(sb, client, **extra)
     assert query["state"] == ["xyz"]
     return query["code"][0]
 
@@ -595,18 +605,9 @@ async def test_pkce_without_a_method_is_plain(sb, client):
 
 @pytest.mark.parametrize("method", ["s256", "SHA256", "PLAIN"])
 async def test_pkce_method_names_are_case_sensitive(sb, client, method):
-    sb.trakt.auto_approve = True
-    params = {
-        "response_type": "code",
-        "client_id": sb.env["TRAKT_CLIENT_ID"],
-        "redirect_uri": "http://127.0.0.1:9/cb",
-        "state": "xyz",
-        "code_challenge": s256("v" * 50),
-        "code_challenge_method": method,
-    }
-    response = await client.get(f"{sb.env['TRAKT_AUTH_URL']}/oauth/authorize", params=params)
-    assert response.status_code == 302
-    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    query = await authorized(
+        sb, client, code_challenge=s256("v" * 50), code_challenge_method=method
+    )
     assert query == {"error": ["invalid_request"], "state": ["xyz"]}
 
 
@@ -621,14 +622,7 @@ async def test_a_verifier_for_a_code_issued_without_a_challenge_does_not_fit(sb,
 
 
 async def test_pkce_survives_the_consent_page(sb, client, browser):
-    params = {
-        "response_type": "code",
-        "client_id": sb.env["TRAKT_CLIENT_ID"],
-        "redirect_uri": "http://127.0.0.1:9/cb",
-        "state": "xyz",
-        "code_challenge": s256("v" * 50),
-        "code_challenge_method": "S256",
-    }
+    params = authorize_params(sb, code_challenge=s256("v" * 50), code_challenge_method="S256")
     page = await client.get(f"{sb.env['TRAKT_AUTH_URL']}/oauth/authorize", params=params)
     approved = await browser.submit(page, {}, "approve")
     code = parse_qs(urlsplit(approved.headers["Location"]).query)["code"][0]
