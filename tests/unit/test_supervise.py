@@ -94,3 +94,35 @@ async def test_one_name_one_loop() -> None:
     with pytest.raises(ValueError, match="x"):
         supervisor.start("x", forever)
     await supervisor.stop()
+
+
+async def test_a_loop_cancelled_from_inside_is_started_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A future the loop awaits is cancelled under it (asyncpg, a gather of its own): the
+    # loop's task raises CancelledError though nobody called stop(). Before, that ended the
+    # loop for good, silently.
+    runs = 0
+    again = asyncio.Event()
+
+    async def undercut() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(waiter.cancel)
+            await waiter
+        again.set()
+        await asyncio.Event().wait()
+
+    before = failures("undercut")
+    supervisor = Supervisor(first_backoff_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="scrobble_shared.supervise"):
+        supervisor.start("undercut", undercut)
+        await asyncio.wait_for(again.wait(), timeout=5)
+        assert supervisor.running == ["undercut"]
+        await supervisor.stop()
+    assert runs == 2
+    assert failures("undercut") - before == 1
+    assert any("undercut was cancelled from inside" in r.getMessage() for r in caplog.records)
+    assert supervisor.running == []

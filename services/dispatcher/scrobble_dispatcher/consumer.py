@@ -46,6 +46,7 @@ from faststream.kafka import KafkaMessage
 from scrobble_dispatcher import repository
 from scrobble_dispatcher.delivery import Deliverer
 from scrobble_dispatcher.errors import TRANSIENT
+from scrobble_shared.supervise import being_cancelled
 from scrobble_shared.work import WorkKind
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,12 @@ async def poll_service(pool: asyncpg.Pool, deliverer: Deliverer, service: str) -
             found = await poll_round(pool, deliverer, service)
         except TRANSIENT as exc:
             log.warning("retry poller (%s): %s; trying again shortly", service, exc)
+        except asyncio.CancelledError:
+            if being_cancelled():
+                raise
+            # A future cancelled under the round (a connection lost mid-call): the rows it
+            # held come back when their lease runs out; the poller goes on.
+            log.warning("retry poller (%s): a call was cancelled under it; trying again", service)
         await asyncio.sleep(0 if found else POLL_INTERVAL_S)
 
 
@@ -261,8 +268,10 @@ async def _all_of(work: Iterable[Awaitable[None]]) -> None:
     results = await asyncio.gather(*work, return_exceptions=True)
     unexpected: BaseException | None = None
     for result in results:
-        if isinstance(result, TRANSIENT):
-            log.warning("retry poller: %s; the rows it held are taken again later", result)
+        if isinstance(result, (*TRANSIENT, asyncio.CancelledError)):
+            # Cancelled: a future cancelled under one delivery, not this poller (gather
+            # raises, rather than returns, when the poller itself is cancelled).
+            log.warning("retry poller: %r; the rows it held are taken again later", result)
         elif isinstance(result, BaseException) and unexpected is None:
             unexpected = result
     if unexpected is not None:
