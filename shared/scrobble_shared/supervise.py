@@ -63,6 +63,10 @@ class Supervisor:
         self._max = max_backoff_s
         self._healthy_after = healthy_after_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Only stop() ends a loop. Not task.cancelling(): Python 3.11's TaskGroup leaves its
+        # parent task's cancel request counted after a child failed (the chaos run lost the
+        # due-work poller that way: its ExceptionGroup looked like "being stopped").
+        self._stopping = False
 
     @property
     def running(self) -> list[str]:
@@ -81,11 +85,11 @@ class Supervisor:
             try:
                 await loop()
             except asyncio.CancelledError:
-                if being_cancelled():
+                if self._stopping:
                     raise  # stop(): the one way a loop ends
                 log.error("background loop %s was cancelled from inside; starting it again", name)
             except Exception:
-                if being_cancelled():
+                if self._stopping:
                     raise  # it failed on its way out: stop() logs it; no new start
                 log.exception("background loop %s failed; starting it again", name)
             else:
@@ -98,6 +102,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Cancel every loop and wait for them; log what any raised on the way out."""
+        self._stopping = True
         tasks = list(self._tasks.items())
         self._tasks.clear()
         for _, task in tasks:

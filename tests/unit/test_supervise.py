@@ -126,3 +126,34 @@ async def test_a_loop_cancelled_from_inside_is_started_again(
     assert failures("undercut") - before == 1
     assert any("undercut was cancelled from inside" in r.getMessage() for r in caplog.records)
     assert supervisor.running == []
+
+
+async def test_a_loop_whose_task_group_failed_is_started_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Python 3.11's TaskGroup cancels its parent task when a child fails and, when that
+    # happens after the body ended, leaves the cancel request counted: the ExceptionGroup
+    # then looked like "being stopped" and the loop ended silently (the due-work poller).
+    runs = 0
+    again = asyncio.Event()
+
+    async def child_fails() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("one service's round")
+
+    async def grouped() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(child_fails())
+        again.set()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(first_backoff_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="scrobble_shared.supervise"):
+        supervisor.start("grouped", grouped)
+        await asyncio.wait_for(again.wait(), timeout=5)
+        await supervisor.stop()
+    assert runs == 2
+    assert any("grouped failed" in r.getMessage() for r in caplog.records)

@@ -246,6 +246,12 @@ async def poll_service(pool: asyncpg.Pool, deliverer: Deliverer, service: str) -
             # A future cancelled under the round (a connection lost mid-call): the rows it
             # held come back when their lease runs out; the poller goes on.
             log.warning("retry poller (%s): a call was cancelled under it; trying again", service)
+        except Exception:
+            # Not the work's fault (each delivery ends its own work on its own errors): the
+            # round's rows come back after their lease. The poller never ends on an error:
+            # one service's poller failing would take the others down with it (TaskGroup).
+            log.exception("retry poller (%s): the round failed; trying again shortly", service)
+            found = 0
         await asyncio.sleep(0 if found else POLL_INTERVAL_S)
 
 

@@ -20,6 +20,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # connections refused, reset, cut; also ConnectionError
     TimeoutError,
     asyncpg.InterfaceError,  # the connection is closed or was lost
+    # "cannot switch to state N; another operation is in progress": a connection left
+    # mid-operation when Postgres went away (seen in the chaos run after a kill -9, where
+    # it made a Trakt scrobble dead); another connection does the work.
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,  # class 08
     asyncpg.exceptions.OperatorInterventionError,  # 57: shutdown, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from scrobble_dispatcher import consumer
+from scrobble_dispatcher.errors import is_transient
 
 
 def _cancelled_under_the_caller() -> asyncio.Future[None]:
@@ -53,3 +55,35 @@ async def test_a_delivery_cancelled_under_a_round_does_not_end_it() -> None:
 
     await consumer._all_of([cut(), fine()])  # the rule under test
     assert delivered == ["other connection"]
+
+
+async def test_a_round_that_raises_is_logged_and_followed_by_the_next(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rounds = 0
+    second = asyncio.Event()
+
+    async def round_(*_: Any) -> int:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            raise asyncpg.InternalClientError("cannot switch to state 12")
+        if rounds == 2:
+            raise RuntimeError("a bug of one round")
+        second.set()
+        return 0
+
+    monkeypatch.setattr(consumer, "poll_round", round_)
+    monkeypatch.setattr(consumer, "POLL_INTERVAL_S", 0.01)
+    poller = asyncio.create_task(consumer.poll_service(None, None, "simkl"))  # type: ignore[arg-type]
+    await asyncio.wait_for(second.wait(), timeout=5)
+    assert not poller.done()
+    poller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await poller
+    assert any("a bug of one round" in str(r.exc_info) for r in caplog.records if r.exc_info)
+
+
+def test_a_connection_left_mid_operation_is_transient() -> None:
+    # Seen after a Postgres kill -9: it made a Trakt scrobble dead instead of retried.
+    assert is_transient(asyncpg.InternalClientError("cannot switch to state 12"))
