@@ -251,7 +251,6 @@ async def poll_service(pool: asyncpg.Pool, deliverer: Deliverer, service: str) -
             # round's rows come back after their lease. The poller never ends on an error:
             # one service's poller failing would take the others down with it (TaskGroup).
             log.exception("retry poller (%s): the round failed; trying again shortly", service)
-            found = 0
         await asyncio.sleep(0 if found else POLL_INTERVAL_S)
 
 

@@ -5,6 +5,7 @@ every poller of both dispatchers gone after a Postgres kill -9, rows due and non
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -20,28 +21,36 @@ def _cancelled_under_the_caller() -> asyncio.Future[None]:
     return waiter
 
 
-async def test_a_round_cancelled_under_the_poller_is_followed_by_the_next(
-    monkeypatch: pytest.MonkeyPatch,
+async def _poll_until_the_last_round(
+    monkeypatch: pytest.MonkeyPatch, first_rounds: list[Callable[[], Awaitable[None]]]
 ) -> None:
-    rounds = 0
-    second = asyncio.Event()
+    """Run one service's poller whose rounds do ``first_rounds`` in turn, then one more;
+    the poller must reach that one and go on until it is cancelled, then stop."""
+    last = asyncio.Event()
 
     async def round_(*_: Any) -> int:
-        nonlocal rounds
-        rounds += 1
-        if rounds == 1:
-            await _cancelled_under_the_caller()
-        second.set()
+        if first_rounds:
+            await first_rounds.pop(0)()
+        last.set()
         return 0
 
     monkeypatch.setattr(consumer, "poll_round", round_)
     monkeypatch.setattr(consumer, "POLL_INTERVAL_S", 0.01)
     poller = asyncio.create_task(consumer.poll_service(None, None, "trakt"))  # type: ignore[arg-type]
-    await asyncio.wait_for(second.wait(), timeout=5)
+    await asyncio.wait_for(last.wait(), timeout=5)
     assert not poller.done()
     poller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await poller  # cancelled itself, it stops
+
+
+async def test_a_round_cancelled_under_the_poller_is_followed_by_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def cut() -> None:
+        await _cancelled_under_the_caller()
+
+    await _poll_until_the_last_round(monkeypatch, [cut])
 
 
 async def test_a_delivery_cancelled_under_a_round_does_not_end_it() -> None:
@@ -60,27 +69,13 @@ async def test_a_delivery_cancelled_under_a_round_does_not_end_it() -> None:
 async def test_a_round_that_raises_is_logged_and_followed_by_the_next(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rounds = 0
-    second = asyncio.Event()
+    async def connection_left_mid_operation() -> None:
+        raise asyncpg.InternalClientError("cannot switch to state 12")
 
-    async def round_(*_: Any) -> int:
-        nonlocal rounds
-        rounds += 1
-        if rounds == 1:
-            raise asyncpg.InternalClientError("cannot switch to state 12")
-        if rounds == 2:
-            raise RuntimeError("a bug of one round")
-        second.set()
-        return 0
+    async def bug() -> None:
+        raise RuntimeError("a bug of one round")
 
-    monkeypatch.setattr(consumer, "poll_round", round_)
-    monkeypatch.setattr(consumer, "POLL_INTERVAL_S", 0.01)
-    poller = asyncio.create_task(consumer.poll_service(None, None, "simkl"))  # type: ignore[arg-type]
-    await asyncio.wait_for(second.wait(), timeout=5)
-    assert not poller.done()
-    poller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await poller
+    await _poll_until_the_last_round(monkeypatch, [connection_left_mid_operation, bug])
     assert any("a bug of one round" in str(r.exc_info) for r in caplog.records if r.exc_info)
 
 
